@@ -1,0 +1,37 @@
+"""System checks: settings that would make orders fail later are reported at start-up."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, register
+
+from async_orders.conf import DEFAULTS, conf
+from async_orders.registry import find_endpoint
+
+
+@register()
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    unknown = sorted(set(getattr(settings, "ASYNC_ORDERS", {})) - set(DEFAULTS))
+    return [
+        Error(
+            f"ASYNC_ORDERS has an unknown key {key!r}.",
+            hint=f"The known keys are {', '.join(sorted(DEFAULTS))}.",
+            id="async_orders.E001",
+        )
+        for key in unknown
+    ]
+
+
+@register(Tags.urls)
+def check_schedulable_views(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    return [
+        Error(
+            f"ASYNC_ORDERS['SCHEDULABLE_VIEWS'] names {name!r}, which is no URL name.",
+            hint="Use the name given to path(), with its namespace: 'app:name'.",
+            id="async_orders.E002",
+        )
+        for name in conf.SCHEDULABLE_VIEWS
+        if find_endpoint(name) is None
+    ]

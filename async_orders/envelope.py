@@ -1,0 +1,159 @@
+"""Validating an order request (the *envelope*) against the view it orders.
+
+Everything that can be checked before an order exists is checked here, so that a
+bad request fails in the client's POST with a 400 naming the field, not minutes
+later in a worker.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from rest_framework import serializers
+
+from async_orders.exceptions import InvalidEnvelope
+from async_orders.registry import Endpoint
+
+JSONScalar = str | int | float | bool | None
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A validated order request: everything the worker needs to call the view."""
+
+    view_name: str
+    method: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    query: dict[str, Any]
+    data: Any
+    path: str
+    run_at: datetime | None
+
+
+class EnvelopeSerializer(serializers.Serializer):
+    """The shape of the POST body; every key is optional and no other key is allowed."""
+
+    args = serializers.ListField(default=list)
+    kwargs = serializers.DictField(default=dict)
+    method = serializers.CharField(required=False, max_length=10)
+    query = serializers.DictField(default=dict)
+    data = serializers.JSONField(required=False, default=None)
+    countdown = serializers.FloatField(required=False, min_value=0)
+    eta = serializers.DateTimeField(required=False)
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                allowed = ", ".join(sorted(self.fields))
+                raise serializers.ValidationError(
+                    {key: [f"Unknown key; the allowed keys are {allowed}."] for key in unknown}
+                )
+        return super().to_internal_value(data)
+
+    def validate_query(self, query: dict[str, Any]) -> dict[str, Any]:
+        for name, value in query.items():
+            values = value if isinstance(value, list) else [value]
+            if not all(isinstance(item, JSONScalar) for item in values):
+                raise serializers.ValidationError(
+                    f"{name!r} must be a string, number or a list of them."
+                )
+        return query
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "countdown" in attrs and "eta" in attrs:
+            raise serializers.ValidationError({"eta": ["Give countdown or eta, not both."]})
+        return attrs
+
+
+def parse_envelope(endpoint: Endpoint, body: Any) -> Envelope:
+    """Validate ``body`` for ``endpoint``; raise :class:`InvalidEnvelope` naming each bad field."""
+    serializer = EnvelopeSerializer(data=body)
+    if not serializer.is_valid():
+        raise InvalidEnvelope(_flatten(serializer.errors))
+    fields = serializer.validated_data
+    return Envelope(
+        view_name=endpoint.name,
+        method=_method(endpoint, fields.get("method")),
+        args=fields["args"],
+        kwargs=fields["kwargs"],
+        query=fields["query"],
+        data=fields["data"],
+        path=_reverse(endpoint, fields["args"], fields["kwargs"]),
+        run_at=_run_at(fields.get("countdown"), fields.get("eta")),
+    )
+
+
+def _flatten(errors: Any) -> dict[str, list[str]]:
+    if isinstance(errors, list):  # the body was not a JSON object at all
+        return {"body": [str(error) for error in errors]}
+    return {
+        "body" if name == "non_field_errors" else name: _messages(value)
+        for name, value in errors.items()
+    }
+
+
+def _messages(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [f"{key}: {' '.join(_messages(inner))}" for key, inner in value.items()]
+    if isinstance(value, list):
+        return [message for item in value for message in _messages(item)]
+    return [str(value)]
+
+
+def _method(endpoint: Endpoint, requested: str | None) -> str:
+    options = endpoint.options_by_method()
+    if requested is None:
+        return next(iter(options.values())).default_method if options else "POST"
+    method = requested.upper()
+    if method not in options:
+        accepted = ", ".join(sorted(options))
+        raise InvalidEnvelope(
+            {"method": [f"{endpoint.name!r} cannot be ordered with {method}; use {accepted}."]}
+        )
+    return method
+
+
+def _reverse(endpoint: Endpoint, args: list[Any], kwargs: dict[str, Any]) -> str:
+    _check_kwargs(endpoint, kwargs)
+    try:
+        return reverse(endpoint.name, args=args or None, kwargs=kwargs or None)
+    except NoReverseMatch:
+        raise InvalidEnvelope(
+            {"kwargs": [f"These arguments do not fit the route {endpoint.route!r}."]}
+        ) from None
+
+
+def _check_kwargs(endpoint: Endpoint, kwargs: dict[str, Any]) -> None:
+    errors: dict[str, list[str]] = {}
+    for name in kwargs.keys() - endpoint.converters.keys():
+        errors[f"kwargs.{name}"] = [f"The route {endpoint.route!r} has no parameter {name!r}."]
+    for name, converter in endpoint.converters.items():
+        if name in kwargs and converter is not None and not _fits(converter, kwargs[name]):
+            errors[f"kwargs.{name}"] = [
+                f"{kwargs[name]!r} does not fit the parameter of the route {endpoint.route!r}."
+            ]
+    if errors:
+        raise InvalidEnvelope(errors)
+
+
+def _fits(converter: Any, value: Any) -> bool:
+    if isinstance(value, dict | list | bool) or value is None:
+        return False
+    try:
+        text = str(converter.to_url(value))
+    except (ValueError, TypeError):
+        return False
+    return re.fullmatch(converter.regex, text) is not None
+
+
+def _run_at(countdown: float | None, eta: datetime | None) -> datetime | None:
+    if countdown is not None:
+        return timezone.now() + timedelta(seconds=countdown)
+    return eta

@@ -1,0 +1,131 @@
+"""Helpers for a view running as an order: the current order, progress, failure.
+
+Outside an order (the same view called synchronously) every helper is transparent:
+``ProgressItems`` iterates, ``fail_on_error`` re-raises, ``current_order()`` is None.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+from async_orders.conf import conf
+
+if TYPE_CHECKING:
+    from async_orders.models import Order
+
+logger = logging.getLogger("async_orders")
+
+T = TypeVar("T")
+
+#: How long one batch of ``ProgressItems`` should take the loop body, in seconds:
+#: progress is counted (and cancellation noticed) between batches, never inside one.
+BATCH_SECONDS = 0.05
+MAX_BATCH = 65536
+
+
+@dataclass
+class OrderRun:
+    """What the worker knows about the order it is running, for the helpers to use."""
+
+    order: Order
+    #: The message of the innermost ``fail_on_error`` block an exception left.
+    failure_message: str | None = None
+    last_report: float = float("-inf")
+
+    def report(self, current: int, total: int | None, message: str | None, force: bool) -> None:
+        now = time.monotonic()
+        if force or now - self.last_report >= conf.PROGRESS_INTERVAL:
+            self.last_report = now
+            self.order.report_progress(current, total, message)
+
+
+_current_run: ContextVar[OrderRun | None] = ContextVar("async_orders_run", default=None)
+
+
+def current_order() -> Order | None:
+    """The order the calling code runs in, or ``None`` outside a worker's order."""
+    run = _current_run.get()
+    return run.order if run else None
+
+
+@contextmanager
+def running(order: Order) -> Iterator[OrderRun]:
+    """Make ``order`` the current order for the code run inside the block."""
+    run = OrderRun(order)
+    token = _current_run.set(run)
+    try:
+        yield run
+    finally:
+        _current_run.reset(token)
+
+
+@contextmanager
+def fail_on_error(message: str) -> Iterator[None]:
+    """Fail the current order with ``message`` if the block raises; the error is re-raised.
+
+    The exception itself is logged with its traceback and never shown to clients:
+    ``message`` is what the order's ``error`` says. Usable as a decorator too.
+    """
+    try:
+        yield
+    except Exception:
+        run = _current_run.get()
+        if run is not None and run.failure_message is None:
+            logger.exception("Order %s failed: %s", run.order.pk, message)
+            run.failure_message = message
+        raise
+
+
+class ProgressItems(Generic[T]):
+    """Iterate ``items``, reporting the count done (out of ``total``) on the current order.
+
+    ``total`` defaults to ``len(items)`` when items has a length. Items are taken in
+    batches sized to take about :data:`BATCH_SECONDS` each, and progress is written
+    at most once per ``PROGRESS_INTERVAL``, so a million fast items cost a handful of
+    UPDATEs and almost nothing per item. A batch is read ahead of the loop body.
+    """
+
+    def __init__(self, items: Iterable[T], total: int | None = None, message: str | None = None):
+        self.items = items
+        self.total = total if total is not None else _length(items)
+        self.message = message
+
+    def __iter__(self) -> Iterator[T]:
+        run = _current_run.get()
+        if run is None:
+            return iter(self.items)
+        return itertools.chain.from_iterable(self._batches(run))
+
+    def _batches(self, run: OrderRun) -> Iterator[list[T]]:
+        source = iter(self.items)
+        done, size = 0, 1
+        run.report(done, self.total, self.message, force=True)
+        while batch := list(itertools.islice(source, size)):
+            started = time.monotonic()
+            yield batch
+            done += len(batch)
+            size = _next_batch_size(size, time.monotonic() - started)
+            run.report(done, self.total, self.message, force=False)
+        run.report(done, self.total, self.message, force=True)
+
+
+def _length(items: Iterable[object]) -> int | None:
+    try:
+        return len(items)  # type: ignore[arg-type]
+    except TypeError:
+        return None
+
+
+def _next_batch_size(size: int, seconds: float) -> int:
+    if seconds < BATCH_SECONDS / 2:
+        return min(size * 2, MAX_BATCH)
+    if seconds > BATCH_SECONDS * 2:
+        return max(size // 2, 1)
+    return size

@@ -1,0 +1,150 @@
+"""What makes a view schedulable, and finding a view by its URL name.
+
+There is no task registry: a view is orderable when its URL name resolves to a
+callback marked by :func:`schedulable` (or listed in ``SCHEDULABLE_VIEWS``). The
+URL configuration is walked once per resolver to index every named route.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar, overload
+
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from async_orders.conf import conf
+
+OPTIONS_ATTRIBUTE = "async_orders_options"
+#: Methods a plain function view is assumed to accept: it cannot be introspected.
+FUNCTION_VIEW_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+V = TypeVar("V", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class ViewOptions:
+    """How a schedulable view is called by the worker."""
+
+    #: HTTP method used when the order request names none (``None``: ``POST``).
+    method: str | None = None
+
+    @property
+    def default_method(self) -> str:
+        return self.method or "POST"
+
+
+@overload
+def schedulable(view: V, *, method: str | None = None) -> V: ...
+@overload
+def schedulable(view: None = None, *, method: str | None = None) -> Callable[[V], V]: ...
+def schedulable(view: V | None = None, *, method: str | None = None) -> V | Callable[[V], V]:
+    """Opt a view in to being ordered through ``POST /async/<url-name>/order/``.
+
+    Decorate a function view, a class-based view or DRF view class, or one action
+    method of a DRF viewset. Put it outermost, above ``@api_view`` and the like, so
+    the mark lands on the callable that the URL configuration holds.
+    """
+    options = ViewOptions(method=method.upper() if method else None)
+
+    def mark(target: V) -> V:
+        setattr(target, OPTIONS_ATTRIBUTE, options)
+        return target
+
+    return mark if view is None else mark(view)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One named route: the callback behind a URL name and the parameters it takes."""
+
+    name: str
+    route: str
+    callback: Callable[..., Any]
+    #: URL parameter name -> its converter (``None`` for a regex group).
+    converters: dict[str, Any]
+
+    def options_by_method(self) -> dict[str, ViewOptions]:
+        """The HTTP methods this route can be ordered with, and their options."""
+        view_class = getattr(self.callback, "cls", None) or getattr(
+            self.callback, "view_class", None
+        )
+        fallback = ViewOptions() if self.name in conf.SCHEDULABLE_VIEWS else None
+        actions = getattr(self.callback, "actions", None)
+        if actions:  # a DRF viewset route: each method maps to an action method
+            return _options_of_actions(view_class, actions, fallback)
+        options = _mark(self.callback) or _mark(view_class) or fallback
+        if options is None:
+            return {}
+        return dict.fromkeys(_methods_of(view_class), options)
+
+    @property
+    def is_schedulable(self) -> bool:
+        return bool(self.options_by_method())
+
+
+def _mark(target: object) -> ViewOptions | None:
+    return getattr(target, OPTIONS_ATTRIBUTE, None)
+
+
+def _options_of_actions(
+    view_class: type, actions: dict[str, str], fallback: ViewOptions | None
+) -> dict[str, ViewOptions]:
+    found = {}
+    for method, action in actions.items():
+        options = _mark(getattr(view_class, action, None)) or _mark(view_class) or fallback
+        if options is not None:
+            found[method.upper()] = options
+    return found
+
+
+def _methods_of(view_class: type | None) -> Iterable[str]:
+    if view_class is None:
+        return FUNCTION_VIEW_METHODS
+    names = getattr(view_class, "http_method_names", ())
+    return [name.upper() for name in names if name != "options" and hasattr(view_class, name)]
+
+
+def find_endpoint(name: str) -> Endpoint | None:
+    """The route named ``name`` (``"ns:name"`` for a namespaced one) in the root URLconf."""
+    return _endpoint_index(get_resolver()).get(name)
+
+
+def iter_endpoints() -> Iterator[Endpoint]:
+    """Every named route of the root URLconf, in URLconf order."""
+    yield from _endpoint_index(get_resolver()).values()
+
+
+@functools.lru_cache(maxsize=8)
+def _endpoint_index(resolver: URLResolver) -> dict[str, Endpoint]:
+    # Keyed by the resolver object: Django builds a new one whenever it clears its
+    # URL caches, so this index is never staler than Django's own.
+    index: dict[str, Endpoint] = {}
+    for endpoint in _walk(resolver.url_patterns, route="", namespace="", converters={}):
+        index.setdefault(endpoint.name, endpoint)
+    return index
+
+
+def _walk(
+    patterns: Iterable[URLPattern | URLResolver],
+    route: str,
+    namespace: str,
+    converters: dict[str, Any],
+) -> Iterator[Endpoint]:
+    for pattern in patterns:
+        here = {**converters, **_converters_of(pattern.pattern)}
+        full_route = route + str(pattern.pattern)
+        if isinstance(pattern, URLResolver):
+            inner = f"{namespace}{pattern.namespace}:" if pattern.namespace else namespace
+            yield from _walk(pattern.url_patterns, full_route, inner, here)
+        elif pattern.name:
+            yield Endpoint(namespace + pattern.name, full_route, pattern.callback, here)
+
+
+def _converters_of(pattern: Any) -> dict[str, Any]:
+    converters = getattr(pattern, "converters", None)
+    if converters is not None:  # RoutePattern: path("<int:pk>/")
+        return dict(converters)
+    regex = getattr(pattern, "regex", None)  # RegexPattern: re_path(r"(?P<pk>\d+)")
+    return dict.fromkeys(regex.groupindex) if regex is not None else {}

@@ -1,0 +1,167 @@
+"""The HTTP layer: thin DRF views that parse, delegate, and shape the answer.
+
+DESIGN.md's status table (order status -> HTTP status and headers) lives in
+:func:`order_response` and nowhere else.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from typing import Any
+
+from django.http import HttpResponse
+from django.utils import timezone
+from django.utils.decorators import method_decorator
+from django.views.decorators.cache import never_cache
+from rest_framework import generics, status
+from rest_framework.exceptions import UnsupportedMediaType
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.parsers import JSONParser
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView, exception_handler
+
+from async_orders.conf import conf
+from async_orders.envelope import parse_envelope
+from async_orders.exceptions import InvalidEnvelope, OrderNotFound, ResultNotReady, UnknownView
+from async_orders.models import Order, Status
+from async_orders.registry import find_endpoint
+from async_orders.serializers import OrderSerializer
+from async_orders.tasks import place_order
+
+#: HTTP status of ``GET /async/orders/<id>/`` for each order status (DESIGN.md).
+POLL_STATUS = {
+    Status.SCHEDULED: status.HTTP_202_ACCEPTED,
+    Status.QUEUED: status.HTTP_202_ACCEPTED,
+    Status.RUNNING: status.HTTP_202_ACCEPTED,
+    Status.COMPLETED: status.HTTP_201_CREATED,
+    Status.FAILED: status.HTTP_200_OK,
+    Status.CANCELED: status.HTTP_200_OK,
+}
+
+
+def handle_exception(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """Render every error of our endpoints as ``{"code", "detail"[, "fields"]}``."""
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+    detail = getattr(exc, "detail", None)
+    body: dict[str, Any] = {
+        "code": getattr(detail, "code", None) or getattr(exc, "default_code", "error"),
+        "detail": str(detail) if detail is not None else str(response.data.get("detail")),
+    }
+    if isinstance(exc, InvalidEnvelope):
+        body["fields"] = exc.fields
+    response.data = body
+    return response
+
+
+@method_decorator(never_cache, name="dispatch")
+class OrderAPIView(APIView):
+    """Base of the order endpoints: JSON in and out, never cached, one error format."""
+
+    parser_classes = [JSONParser]
+    renderer_classes = [JSONRenderer]
+
+    def get_exception_handler(self) -> Any:
+        return handle_exception
+
+    def get_order(self, pk: uuid.UUID) -> Order:
+        """The order ``pk`` if the caller may see it; a 404 otherwise, whichever the reason."""
+        order = Order.objects.visible_to(self.request.user).filter(pk=pk).first()
+        if order is None:
+            raise OrderNotFound()
+        return order
+
+
+class PlaceOrderView(OrderAPIView):
+    """``POST /async/<view_name>/order/``: validate the envelope, place the order, 302."""
+
+    def post(self, request: Request, view_name: str) -> Response:
+        endpoint = find_endpoint(view_name)
+        if endpoint is None or not endpoint.is_schedulable:
+            raise UnknownView(view_name)
+        _require_json_body(request)
+        envelope = parse_envelope(endpoint, request.data)
+        order = place_order(envelope, owner=request.user, origin=_origin(request))
+        body = OrderSerializer(order, context={"request": request}).data
+        return Response(body, status=status.HTTP_302_FOUND, headers={"Location": body["url"]})
+
+
+class OrderDetailView(OrderAPIView):
+    """``GET /async/orders/<id>/``: the order, with the HTTP status of its state."""
+
+    def get(self, request: Request, pk: uuid.UUID) -> Response:
+        return order_response(self.get_order(pk), request)
+
+
+class OrderResultView(OrderAPIView):
+    """``GET /async/orders/<id>/result/``: replay the view's stored response."""
+
+    def get(self, request: Request, pk: uuid.UUID) -> HttpResponse:
+        order = self.get_order(pk)
+        if order.status != Status.COMPLETED:
+            raise ResultNotReady(order.status)
+        return _replay(order)
+
+
+class OrderPagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+class OrderListView(OrderAPIView, generics.ListAPIView):
+    """``GET /async/orders/``: the caller's orders, newest first; ``?status=`` and ``?view=``."""
+
+    serializer_class = OrderSerializer
+    pagination_class = OrderPagination
+
+    def get_queryset(self) -> Any:
+        orders = Order.objects.visible_to(self.request.user)
+        params = self.request.query_params
+        if "status" in params:
+            orders = orders.filter(status=params["status"])
+        if "view" in params:
+            orders = orders.filter(view_name=params["view"])
+        return orders
+
+
+def order_response(order: Order, request: Request) -> Response:
+    """The order's representation with the status code and headers its state calls for."""
+    body = OrderSerializer(order, context={"request": request}).data
+    code = POLL_STATUS[Status(order.status)]
+    headers = {}
+    if code == status.HTTP_202_ACCEPTED:
+        headers["Retry-After"] = str(_retry_after(order))
+    elif code == status.HTTP_201_CREATED:
+        headers["Location"] = body["resource_url"]
+    return Response(body, status=code, headers=headers)
+
+
+def _retry_after(order: Order) -> int:
+    if order.status == Status.SCHEDULED and order.run_at:
+        due_in = (order.run_at - timezone.now()).total_seconds()
+        return max(conf.RETRY_AFTER, math.ceil(due_in))
+    return conf.RETRY_AFTER
+
+
+def _replay(order: Order) -> HttpResponse:
+    return HttpResponse(
+        bytes(order.response_body or b""),
+        status=order.response_status or status.HTTP_200_OK,
+        content_type=order.response_content_type or None,
+    )
+
+
+def _origin(request: Request) -> str:
+    return request.build_absolute_uri("/").rstrip("/")
+
+
+def _require_json_body(request: Request) -> None:
+    # DRF ignores a body sent without Content-Type; an order must never silently
+    # lose its envelope, so refuse it instead.
+    if not request.content_type and request.META.get("CONTENT_LENGTH", "0") not in ("", "0"):
+        raise UnsupportedMediaType("", detail="Send the order request as application/json.")

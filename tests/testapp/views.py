@@ -1,0 +1,120 @@
+"""Views the tests order: one behaviour each."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from django.http import HttpRequest, JsonResponse
+from django.views import View
+from rest_framework import permissions, serializers, viewsets
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from async_orders import ProgressItems, current_order, fail_on_error, schedulable
+from tests.testapp.models import Item
+
+GATE_TIMEOUT = 30.0
+
+
+def _describe(request: HttpRequest, **kwargs: Any) -> dict[str, Any]:
+    order = current_order()
+    return {
+        "method": request.method,
+        "path": request.path,
+        "query": request.GET.dict(),
+        "body": json.loads(request.body) if request.body else None,
+        "kwargs": {name: str(value) for name, value in kwargs.items()},
+        "user": request.user.get_username() if request.user.is_authenticated else None,
+        "order": str(order.pk) if order else None,
+        "same_order": getattr(request, "async_order", None) is order,
+        "absolute": request.build_absolute_uri("/somewhere/"),
+    }
+
+
+@schedulable
+def echo(request: HttpRequest, **kwargs: Any) -> JsonResponse:
+    return JsonResponse(_describe(request, **kwargs))
+
+
+def not_opted_in(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({})
+
+
+def listed_in_settings(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(_describe(request))
+
+
+@schedulable(method="PUT")
+class EchoView(View):
+    def get(self, request: HttpRequest) -> JsonResponse:
+        return JsonResponse(_describe(request))
+
+    def put(self, request: HttpRequest) -> JsonResponse:
+        return JsonResponse(_describe(request))
+
+
+@schedulable
+class StaffOnly(APIView):
+    permission_classes = [permissions.IsAdminUser]
+
+    def post(self, request: Request) -> Response:
+        return Response({"user": request.user.get_username()})
+
+
+@schedulable
+def answers_404(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"detail": "No such thing."}, status=404)
+
+
+@schedulable
+def raises(request: HttpRequest) -> JsonResponse:
+    raise RuntimeError("a secret that must not reach clients")
+
+
+@schedulable
+def fails_on_error(request: HttpRequest) -> JsonResponse:
+    with fail_on_error("Could not reach the frobnicator."):
+        raise ConnectionError("10.0.0.7 refused the connection")
+
+
+@schedulable
+def gated(request: HttpRequest, steps: int) -> JsonResponse:
+    """Does one step each time the test opens the gate file of that step."""
+    gate = Path(json.loads(request.body)["gate"])
+    for step in ProgressItems(range(steps), message="stepping"):
+        _wait_for(gate / str(step))
+    return JsonResponse({"steps": steps})
+
+
+def _wait_for(path: Path) -> None:
+    deadline = time.monotonic() + GATE_TIMEOUT
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path} never appeared")
+        time.sleep(0.005)
+
+
+class ItemSerializer(serializers.HyperlinkedModelSerializer):
+    class Meta:
+        model = Item
+        fields = ["url", "id", "name"]
+        extra_kwargs = {"url": {"view_name": "shop:item-detail"}}
+
+
+class ItemViewSet(viewsets.ModelViewSet):
+    """Only ``create`` is orderable; the rest of the viewset is ordinary."""
+
+    queryset = Item.objects.all()
+    serializer_class = ItemSerializer
+    permission_classes = [permissions.IsAuthenticated]
+
+    @schedulable
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().create(request, *args, **kwargs)
+
+    def perform_create(self, serializer: ItemSerializer) -> None:
+        serializer.save(owner=self.request.user)

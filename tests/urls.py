@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from django.urls import include, path
+from rest_framework.routers import SimpleRouter
+
+from tests.testapp import views
+
+router = SimpleRouter()
+router.register("items", views.ItemViewSet)
+
+urlpatterns = [
+    path("async/", include("async_orders.urls")),
+    path("echo/<int:number>/", views.echo, name="echo-int"),
+    path("echo/<slug:slug>/slug/", views.echo, name="echo-slug"),
+    path("echo/<uuid:token>/uuid/", views.echo, name="echo-uuid"),
+    path("echo/", views.echo, name="echo"),
+    path("plain/", views.not_opted_in, name="not-opted-in"),
+    path("listed/", views.listed_in_settings, name="listed-in-settings"),
+    path("cbv/", views.EchoView.as_view(), name="cbv"),
+    path("staff-only/", views.StaffOnly.as_view(), name="staff-only"),
+    path("fails/status/", views.answers_404, name="answers-404"),
+    path("fails/raise/", views.raises, name="raises"),
+    path("fails/on-error/", views.fails_on_error, name="fails-on-error"),
+    path("gated/<int:steps>/", views.gated, name="gated"),
+    path("shop/", include((router.urls, "shop"), namespace="shop")),
+]
