@@ -24,8 +24,10 @@ logger = logging.getLogger("async_orders")
 
 T = TypeVar("T")
 
-#: How long one batch of ``ProgressItems`` should take the loop body, in seconds:
-#: progress is counted (and cancellation noticed) between batches, never inside one.
+#: How long one batch of ``ProgressItems`` should take the loop body at most, in
+#: seconds: progress is counted (and cancellation noticed) between batches only.
+#: With a shorter ``PROGRESS_INTERVAL`` that interval is the target instead, so
+#: ``PROGRESS_INTERVAL = 0`` writes after every single item.
 BATCH_SECONDS = 0.05
 MAX_BATCH = 65536
 
@@ -106,12 +108,13 @@ class ProgressItems(Generic[T]):
     def _batches(self, run: OrderRun) -> Iterator[list[T]]:
         source = iter(self.items)
         done, size = 0, 1
+        target = min(BATCH_SECONDS, conf.PROGRESS_INTERVAL)
         run.report(done, self.total, self.message, force=True)
         while batch := list(itertools.islice(source, size)):
             started = time.monotonic()
             yield batch
             done += len(batch)
-            size = _next_batch_size(size, time.monotonic() - started)
+            size = _next_batch_size(size, time.monotonic() - started, target)
             run.report(done, self.total, self.message, force=False)
         run.report(done, self.total, self.message, force=True)
 
@@ -123,9 +126,9 @@ def _length(items: Iterable[object]) -> int | None:
         return None
 
 
-def _next_batch_size(size: int, seconds: float) -> int:
-    if seconds < BATCH_SECONDS / 2:
+def _next_batch_size(size: int, seconds: float, target: float) -> int:
+    if seconds < target / 2:
         return min(size * 2, MAX_BATCH)
-    if seconds > BATCH_SECONDS * 2:
+    if seconds > target * 2:
         return max(size // 2, 1)
     return size

@@ -34,6 +34,10 @@ def wait_until(condition: Callable[[], Any], timeout: float = 15.0, what: str = 
         time.sleep(0.02)
 
 
+def pytest_report_header() -> str:
+    return f"async_orders services: database={services.DATABASE} broker={services.BROKER}"
+
+
 @pytest.fixture
 def user(db: None) -> User:
     return User.objects.create_user("alice", password="pw")

@@ -17,8 +17,8 @@ import uuid
 
 from django.core.exceptions import ImproperlyConfigured
 
-POSTGRES = ("127.0.0.1", 5432)
-REDIS = ("127.0.0.1", 6379)
+POSTGRES = (os.environ.get("PGHOST", "127.0.0.1"), int(os.environ.get("PGPORT", "5432")))
+REDIS = ("127.0.0.1", int(os.environ.get("REDIS_PORT", "6379")))
 MODE_VARIABLE = "ASYNC_ORDERS_TEST_SERVICES"  # auto (default) | real | embedded
 
 

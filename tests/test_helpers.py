@@ -1,0 +1,104 @@
+"""fail_on_error, ProgressItems and current_order, inside and outside an order."""
+
+from __future__ import annotations
+
+import pytest
+
+from async_orders import ProgressItems, current_order, fail_on_error
+from async_orders.models import Order, Status
+from async_orders.progress import running
+from tests.factories import make_order
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def order() -> Order:
+    order = make_order()
+    order.start()
+    return order
+
+
+def test_outside_an_order_the_helpers_are_transparent() -> None:
+    assert list(ProgressItems(iter("abc"))) == ["a", "b", "c"]
+    assert current_order() is None
+    with pytest.raises(KeyError), fail_on_error("never shown"):
+        raise KeyError("x")
+
+
+def test_inside_an_order_current_order_is_that_order(order: Order) -> None:
+    with running(order):
+        assert current_order() is order
+    assert current_order() is None
+
+
+def test_progress_items_yields_every_item_in_order(order: Order) -> None:
+    with running(order):
+        assert list(ProgressItems(range(10_000))) == list(range(10_000))
+
+
+def test_progress_items_reports_each_step_and_the_total(order: Order) -> None:
+    seen = []
+    with running(order):
+        for _ in ProgressItems(["a", "b", "c"], message="working"):
+            stored = Order.objects.get(pk=order.pk)
+            seen.append((stored.progress_current, stored.progress_total, stored.message))
+    order.refresh_from_db()
+
+    assert seen == [(0, 3, "working"), (1, 3, "working"), (2, 3, "working")]
+    assert (order.progress_current, order.progress_total) == (3, 3)
+
+
+def test_progress_items_counts_an_iterator_without_length(order: Order) -> None:
+    with running(order):
+        list(ProgressItems(iter(range(5))))
+    order.refresh_from_db()
+
+    assert (order.progress_current, order.progress_total) == (5, None)
+
+
+def test_an_explicit_total_wins(order: Order) -> None:
+    with running(order):
+        list(ProgressItems(iter(range(5)), total=10))
+    order.refresh_from_db()
+
+    assert order.progress_total == 10
+
+
+def test_progress_writes_are_throttled(order: Order, settings, django_assert_max_num_queries):
+    settings.ASYNC_ORDERS = {"PROGRESS_INTERVAL": 3600}
+
+    with running(order), django_assert_max_num_queries(2):
+        assert sum(ProgressItems(range(200_000))) == sum(range(200_000))
+    order.refresh_from_db()
+
+    assert order.progress_current == 200_000
+
+
+def test_progress_of_an_order_no_longer_running_is_not_written(order: Order) -> None:
+    Order.objects.filter(pk=order.pk).update(status=Status.FAILED)
+
+    with running(order):
+        list(ProgressItems(range(3)))
+    order.refresh_from_db()
+
+    assert order.progress_current == 0
+
+
+def test_the_innermost_fail_on_error_message_wins(order: Order) -> None:
+    with running(order) as run, pytest.raises(ValueError):
+        with fail_on_error("outer"), fail_on_error("inner"):
+            raise ValueError("boom")
+
+    assert run.failure_message == "inner"
+
+
+def test_fail_on_error_works_as_a_decorator(order: Order) -> None:
+    @fail_on_error("decorated")
+    def explode() -> None:
+        raise ValueError("boom")
+
+    with running(order) as run, pytest.raises(ValueError):
+        explode()
+
+    assert run.failure_message == "decorated"

@@ -1,0 +1,125 @@
+"""The whole flow over HTTP: a live server, ``requests``, and a real Celery worker
+process on the chosen broker and database (real Redis + PostgreSQL when they answer,
+always under CI; SQLite + embedded Redis otherwise)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from django.contrib.auth.models import User
+
+from async_orders.models import Order
+from async_orders.tasks import publish
+from tests.conftest import wait_until
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("celery_worker"),
+]
+
+
+@pytest.fixture
+def base(live_server: Any) -> str:
+    return live_server.url
+
+
+@pytest.fixture
+def http() -> requests.Session:
+    with requests.Session() as session:
+        yield session
+
+
+@pytest.fixture
+def alice(http: requests.Session) -> requests.Session:
+    User.objects.create_user("alice", password="pw")
+    http.auth = ("alice", "pw")
+    return http
+
+
+def place(http: requests.Session, base: str, view: str, **envelope: Any) -> requests.Response:
+    return http.post(f"{base}/async/{view}/order/", json=envelope, timeout=10)
+
+
+def until_finished(http: requests.Session, order_url: str) -> requests.Response:
+    def finished() -> requests.Response | None:
+        response = http.get(order_url, timeout=10)
+        return response if response.status_code != 202 else None
+
+    return wait_until(finished, timeout=30, what=f"{order_url} to finish")
+
+
+def test_a_drf_create_ordered_over_http_ends_201_at_the_created_object(
+    alice: requests.Session, base: str
+) -> None:
+    placed = place(alice, base, "shop:item-list", data={"name": "margherita"})
+
+    assert [r.status_code for r in placed.history] == [302]
+    assert placed.status_code in (201, 202)  # the redirect was followed with a GET
+    done = until_finished(alice, placed.url)
+    assert done.status_code == 201
+    created = alice.get(done.headers["Location"], timeout=10)
+    assert created.status_code == 200
+    assert created.json()["name"] == "margherita"
+    assert done.json()["resource_url"] == done.headers["Location"] == created.json()["url"]
+    assert done.headers["Location"].startswith(f"{base}/shop/items/")
+
+
+def test_progress_is_seen_mid_run(http: requests.Session, base: str, tmp_path: Path) -> None:
+    order_url = place(http, base, "gated", kwargs={"steps": 3}, data={"gate": str(tmp_path)}).url
+
+    def progress_is(current: int) -> bool:
+        body = http.get(order_url, timeout=10).json()
+        return body["status"] == "running" and body["progress"]["current"] == current
+
+    wait_until(lambda: progress_is(0), what="the order to start")
+    for step in range(2):
+        (tmp_path / str(step)).touch()
+        wait_until(lambda step=step: progress_is(step + 1), what=f"progress {step + 1}")
+    polled = http.get(order_url, timeout=10)
+    assert polled.status_code == 202
+    assert polled.headers["Retry-After"] == "1"
+    assert polled.json()["progress"] == {"current": 2, "total": 3, "percent": 66.7}
+    assert polled.json()["message"] == "stepping"
+
+    (tmp_path / "2").touch()
+    done = until_finished(http, order_url)
+    assert done.status_code == 201
+    assert http.get(done.headers["Location"], timeout=10).json() == {"steps": 3}
+
+
+@pytest.mark.parametrize(
+    ("view", "code", "message", "status_code"),
+    [
+        ("answers-404", "http_error", "The view answered 404.", 404),
+        ("raises", "exception", "The view raised an error.", None),
+        ("fails-on-error", "exception", "Could not reach the frobnicator.", None),
+        ("staff-only", "http_error", "The view answered 403.", 403),
+    ],
+)
+def test_a_failing_view_ends_failed_with_200_and_its_error(
+    http: requests.Session, base: str, view: str, code: str, message: str, status_code: int
+) -> None:
+    done = until_finished(http, place(http, base, view).url)
+
+    assert done.status_code == 200
+    assert done.json()["status"] == "failed"
+    error = done.json()["error"]
+    assert (error["code"], error["message"], error["status_code"]) == (code, message, status_code)
+
+
+def test_a_redelivered_message_for_a_completed_order_changes_nothing(
+    http: requests.Session, base: str
+) -> None:
+    first = until_finished(http, place(http, base, "echo").url).json()
+    before = Order.objects.values().get(pk=first["id"])
+
+    publish(first["id"])  # the same message again, as a broker redelivery would
+    # The solo worker takes messages in order: once a later order finished, the
+    # redelivered message has been consumed.
+    until_finished(http, place(http, base, "echo").url)
+
+    assert Order.objects.values().get(pk=first["id"]) == before
