@@ -86,9 +86,13 @@ def test_progress_of_an_order_no_longer_running_is_not_written(order: Order) -> 
 
 
 def test_the_innermost_fail_on_error_message_wins(order: Order) -> None:
-    with running(order) as run, pytest.raises(ValueError):
-        with fail_on_error("outer"), fail_on_error("inner"):
-            raise ValueError("boom")
+    with (
+        running(order) as run,
+        pytest.raises(ValueError, match="boom"),
+        fail_on_error("outer"),
+        fail_on_error("inner"),
+    ):
+        raise ValueError("boom")
 
     assert run.failure_message == "inner"
 
@@ -98,7 +102,7 @@ def test_fail_on_error_works_as_a_decorator(order: Order) -> None:
     def explode() -> None:
         raise ValueError("boom")
 
-    with running(order) as run, pytest.raises(ValueError):
+    with running(order) as run, pytest.raises(ValueError, match="boom"):
         explode()
 
     assert run.failure_message == "decorated"
