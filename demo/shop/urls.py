@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from demo.shop import views
+
+app_name = "shop"
+
+router = SimpleRouter()
+router.register("pizzas", views.PizzaViewSet)
+
+urlpatterns = [
+    path("reports/<int:size>/", views.bake_report, name="report"),
+    *router.urls,
+]
