@@ -10,6 +10,7 @@ starts through environment variables, so both always agree.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import tempfile
@@ -72,6 +73,10 @@ QUEUE = os.environ["ASYNC_ORDERS_TEST_QUEUE"]
 EMBEDDED_REDIS_DIR = os.path.join(SCRATCH, "redis")
 
 
+#: One test database per checkout, so two checkouts can run their suites at once.
+CHECKOUT = hashlib.sha1(os.path.dirname(os.path.abspath(__file__)).encode()).hexdigest()[:8]
+
+
 def database_settings() -> dict[str, object]:
     """DATABASES['default']; the worker is pointed at the test database by name."""
     test_name = os.environ.get("ASYNC_ORDERS_TEST_DB_NAME")
@@ -82,6 +87,7 @@ def database_settings() -> dict[str, object]:
             "USER": "postgres",
             "HOST": POSTGRES[0],
             "PORT": POSTGRES[1],
+            "TEST": {"NAME": f"test_async_orders_{CHECKOUT}"},
         }
     sqlite_file = os.path.join(SCRATCH, "test.sqlite3")
     return {
