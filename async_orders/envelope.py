@@ -32,7 +32,6 @@ class Envelope:
     kwargs: dict[str, Any]
     query: dict[str, Any]
     data: Any
-    path: str
     run_at: datetime | None
 
 
@@ -78,6 +77,7 @@ def parse_envelope(endpoint: Endpoint, body: Any) -> Envelope:
     if not serializer.is_valid():
         raise InvalidEnvelope(_flatten(serializer.errors))
     fields = serializer.validated_data
+    _reverse(endpoint, fields["args"], fields["kwargs"])
     return Envelope(
         view_name=endpoint.name,
         method=_method(endpoint, fields.get("method")),
@@ -85,7 +85,6 @@ def parse_envelope(endpoint: Endpoint, body: Any) -> Envelope:
         kwargs=fields["kwargs"],
         query=fields["query"],
         data=fields["data"],
-        path=_reverse(endpoint, fields["args"], fields["kwargs"]),
         run_at=_run_at(fields.get("countdown"), fields.get("eta")),
     )
 
@@ -120,10 +119,11 @@ def _method(endpoint: Endpoint, requested: str | None) -> str:
     return method
 
 
-def _reverse(endpoint: Endpoint, args: list[Any], kwargs: dict[str, Any]) -> str:
+def _reverse(endpoint: Endpoint, args: list[Any], kwargs: dict[str, Any]) -> None:
+    """Raise :class:`InvalidEnvelope` unless the arguments reverse to a path."""
     _check_kwargs(endpoint, kwargs)
     try:
-        return reverse(endpoint.name, args=args or None, kwargs=kwargs or None)
+        reverse(endpoint.name, args=args or None, kwargs=kwargs or None)
     except NoReverseMatch:
         raise InvalidEnvelope(
             {"kwargs": [f"These arguments do not fit the route {endpoint.route!r}."]}

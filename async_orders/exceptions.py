@@ -48,3 +48,13 @@ class ResultNotReady(APIException):
 
     def __init__(self, order_status: str) -> None:
         super().__init__(f"The order is {order_status}; only a completed order has a result.")
+
+
+class OrderFinished(APIException):
+    """A finished order cannot be canceled."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "order_finished"
+
+    def __init__(self, order_status: str) -> None:
+        super().__init__(f"The order is already {order_status}; there is nothing to cancel.")

@@ -14,7 +14,7 @@ from django.urls import NoReverseMatch, Resolver404, reverse
 
 from async_orders.dispatch import ViewResponse, call_view
 from async_orders.models import Order
-from async_orders.progress import OrderRun, running
+from async_orders.progress import OrderCanceled, OrderRun, running
 
 logger = logging.getLogger("async_orders")
 
@@ -31,6 +31,10 @@ def execute_order(order_id: uuid.UUID | str) -> None:
     with running(order) as run:
         try:
             response = call_view(order)
+        except OrderCanceled:
+            logger.info("Order %s stopped: it was canceled.", order.pk)
+            order.stop_canceled()
+            return
         except (NoReverseMatch, Resolver404):
             logger.exception("Order %s: %r no longer resolves.", order.pk, order.view_name)
             order.fail(_error("view_unavailable", "The ordered view is no longer available."))

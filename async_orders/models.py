@@ -16,6 +16,8 @@ from django.db.models import F, Q
 from django.db.models.expressions import Combinable
 from django.utils import timezone
 
+from async_orders import signals
+
 if TYPE_CHECKING:
     from async_orders.dispatch import ViewResponse
 
@@ -87,6 +89,9 @@ class Order(models.Model):
     progress_total = models.PositiveBigIntegerField(null=True, blank=True)
     message = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    cancel_requested = models.BooleanField(
+        default=False, help_text="Asked to stop while running; it stops at its next progress step."
+    )
 
     # The outcome.
     response_status = models.PositiveSmallIntegerField(null=True, blank=True)
@@ -141,15 +146,38 @@ class Order(models.Model):
         fields = response.as_order_fields() if response else {}
         return self._move((Status.RUNNING,), Status.FAILED, error=error, **fields)
 
+    def cancel(self) -> bool:
+        """Cancel: at once if it has not started, else ask the running view to stop.
+
+        ``False`` when the order had already finished.
+        """
+        if self._move(STARTABLE, Status.CANCELED):
+            return True
+        asked = Order.objects.filter(pk=self.pk, status=Status.RUNNING).update(
+            cancel_requested=True
+        )
+        if asked:
+            self.cancel_requested = True
+        return asked == 1
+
+    def stop_canceled(self) -> bool:
+        """running -> canceled, once the view noticed it was asked to stop."""
+        return self._move((Status.RUNNING,), Status.CANCELED)
+
     def report_progress(self, current: int, total: int | None, message: str | None) -> bool:
-        """Store progress while running; ``False`` when the order is no longer running."""
+        """Store progress while running; ``False`` when the view should stop instead
+        (the order was asked to cancel, or is no longer running)."""
         changes: dict[str, Any] = {"progress_current": current, "progress_total": total}
         if message is not None:
             changes["message"] = message
-        won = Order.objects.filter(pk=self.pk, status=Status.RUNNING).update(**changes) == 1
-        if won:
-            self._set(changes)
-        return won
+        still_wanted = Order.objects.filter(
+            pk=self.pk, status=Status.RUNNING, cancel_requested=False
+        )
+        if still_wanted.update(**changes) != 1:
+            return False
+        self._set(changes)
+        signals.order_progress.send(sender=Order, order=self)
+        return True
 
     def _move(self, sources: tuple[Status, ...], target: Status, **changes: Any) -> bool:
         if target in FINISHED:
@@ -157,8 +185,17 @@ class Order(models.Model):
         changes["status"] = target
         won = Order.objects.filter(pk=self.pk, status__in=sources).update(**changes) == 1
         if won:
+            previous = self.status
             self._set(changes)
+            self._announce(previous)
         return won
+
+    def _announce(self, previous: str) -> None:
+        signals.order_status_changed.send(
+            sender=Order, order=self, previous=Status(previous), status=Status(self.status)
+        )
+        if self.is_finished:
+            signals.order_finished.send(sender=Order, order=self)
 
     def _set(self, changes: dict[str, Any]) -> None:
         for name, value in changes.items():

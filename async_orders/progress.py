@@ -32,6 +32,14 @@ BATCH_SECONDS = 0.05
 MAX_BATCH = 65536
 
 
+class OrderCanceled(BaseException):
+    """Raised inside a running view by ``ProgressItems`` when its order was canceled.
+
+    A ``BaseException``, like ``asyncio.CancelledError``, so that a view's broad
+    ``except Exception`` does not swallow the request to stop.
+    """
+
+
 @dataclass
 class OrderRun:
     """What the worker knows about the order it is running, for the helpers to use."""
@@ -39,13 +47,21 @@ class OrderRun:
     order: Order
     #: The message of the innermost ``fail_on_error`` block an exception left.
     failure_message: str | None = None
-    last_report: float = float("-inf")
+    last_report: float = float("-inf")  # so the first report is always written
 
-    def report(self, current: int, total: int | None, message: str | None, force: bool) -> None:
+    def report(
+        self, current: int, total: int | None, message: str | None, *, final: bool = False
+    ) -> None:
+        """Store progress, throttled; raise :class:`OrderCanceled` if asked to stop.
+
+        The ``final`` report of a loop is always written and never raises: the work
+        it reports is done, so stopping now would only throw it away.
+        """
         now = time.monotonic()
-        if force or now - self.last_report >= conf.PROGRESS_INTERVAL:
+        if final or now - self.last_report >= conf.PROGRESS_INTERVAL:
             self.last_report = now
-            self.order.report_progress(current, total, message)
+            if not self.order.report_progress(current, total, message) and not final:
+                raise OrderCanceled(self.order.pk)
 
 
 _current_run: ContextVar[OrderRun | None] = ContextVar("async_orders_run", default=None)
@@ -109,14 +125,14 @@ class ProgressItems(Generic[T]):
         source = iter(self.items)
         done, size = 0, 1
         target = min(BATCH_SECONDS, conf.PROGRESS_INTERVAL)
-        run.report(done, self.total, self.message, force=True)
+        run.report(done, self.total, self.message)
         while batch := list(itertools.islice(source, size)):
             started = time.monotonic()
             yield batch
             done += len(batch)
             size = _next_batch_size(size, time.monotonic() - started, target)
-            run.report(done, self.total, self.message, force=False)
-        run.report(done, self.total, self.message, force=True)
+            run.report(done, self.total, self.message)
+        run.report(done, self.total, self.message, final=True)
 
 
 def _length(items: Iterable[object]) -> int | None:

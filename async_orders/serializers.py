@@ -39,6 +39,7 @@ class OrderSerializer(serializers.ModelSerializer):
             "resource_url",
             "error",
             "attempts",
+            "cancel_requested",
             "created_at",
             "run_at",
             "started_at",

@@ -54,6 +54,20 @@ def place_order(envelope: Envelope, owner: Any, origin: str) -> Order:
     return order
 
 
+def rerun_order(order: Order) -> Order:
+    """Place a new order with ``order``'s envelope, owner and origin (admin "re-run")."""
+    envelope = Envelope(
+        view_name=order.view_name,
+        method=order.method,
+        args=order.args,
+        kwargs=order.kwargs,
+        query=order.query,
+        data=order.data,
+        run_at=None,
+    )
+    return place_order(envelope, order.owner, order.origin)
+
+
 def publish(order_id: uuid.UUID, run_at: datetime | None = None) -> None:
     """Send the order's message; a broker failure is logged and the order stays queued."""
     try:

@@ -25,7 +25,13 @@ from rest_framework.views import APIView, exception_handler
 
 from async_orders.conf import conf
 from async_orders.envelope import parse_envelope
-from async_orders.exceptions import InvalidEnvelope, OrderNotFound, ResultNotReady, UnknownView
+from async_orders.exceptions import (
+    InvalidEnvelope,
+    OrderFinished,
+    OrderNotFound,
+    ResultNotReady,
+    UnknownView,
+)
 from async_orders.models import Order, Status
 from async_orders.registry import find_endpoint
 from async_orders.serializers import OrderSerializer
@@ -91,10 +97,21 @@ class PlaceOrderView(OrderAPIView):
 
 
 class OrderDetailView(OrderAPIView):
-    """``GET /async/orders/<id>/``: the order, with the HTTP status of its state."""
+    """``GET /async/orders/<id>/``: the order, with the HTTP status of its state.
+    ``DELETE``: cancel it."""
 
     def get(self, request: Request, pk: uuid.UUID) -> Response:
         return order_response(self.get_order(pk), request)
+
+    def delete(self, request: Request, pk: uuid.UUID) -> Response:
+        """200 when canceled at once, 202 when a running order was asked to stop."""
+        order = self.get_order(pk)
+        if not order.cancel():
+            order.refresh_from_db(fields=["status"])
+            raise OrderFinished(order.status)
+        body = OrderSerializer(order, context={"request": request}).data
+        stopping = order.status == Status.RUNNING
+        return Response(body, status=status.HTTP_202_ACCEPTED if stopping else status.HTTP_200_OK)
 
 
 class OrderResultView(OrderAPIView):

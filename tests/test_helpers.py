@@ -6,7 +6,7 @@ import pytest
 
 from async_orders import ProgressItems, current_order, fail_on_error
 from async_orders.models import Order, Status
-from async_orders.progress import running
+from async_orders.progress import OrderCanceled, running
 from tests.factories import make_order
 
 pytestmark = pytest.mark.django_db
@@ -75,14 +75,41 @@ def test_progress_writes_are_throttled(order: Order, settings, django_assert_max
     assert order.progress_current == 200_000
 
 
-def test_progress_of_an_order_no_longer_running_is_not_written(order: Order) -> None:
+def test_progress_items_stops_an_order_that_is_no_longer_running(order: Order) -> None:
     Order.objects.filter(pk=order.pk).update(status=Status.FAILED)
 
-    with running(order):
+    with running(order), pytest.raises(OrderCanceled):
         list(ProgressItems(range(3)))
     order.refresh_from_db()
 
     assert order.progress_current == 0
+
+
+def test_progress_items_raises_at_the_next_step_once_cancel_is_requested(order: Order) -> None:
+    done = []
+    with running(order), pytest.raises(OrderCanceled):
+        for item in ProgressItems(range(5)):
+            done.append(item)
+            if item == 1:
+                order.cancel()
+    order.refresh_from_db()
+
+    assert done == [0, 1]
+    assert (order.status, order.cancel_requested, order.progress_current) == (
+        Status.RUNNING,
+        True,
+        1,
+    )
+
+
+def test_order_canceled_is_not_swallowed_by_except_exception(order: Order) -> None:
+    order.cancel()
+
+    with running(order), pytest.raises(OrderCanceled):
+        try:
+            list(ProgressItems(range(3)))
+        except Exception:  # a view's broad handler
+            pytest.fail("OrderCanceled was caught as an Exception")
 
 
 def test_the_innermost_fail_on_error_message_wins(order: Order) -> None:

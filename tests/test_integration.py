@@ -123,3 +123,20 @@ def test_a_redelivered_message_for_a_completed_order_changes_nothing(
     until_finished(http, place(http, base, "echo").url)
 
     assert Order.objects.values().get(pk=first["id"]) == before
+
+
+def test_canceling_a_running_order_stops_it_at_its_next_step(
+    http: requests.Session, base: str, tmp_path: Path
+) -> None:
+    order_url = place(http, base, "gated", kwargs={"steps": 3}, data={"gate": str(tmp_path)}).url
+    wait_until(lambda: http.get(order_url, timeout=10).json()["status"] == "running")
+
+    asked = http.delete(order_url, timeout=10)
+    (tmp_path / "0").touch()  # the view finishes its step, then notices
+    done = until_finished(http, order_url)
+
+    assert asked.status_code == 202
+    assert done.status_code == 200
+    assert done.json()["status"] == "canceled"
+    assert done.json()["progress"]["current"] == 1
+    assert http.delete(order_url, timeout=10).status_code == 409

@@ -22,5 +22,6 @@ urlpatterns = [
     path("fails/raise/", views.raises, name="raises"),
     path("fails/on-error/", views.fails_on_error, name="fails-on-error"),
     path("gated/<int:steps>/", views.gated, name="gated"),
+    path("canceled-midway/", views.canceled_midway, name="canceled-midway"),
     path("shop/", include((router.urls, "shop"), namespace="shop")),
 ]

@@ -98,6 +98,15 @@ def _wait_for(path: Path) -> None:
         time.sleep(0.005)
 
 
+@schedulable
+def canceled_midway(request: HttpRequest) -> JsonResponse:
+    """Iterates 5 items and is canceled (as by a DELETE) while doing the third."""
+    for step in ProgressItems(range(5)):
+        if step == 2:
+            current_order().cancel()
+    return JsonResponse({"finished": True})
+
+
 class ItemSerializer(serializers.HyperlinkedModelSerializer):
     class Meta:
         model = Item

@@ -1,0 +1,17 @@
+"""Signals sent as orders change, for dashboards, notifications and the like.
+
+Each is sent with ``sender=Order`` and ``order=<the Order>`` after the change is
+stored. Receivers run in the process that made the change (web or worker), inside
+its transaction if it has one; keep them quick or hand work to Celery.
+"""
+
+from __future__ import annotations
+
+from django.dispatch import Signal
+
+#: Any status change: ``order``, ``previous`` and ``status`` (both :class:`Status` values).
+order_status_changed = Signal()
+#: The order reached ``completed``, ``failed`` or ``canceled``.
+order_finished = Signal()
+#: Progress (or the message) of a running order was stored.
+order_progress = Signal()
