@@ -33,7 +33,7 @@ def execute_order(order_id: uuid.UUID | str) -> None:
             response = call_view(order)
         except OrderCanceled:
             logger.info("Order %s stopped: it was canceled.", order.pk)
-            order.stop_canceled()
+            order.stop_canceled(*run.progress)
             return
         except (NoReverseMatch, Resolver404):
             logger.exception("Order %s: %r no longer resolves.", order.pk, order.view_name)

@@ -160,9 +160,11 @@ class Order(models.Model):
             self.cancel_requested = True
         return asked == 1
 
-    def stop_canceled(self) -> bool:
-        """running -> canceled, once the view noticed it was asked to stop."""
-        return self._move((Status.RUNNING,), Status.CANCELED)
+    def stop_canceled(self, current: int, total: int | None) -> bool:
+        """running -> canceled once the view noticed, with the progress it had made."""
+        return self._move(
+            (Status.RUNNING,), Status.CANCELED, progress_current=current, progress_total=total
+        )
 
     def report_progress(self, current: int, total: int | None, message: str | None) -> bool:
         """Store progress while running; ``False`` when the view should stop instead

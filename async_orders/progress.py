@@ -48,6 +48,8 @@ class OrderRun:
     #: The message of the innermost ``fail_on_error`` block an exception left.
     failure_message: str | None = None
     last_report: float = float("-inf")  # so the first report is always written
+    #: The latest progress counted, written or not: kept when the order stops.
+    progress: tuple[int, int | None] = (0, None)
 
     def report(
         self, current: int, total: int | None, message: str | None, *, final: bool = False
@@ -57,6 +59,7 @@ class OrderRun:
         The ``final`` report of a loop is always written and never raises: the work
         it reports is done, so stopping now would only throw it away.
         """
+        self.progress = (current, total)
         now = time.monotonic()
         if final or now - self.last_report >= conf.PROGRESS_INTERVAL:
             self.last_report = now
