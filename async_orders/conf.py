@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings as django_settings
+from django.utils.module_loading import import_string
 
 #: Every key of ``ASYNC_ORDERS`` with its default; the settings reference in the
 #: docs and the system checks are written against this dict.
@@ -17,6 +18,13 @@ DEFAULTS: dict[str, Any] = {
     "RETRY_AFTER": 1,
     "PROGRESS_INTERVAL": 0.5,
     "QUEUE": None,
+    "AUTHENTICATION_CLASSES": None,
+    "PERMISSION_CLASSES": None,
+    "THROTTLE_CLASSES": None,
+    "MAX_BODY_BYTES": 1024 * 1024,
+    "MAX_ACTIVE_ORDERS": 100,
+    "MAX_RESULT_BYTES": 10 * 1024 * 1024,
+    "MAX_SCHEDULE_SECONDS": 7 * 24 * 3600,
 }
 
 
@@ -45,6 +53,48 @@ class Settings:
     def QUEUE(self) -> str | None:
         """Celery queue the order task is sent to; ``None`` means Celery's default queue."""
         return self._get("QUEUE")
+
+    @property
+    def AUTHENTICATION_CLASSES(self) -> list[type] | None:
+        """DRF authentication classes of the order endpoints; ``None``: DRF's defaults."""
+        return _classes(self._get("AUTHENTICATION_CLASSES"))
+
+    @property
+    def PERMISSION_CLASSES(self) -> list[type] | None:
+        """DRF permission classes of the order endpoints; ``None``: DRF's defaults."""
+        return _classes(self._get("PERMISSION_CLASSES"))
+
+    @property
+    def THROTTLE_CLASSES(self) -> list[type] | None:
+        """DRF throttle classes of the order endpoints; ``None``: DRF's defaults."""
+        return _classes(self._get("THROTTLE_CLASSES"))
+
+    @property
+    def MAX_BODY_BYTES(self) -> int:
+        """Largest order request body accepted; larger ones get 413."""
+        return int(self._get("MAX_BODY_BYTES"))
+
+    @property
+    def MAX_ACTIVE_ORDERS(self) -> int | None:
+        """Most unfinished orders one user (or session) may have; more get 429. ``None``: no cap."""
+        value = self._get("MAX_ACTIVE_ORDERS")
+        return None if value is None else int(value)
+
+    @property
+    def MAX_RESULT_BYTES(self) -> int:
+        """Largest view response body stored; a larger one is dropped, and the order says so."""
+        return int(self._get("MAX_RESULT_BYTES"))
+
+    @property
+    def MAX_SCHEDULE_SECONDS(self) -> float:
+        """How far ahead ``countdown``/``eta`` may schedule an order."""
+        return float(self._get("MAX_SCHEDULE_SECONDS"))
+
+
+def _classes(paths: list[str | type] | None) -> list[type] | None:
+    if paths is None:
+        return None
+    return [import_string(path) if isinstance(path, str) else path for path in paths]
 
 
 conf = Settings()

@@ -20,6 +20,8 @@ from django.core.handlers.wsgi import WSGIRequest
 from django.http import HttpResponseBase
 from django.urls import resolve, reverse
 
+from async_orders.conf import conf
+
 if TYPE_CHECKING:
     from async_orders.models import Order
 
@@ -37,9 +39,14 @@ class ViewResponse:
     def succeeded(self) -> bool:
         return self.status_code < 400
 
+    @property
+    def storable(self) -> bool:
+        """Whether the body fits ``MAX_RESULT_BYTES``; a larger one is not kept at all."""
+        return len(self.body) <= conf.MAX_RESULT_BYTES
+
     def json(self) -> Any:
-        """The body as JSON, or ``None`` when it is not JSON."""
-        if "json" not in self.content_type:
+        """The body as JSON, or ``None`` when it is not JSON (or too large to keep)."""
+        if "json" not in self.content_type or not self.storable:
             return None
         try:
             return json.loads(self.body)
@@ -47,11 +54,18 @@ class ViewResponse:
             return None
 
     def as_order_fields(self) -> dict[str, Any]:
-        return {
+        fields: dict[str, Any] = {
             "response_status": self.status_code,
             "response_content_type": self.content_type,
-            "response_body": self.body,
+            "response_body": self.body if self.storable else None,
+            "response_size": len(self.body),
         }
+        if not self.storable:
+            fields["message"] = (
+                f"The view's response ({len(self.body)} bytes) is larger than "
+                f"MAX_RESULT_BYTES ({conf.MAX_RESULT_BYTES}) and was not stored."
+            )
+        return fields
 
 
 def call_view(order: Order) -> ViewResponse:

@@ -7,6 +7,8 @@ later in a worker.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,8 +18,9 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from rest_framework import serializers
 
+from async_orders.conf import conf
 from async_orders.exceptions import InvalidEnvelope
-from async_orders.registry import Endpoint
+from async_orders.registry import Endpoint, ViewOptions
 
 JSONScalar = str | int | float | bool | None
 
@@ -33,6 +36,8 @@ class Envelope:
     query: dict[str, Any]
     data: Any
     run_at: datetime | None
+    #: Hash of the request as sent, to tell an Idempotency-Key retry from a reuse.
+    fingerprint: str = ""
 
 
 class EnvelopeSerializer(serializers.Serializer):
@@ -77,16 +82,46 @@ def parse_envelope(endpoint: Endpoint, body: Any) -> Envelope:
     if not serializer.is_valid():
         raise InvalidEnvelope(_flatten(serializer.errors))
     fields = serializer.validated_data
+    method = _method(endpoint, fields.get("method"))
     _reverse(endpoint, fields["args"], fields["kwargs"])
+    _check_inputs(endpoint.options_by_method()[method], fields)
     return Envelope(
         view_name=endpoint.name,
-        method=_method(endpoint, fields.get("method")),
+        method=method,
         args=fields["args"],
         kwargs=fields["kwargs"],
         query=fields["query"],
         data=fields["data"],
         run_at=_run_at(fields.get("countdown"), fields.get("eta")),
+        fingerprint=_fingerprint(endpoint.name, body),
     )
+
+
+def _fingerprint(view_name: str, body: dict[str, Any]) -> str:
+    canonical = json.dumps([view_name, body], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _check_inputs(options: ViewOptions, fields: dict[str, Any]) -> None:
+    """Validate ``data`` and ``query`` with the serializers the view named, if any."""
+    errors: dict[str, list[str]] = {}
+    for key, serializer_class in (
+        ("data", options.data_serializer),
+        ("query", options.query_serializer),
+    ):
+        if serializer_class is None:
+            continue
+        serializer = serializer_class(data=fields[key] if fields[key] is not None else {})
+        if not serializer.is_valid():
+            errors.update(_prefixed(key, _flatten(serializer.errors)))
+    if errors:
+        raise InvalidEnvelope(errors)
+
+
+def _prefixed(key: str, errors: dict[str, list[str]]) -> dict[str, list[str]]:
+    return {
+        key if name == "body" else f"{key}.{name}": messages for name, messages in errors.items()
+    }
 
 
 def _flatten(errors: Any) -> dict[str, list[str]]:
@@ -108,9 +143,7 @@ def _messages(value: Any) -> list[str]:
 
 def _method(endpoint: Endpoint, requested: str | None) -> str:
     options = endpoint.options_by_method()
-    if requested is None:
-        return next(iter(options.values())).default_method if options else "POST"
-    method = requested.upper()
+    method = (requested or next(iter(options.values())).default_method).upper()
     if method not in options:
         accepted = ", ".join(sorted(options))
         raise InvalidEnvelope(
@@ -154,6 +187,14 @@ def _fits(converter: Any, value: Any) -> bool:
 
 
 def _run_at(countdown: float | None, eta: datetime | None) -> datetime | None:
-    if countdown is not None:
-        return timezone.now() + timedelta(seconds=countdown)
-    return eta
+    if countdown is None and eta is None:
+        return None
+    now = timezone.now()
+    horizon = conf.MAX_SCHEDULE_SECONDS
+    run_at = now + timedelta(seconds=countdown) if countdown is not None else eta
+    if run_at - now > timedelta(seconds=horizon):
+        field = "countdown" if countdown is not None else "eta"
+        raise InvalidEnvelope(
+            {field: [f"Orders can be scheduled at most {horizon:g} seconds ahead."]}
+        )
+    return run_at

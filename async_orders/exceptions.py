@@ -58,3 +58,48 @@ class OrderFinished(APIException):
 
     def __init__(self, order_status: str) -> None:
         super().__init__(f"The order is already {order_status}; there is nothing to cancel.")
+
+
+class ResultNotStored(APIException):
+    """The order completed, but its response was too large to keep."""
+
+    status_code = status.HTTP_410_GONE
+    default_code = "result_not_stored"
+    default_detail = "The view's response was larger than MAX_RESULT_BYTES and was not stored."
+
+
+class RequestTooLarge(APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "request_too_large"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"The order request is larger than MAX_BODY_BYTES ({limit} bytes).")
+
+
+class TooManyActiveOrders(APIException):
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_code = "too_many_active_orders"
+
+    def __init__(self, limit: int, retry_after: int) -> None:
+        self.wait = retry_after  # DRF's exception handler turns it into Retry-After
+        super().__init__(
+            f"You have {limit} unfinished orders, the most allowed (MAX_ACTIVE_ORDERS); "
+            "wait for one to finish or cancel one."
+        )
+
+
+class InvalidIdempotencyKey(APIException):
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "invalid_idempotency_key"
+    default_detail = "Idempotency-Key must be 1 to 255 printable ASCII characters."
+
+
+class IdempotencyKeyReused(APIException):
+    """The key was used before, with a different envelope: a client bug, not a retry."""
+
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    default_code = "idempotency_key_reused"
+    default_detail = (
+        "This Idempotency-Key was already used for a different order request; "
+        "use a new key for a new request."
+    )

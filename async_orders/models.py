@@ -47,14 +47,34 @@ ACTIVE = (Status.SCHEDULED, Status.QUEUED, Status.RUNNING)
 FINISHED = (Status.COMPLETED, Status.FAILED, Status.CANCELED)
 
 
+#: ``Order.requester`` of anonymous orders placed without a session.
+ANONYMOUS = "anonymous"
+
+
+def requester_key(user: Any, session_key: str | None) -> str:
+    """Who placed an order, as one string: the scope of ownership, idempotency keys
+    and the active-orders cap. Anonymous requests with a session are told apart by it."""
+    if user is not None and user.is_authenticated:
+        return f"user:{user.pk}"
+    return f"session:{session_key}" if session_key else ANONYMOUS
+
+
 class OrderQuerySet(models.QuerySet["Order"]):
-    def visible_to(self, user: Any) -> OrderQuerySet:
-        """The orders ``user`` may see: staff see all, others their own."""
+    def visible_to(self, user: Any, session_key: str | None) -> OrderQuerySet:
+        """The orders this requester may see: staff see all, others their own.
+
+        An anonymous order placed without a session has no owner to check: whoever
+        holds its unguessable URL (and has no account) may see it.
+        """
         if user.is_staff:
             return self
+        mine = requester_key(user, session_key)
         if user.is_authenticated:
-            return self.filter(owner=user)
-        return self.filter(owner__isnull=True)
+            return self.filter(requester=mine)
+        return self.filter(requester__in=[mine, ANONYMOUS])
+
+    def active(self) -> OrderQuerySet:
+        return self.filter(status__in=ACTIVE)
 
 
 class Order(models.Model):
@@ -77,6 +97,15 @@ class Order(models.Model):
     kwargs = models.JSONField(default=dict, blank=True)
     query = models.JSONField(default=dict, blank=True)
     data = models.JSONField(null=True, blank=True)
+    requester = models.CharField(
+        max_length=64,
+        default=ANONYMOUS,
+        help_text="user:<pk>, session:<key> or anonymous: who may see the order.",
+    )
+    idempotency_key = models.CharField(max_length=255, blank=True)
+    fingerprint = models.CharField(
+        max_length=64, blank=True, help_text="Hash of the envelope, to tell a retry from a reuse."
+    )
     origin = models.CharField(
         max_length=300,
         help_text="Scheme and host of the POST, so URLs the view builds point where the client is.",
@@ -96,7 +125,10 @@ class Order(models.Model):
     # The outcome.
     response_status = models.PositiveSmallIntegerField(null=True, blank=True)
     response_content_type = models.CharField(max_length=200, blank=True)
-    response_body = models.BinaryField(null=True, blank=True)
+    response_body = models.BinaryField(
+        null=True, blank=True, help_text="Empty when larger than MAX_RESULT_BYTES."
+    )
+    response_size = models.PositiveBigIntegerField(null=True, blank=True)
     resource_url = models.TextField(blank=True)
     error = models.JSONField(null=True, blank=True)
 
@@ -109,11 +141,20 @@ class Order(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["owner", "-created_at"], name="async_order_owner_recent")]
+        indexes = [
+            models.Index(fields=["requester", "-created_at"], name="async_order_requester_recent"),
+            models.Index(fields=["requester", "status"], name="async_order_requester_status"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(status__in=Status.values), name="async_order_status_valid"
-            )
+            ),
+            # One order per requester and key: concurrent retries cannot both insert.
+            models.UniqueConstraint(
+                fields=["requester", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="async_order_idempotency_key_unique",
+            ),
         ]
 
     def __str__(self) -> str:

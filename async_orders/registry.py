@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
 from django.urls import URLPattern, URLResolver, get_resolver
+from rest_framework.serializers import Serializer
 
 from async_orders.conf import conf
 
@@ -29,6 +30,10 @@ class ViewOptions:
 
     #: HTTP method used when the order request names none (``None``: ``POST``).
     method: str | None = None
+    #: DRF serializer class that validates the envelope's ``data`` when the order is placed.
+    data_serializer: type[Serializer] | None = None
+    #: DRF serializer class that validates the envelope's ``query`` likewise.
+    query_serializer: type[Serializer] | None = None
 
     @property
     def default_method(self) -> str:
@@ -36,17 +41,30 @@ class ViewOptions:
 
 
 @overload
-def schedulable(view: V, *, method: str | None = None) -> V: ...
+def schedulable(view: V, **options: Any) -> V: ...
 @overload
-def schedulable(view: None = None, *, method: str | None = None) -> Callable[[V], V]: ...
-def schedulable(view: V | None = None, *, method: str | None = None) -> V | Callable[[V], V]:
+def schedulable(view: None = None, **options: Any) -> Callable[[V], V]: ...
+def schedulable(
+    view: V | None = None,
+    *,
+    method: str | None = None,
+    data_serializer: type[Serializer] | None = None,
+    query_serializer: type[Serializer] | None = None,
+) -> V | Callable[[V], V]:
     """Opt a view in to being ordered through ``POST /async/<url-name>/order/``.
 
     Decorate a function view, a class-based view or DRF view class, or one action
     method of a DRF viewset. Put it outermost, above ``@api_view`` and the like, so
     the mark lands on the callable that the URL configuration holds.
+
+    ``data_serializer``/``query_serializer`` validate the order's inputs when it is
+    placed, so bad input fails the client's POST with a 400 instead of a worker later.
     """
-    options = ViewOptions(method=method.upper() if method else None)
+    options = ViewOptions(
+        method=method.upper() if method else None,
+        data_serializer=data_serializer,
+        query_serializer=query_serializer,
+    )
 
     def mark(target: V) -> V:
         setattr(target, OPTIONS_ATTRIBUTE, options)
@@ -143,8 +161,8 @@ def _walk(
 
 
 def _converters_of(pattern: Any) -> dict[str, Any]:
-    converters = getattr(pattern, "converters", None)
-    if converters is not None:  # RoutePattern: path("<int:pk>/")
-        return dict(converters)
-    regex = getattr(pattern, "regex", None)  # RegexPattern: re_path(r"(?P<pk>\d+)")
-    return dict.fromkeys(regex.groupindex) if regex is not None else {}
+    """Each named parameter of one pattern, with its converter: ``path("<int:pk>/")``
+    has converters; a regex group (``re_path``, DRF routers) has ``None``."""
+    regex = getattr(pattern, "regex", None)
+    names = dict.fromkeys(regex.groupindex) if regex is not None else {}
+    return {**names, **getattr(pattern, "converters", {})}

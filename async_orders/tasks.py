@@ -13,12 +13,13 @@ from functools import partial
 from typing import Any
 
 from celery import shared_task
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from async_orders import execution
 from async_orders.conf import conf
 from async_orders.envelope import Envelope
-from async_orders.models import Order, Status
+from async_orders.exceptions import IdempotencyKeyReused, TooManyActiveOrders
+from async_orders.models import ANONYMOUS, Order, Status
 
 logger = logging.getLogger("async_orders")
 
@@ -31,27 +32,63 @@ def execute_order(order_id: str) -> None:
     execution.execute_order(order_id)
 
 
-def place_order(envelope: Envelope, owner: Any, origin: str) -> Order:
+def place_order(
+    envelope: Envelope,
+    owner: Any,
+    origin: str,
+    *,
+    requester: str = ANONYMOUS,
+    idempotency_key: str = "",
+) -> tuple[Order, bool]:
     """Create the order and publish its message once the order's row is committed.
 
     A worker can therefore never receive an order it cannot read, and a rolled-back
-    order is never published.
+    order is never published. With an ``idempotency_key`` already used by this
+    requester, the existing order is returned instead (``created`` is False); the
+    database's unique constraint decides between concurrent duplicates.
     """
-    with transaction.atomic():
-        order = Order.objects.create(
-            owner=owner if owner is not None and owner.is_authenticated else None,
-            view_name=envelope.view_name,
-            method=envelope.method,
-            args=envelope.args,
-            kwargs=envelope.kwargs,
-            query=envelope.query,
-            data=envelope.data,
-            origin=origin,
-            run_at=envelope.run_at,
-            status=Status.SCHEDULED if envelope.run_at else Status.QUEUED,
-        )
-        transaction.on_commit(partial(publish, order.pk, envelope.run_at))
+    if idempotency_key:
+        existing = Order.objects.filter(requester=requester, idempotency_key=idempotency_key)
+        if order := existing.first():
+            return _same_request(order, envelope), False
+    _check_active_cap(requester)
+    try:
+        with transaction.atomic():
+            order = Order.objects.create(
+                owner=owner if owner is not None and owner.is_authenticated else None,
+                requester=requester,
+                idempotency_key=idempotency_key,
+                fingerprint=envelope.fingerprint,
+                view_name=envelope.view_name,
+                method=envelope.method,
+                args=envelope.args,
+                kwargs=envelope.kwargs,
+                query=envelope.query,
+                data=envelope.data,
+                origin=origin,
+                run_at=envelope.run_at,
+                status=Status.SCHEDULED if envelope.run_at else Status.QUEUED,
+            )
+            transaction.on_commit(partial(publish, order.pk, envelope.run_at))
+    except IntegrityError:
+        if not idempotency_key:
+            raise
+        # A concurrent request with the same key inserted first: that one is ours.
+        order = Order.objects.get(requester=requester, idempotency_key=idempotency_key)
+        return _same_request(order, envelope), False
+    return order, True
+
+
+def _same_request(order: Order, envelope: Envelope) -> Order:
+    if order.fingerprint != envelope.fingerprint:
+        raise IdempotencyKeyReused()
     return order
+
+
+def _check_active_cap(requester: str) -> None:
+    cap = conf.MAX_ACTIVE_ORDERS
+    if cap is not None and Order.objects.filter(requester=requester).active().count() >= cap:
+        raise TooManyActiveOrders(cap, retry_after=conf.RETRY_AFTER)
 
 
 def rerun_order(order: Order) -> Order:
@@ -65,7 +102,8 @@ def rerun_order(order: Order) -> Order:
         data=order.data,
         run_at=None,
     )
-    return place_order(envelope, order.owner, order.origin)
+    again, _ = place_order(envelope, order.owner, order.origin, requester=order.requester)
+    return again
 
 
 def publish(order_id: uuid.UUID, run_at: datetime | None = None) -> None:

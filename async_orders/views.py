@@ -7,6 +7,7 @@ DESIGN.md's status table (order status -> HTTP status and headers) lives in
 from __future__ import annotations
 
 import math
+import re
 import uuid
 from typing import Any
 
@@ -27,12 +28,15 @@ from async_orders.conf import conf
 from async_orders.envelope import parse_envelope
 from async_orders.exceptions import (
     InvalidEnvelope,
+    InvalidIdempotencyKey,
     OrderFinished,
     OrderNotFound,
+    RequestTooLarge,
     ResultNotReady,
+    ResultNotStored,
     UnknownView,
 )
-from async_orders.models import Order, Status
+from async_orders.models import Order, Status, requester_key
 from async_orders.registry import find_endpoint
 from async_orders.serializers import OrderSerializer
 from async_orders.tasks import place_order
@@ -46,6 +50,9 @@ POLL_STATUS = {
     Status.FAILED: status.HTTP_200_OK,
     Status.CANCELED: status.HTTP_200_OK,
 }
+
+#: The header's value: printable ASCII, as the IETF draft's examples (UUIDs) are.
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 
 
 def handle_exception(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -74,9 +81,24 @@ class OrderAPIView(APIView):
     def get_exception_handler(self) -> Any:
         return handle_exception
 
+    def get_authenticators(self) -> list[Any]:
+        classes = conf.AUTHENTICATION_CLASSES
+        return super().get_authenticators() if classes is None else [c() for c in classes]
+
+    def get_permissions(self) -> list[Any]:
+        classes = conf.PERMISSION_CLASSES
+        return super().get_permissions() if classes is None else [c() for c in classes]
+
+    def get_throttles(self) -> list[Any]:
+        classes = conf.THROTTLE_CLASSES
+        return super().get_throttles() if classes is None else [c() for c in classes]
+
+    def visible_orders(self) -> Any:
+        return Order.objects.visible_to(self.request.user, _session_key(self.request))
+
     def get_order(self, pk: uuid.UUID) -> Order:
         """The order ``pk`` if the caller may see it; a 404 otherwise, whichever the reason."""
-        order = Order.objects.visible_to(self.request.user).filter(pk=pk).first()
+        order = self.visible_orders().filter(pk=pk).first()
         if order is None:
             raise OrderNotFound()
         return order
@@ -89,9 +111,15 @@ class PlaceOrderView(OrderAPIView):
         endpoint = find_endpoint(view_name)
         if endpoint is None or not endpoint.is_schedulable:
             raise UnknownView(view_name)
-        _require_json_body(request)
+        _check_body(request)
         envelope = parse_envelope(endpoint, request.data)
-        order = place_order(envelope, owner=request.user, origin=_origin(request))
+        order, _ = place_order(
+            envelope,
+            owner=request.user,
+            origin=_origin(request),
+            requester=requester_key(request.user, _session_key(request)),
+            idempotency_key=_idempotency_key(request),
+        )
         body = OrderSerializer(order, context={"request": request}).data
         return Response(body, status=status.HTTP_302_FOUND, headers={"Location": body["url"]})
 
@@ -121,6 +149,8 @@ class OrderResultView(OrderAPIView):
         order = self.get_order(pk)
         if order.status != Status.COMPLETED:
             raise ResultNotReady(order.status)
+        if order.response_body is None:
+            raise ResultNotStored()
         return _replay(order)
 
 
@@ -137,7 +167,7 @@ class OrderListView(OrderAPIView, generics.ListAPIView):
     pagination_class = OrderPagination
 
     def get_queryset(self) -> Any:
-        orders = Order.objects.visible_to(self.request.user)
+        orders = self.visible_orders()
         params = self.request.query_params
         if "status" in params:
             orders = orders.filter(status=params["status"])
@@ -177,8 +207,28 @@ def _origin(request: Request) -> str:
     return request.build_absolute_uri("/").rstrip("/")
 
 
-def _require_json_body(request: Request) -> None:
+def _check_body(request: Request) -> None:
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > conf.MAX_BODY_BYTES:
+        raise RequestTooLarge(conf.MAX_BODY_BYTES)
     # DRF ignores a body sent without Content-Type; an order must never silently
     # lose its envelope, so refuse it instead.
-    if not request.content_type and request.META.get("CONTENT_LENGTH", "0") not in ("", "0"):
+    if length and not request.content_type:
         raise UnsupportedMediaType("", detail="Send the order request as application/json.")
+
+
+def _session_key(request: Request) -> str | None:
+    session = getattr(request, "session", None)
+    return session.session_key if session is not None else None
+
+
+def _idempotency_key(request: Request) -> str:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return ""
+    if not IDEMPOTENCY_KEY.fullmatch(key):
+        raise InvalidIdempotencyKey()
+    return key

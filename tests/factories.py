@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from async_orders.envelope import parse_envelope
-from async_orders.models import Order
+from async_orders.models import Order, requester_key
 from async_orders.registry import find_endpoint
 from async_orders.tasks import place_order
 
@@ -15,4 +15,10 @@ def make_order(view_name: str = "echo", owner: Any = None, **envelope: Any) -> O
     that roll back, since publishing waits for the commit)."""
     endpoint = find_endpoint(view_name)
     assert endpoint is not None, view_name
-    return place_order(parse_envelope(endpoint, envelope), owner, origin="http://testserver")
+    order, _ = place_order(
+        parse_envelope(endpoint, envelope),
+        owner,
+        origin="http://testserver",
+        requester=requester_key(owner, None),
+    )
+    return order

@@ -23,5 +23,8 @@ urlpatterns = [
     path("fails/on-error/", views.fails_on_error, name="fails-on-error"),
     path("gated/<int:steps>/", views.gated, name="gated"),
     path("canceled-midway/", views.canceled_midway, name="canceled-midway"),
+    path("typed/", views.typed_inputs, name="typed-inputs"),
+    path("big/", views.big_response, name="big-response"),
+    path("csrf/", views.csrf_token, name="csrf-token"),
     path("shop/", include((router.urls, "shop"), namespace="shop")),
 ]

@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from django.http import HttpRequest, JsonResponse
+from django.middleware.csrf import get_token
 from django.views import View
+from django.views.decorators.csrf import ensure_csrf_cookie
 from rest_framework import permissions, serializers, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -90,6 +92,30 @@ def gated(request: HttpRequest, steps: int) -> JsonResponse:
     return JsonResponse({"steps": steps})
 
 
+class PizzaInput(serializers.Serializer):
+    name = serializers.CharField(max_length=20)
+    size = serializers.ChoiceField(choices=["small", "large"])
+
+
+class PageQuery(serializers.Serializer):
+    page = serializers.IntegerField(min_value=1)
+
+
+@schedulable(data_serializer=PizzaInput, query_serializer=PageQuery)
+def typed_inputs(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(_describe(request))
+
+
+@schedulable
+def big_response(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"blob": "x" * 2000})
+
+
+@ensure_csrf_cookie
+def csrf_token(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"token": get_token(request)})
+
+
 def _wait_for(path: Path) -> None:
     deadline = time.monotonic() + GATE_TIMEOUT
     while not path.exists():
@@ -115,15 +141,23 @@ class ItemSerializer(serializers.HyperlinkedModelSerializer):
 
 
 class ItemViewSet(viewsets.ModelViewSet):
-    """Only ``create`` is orderable; the rest of the viewset is ordinary."""
+    """Only ``create`` and ``partial_update`` are orderable; each user sees only
+    their own items, so ordering a change to somebody else's item must fail."""
 
     queryset = Item.objects.all()
     serializer_class = ItemSerializer
     permission_classes = [permissions.IsAuthenticated]
 
+    def get_queryset(self) -> Any:
+        return Item.objects.filter(owner=self.request.user)
+
     @schedulable
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().create(request, *args, **kwargs)
+
+    @schedulable(method="PATCH")
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().partial_update(request, *args, **kwargs)
 
     def perform_create(self, serializer: ItemSerializer) -> None:
         serializer.save(owner=self.request.user)
