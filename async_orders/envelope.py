@@ -45,9 +45,9 @@ class EnvelopeSerializer(serializers.Serializer):
 
     args = serializers.ListField(default=list)
     kwargs = serializers.DictField(default=dict)
-    method = serializers.CharField(required=False, max_length=10)
+    method = serializers.RegexField(r"^[A-Za-z]{1,10}$", required=False)
     query = serializers.DictField(default=dict)
-    data = serializers.JSONField(required=False, default=None)
+    data = serializers.JSONField(required=False, default=None, allow_null=True)
     countdown = serializers.FloatField(required=False, min_value=0)
     eta = serializers.DateTimeField(required=False)
 
@@ -187,11 +187,14 @@ def _fits(converter: Any, value: Any) -> bool:
 
 
 def _run_at(countdown: float | None, eta: datetime | None) -> datetime | None:
+    """When the order may run; ``None`` for now."""
     if countdown is None and eta is None:
         return None
     now = timezone.now()
     horizon = conf.MAX_SCHEDULE_SECONDS
     run_at = now + timedelta(seconds=countdown) if countdown is not None else eta
+    if run_at <= now:  # due already: run as soon as possible, like Celery does
+        return None
     if run_at - now > timedelta(seconds=horizon):
         field = "countdown" if countdown is not None else "eta"
         raise InvalidEnvelope(

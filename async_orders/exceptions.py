@@ -6,6 +6,8 @@ them (and DRF's own) as ``{"code": ..., "detail": ..., "fields": {...}}``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import status
 from rest_framework.exceptions import APIException
 
@@ -28,16 +30,30 @@ class OrderNotFound(APIException):
     default_detail = "No such order."
 
 
-class InvalidEnvelope(APIException):
-    """The order request does not describe a call the view can take."""
+class FieldErrors(APIException):
+    """A 400 that names each bad field; rendered with a ``fields`` map."""
 
     status_code = status.HTTP_400_BAD_REQUEST
-    default_code = "invalid_envelope"
+    lead = "Invalid request."
 
-    def __init__(self, fields: dict[str, list[str]]) -> None:
-        self.fields = fields
-        summary = "; ".join(f"{name}: {' '.join(msgs)}" for name, msgs in fields.items())
-        super().__init__(f"Invalid order request. {summary}")
+    def __init__(self, fields: dict[str, list[Any]]) -> None:
+        self.fields = {name: [str(message) for message in msgs] for name, msgs in fields.items()}
+        summary = "; ".join(f"{name}: {' '.join(msgs)}" for name, msgs in self.fields.items())
+        super().__init__(f"{self.lead} {summary}")
+
+
+class InvalidEnvelope(FieldErrors):
+    """The order request does not describe a call the view can take."""
+
+    default_code = "invalid_envelope"
+    lead = "Invalid order request."
+
+
+class InvalidQuery(FieldErrors):
+    """The order list's query string has a bad value."""
+
+    default_code = "invalid_query"
+    lead = "Invalid query."
 
 
 class ResultNotReady(APIException):

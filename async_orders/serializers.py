@@ -7,7 +7,7 @@ from typing import Any
 from django.urls import reverse
 from rest_framework import serializers
 
-from async_orders.models import Order
+from async_orders.models import Order, Status
 
 
 class ProgressSerializer(serializers.Serializer):
@@ -55,3 +55,12 @@ class OrderSerializer(serializers.ModelSerializer):
     def _absolute(self, url: str) -> str:
         request: Any = self.context.get("request")
         return request.build_absolute_uri(url) if request else url
+
+
+class ListQuerySerializer(serializers.Serializer):
+    """The query string of ``GET /async/orders/``; anything else there is refused."""
+
+    status = serializers.ChoiceField(choices=Status.choices, required=False)
+    view = serializers.CharField(required=False, max_length=200)
+    page = serializers.IntegerField(required=False, min_value=1)
+    page_size = serializers.IntegerField(required=False, min_value=1, max_value=500)

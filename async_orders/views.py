@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
 from rest_framework import generics, status
-from rest_framework.exceptions import UnsupportedMediaType
+from rest_framework.exceptions import ParseError, UnsupportedMediaType
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
@@ -24,11 +24,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView, exception_handler
 
+from async_orders import schema as openapi
 from async_orders.conf import conf
 from async_orders.envelope import parse_envelope
 from async_orders.exceptions import (
-    InvalidEnvelope,
+    FieldErrors,
     InvalidIdempotencyKey,
+    InvalidQuery,
     OrderFinished,
     OrderNotFound,
     RequestTooLarge,
@@ -38,7 +40,7 @@ from async_orders.exceptions import (
 )
 from async_orders.models import Order, Status, requester_key
 from async_orders.registry import find_endpoint
-from async_orders.serializers import OrderSerializer
+from async_orders.serializers import ListQuerySerializer, OrderSerializer
 from async_orders.tasks import place_order
 
 #: HTTP status of ``GET /async/orders/<id>/`` for each order status (DESIGN.md).
@@ -65,17 +67,27 @@ def handle_exception(exc: Exception, context: dict[str, Any]) -> Response | None
         "code": getattr(detail, "code", None) or getattr(exc, "default_code", "error"),
         "detail": str(detail) if detail is not None else str(response.data.get("detail")),
     }
-    if isinstance(exc, InvalidEnvelope):
+    if isinstance(exc, FieldErrors):
         body["fields"] = exc.fields
     response.data = body
     return response
+
+
+class JSONBodyParser(JSONParser):
+    """DRF's JSON parser, with absurdly deep nesting refused as a 400, not a 500."""
+
+    def parse(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().parse(*args, **kwargs)
+        except RecursionError:
+            raise ParseError("JSON parse error - nested too deeply.") from None
 
 
 @method_decorator(never_cache, name="dispatch")
 class OrderAPIView(APIView):
     """Base of the order endpoints: JSON in and out, never cached, one error format."""
 
-    parser_classes = [JSONParser]
+    parser_classes = [JSONBodyParser]
     renderer_classes = [JSONRenderer]
 
     def get_exception_handler(self) -> Any:
@@ -96,9 +108,14 @@ class OrderAPIView(APIView):
     def visible_orders(self) -> Any:
         return Order.objects.visible_to(self.request.user, _session_key(self.request))
 
-    def get_order(self, pk: uuid.UUID) -> Order:
-        """The order ``pk`` if the caller may see it; a 404 otherwise, whichever the reason."""
-        order = self.visible_orders().filter(pk=pk).first()
+    def get_order(self, pk: str) -> Order:
+        """The order ``pk`` if the caller may see it; a 404 otherwise, whichever the reason
+        (malformed id, unknown id, somebody else's order)."""
+        try:
+            order_id = uuid.UUID(pk)
+        except ValueError:
+            raise OrderNotFound() from None
+        order = self.visible_orders().filter(pk=order_id).first()
         if order is None:
             raise OrderNotFound()
         return order
@@ -107,6 +124,9 @@ class OrderAPIView(APIView):
 class PlaceOrderView(OrderAPIView):
     """``POST /async/<view_name>/order/``: validate the envelope, place the order, 302."""
 
+    schema = openapi.PlaceOrderSchema()
+
+    @openapi.place_order
     def post(self, request: Request, view_name: str) -> Response:
         endpoint = find_endpoint(view_name)
         if endpoint is None or not endpoint.is_schedulable:
@@ -128,10 +148,12 @@ class OrderDetailView(OrderAPIView):
     """``GET /async/orders/<id>/``: the order, with the HTTP status of its state.
     ``DELETE``: cancel it."""
 
-    def get(self, request: Request, pk: uuid.UUID) -> Response:
+    @openapi.poll_order
+    def get(self, request: Request, pk: str) -> Response:
         return order_response(self.get_order(pk), request)
 
-    def delete(self, request: Request, pk: uuid.UUID) -> Response:
+    @openapi.cancel_order
+    def delete(self, request: Request, pk: str) -> Response:
         """200 when canceled at once, 202 when a running order was asked to stop."""
         order = self.get_order(pk)
         if not order.cancel():
@@ -145,7 +167,8 @@ class OrderDetailView(OrderAPIView):
 class OrderResultView(OrderAPIView):
     """``GET /async/orders/<id>/result/``: replay the view's stored response."""
 
-    def get(self, request: Request, pk: uuid.UUID) -> HttpResponse:
+    @openapi.order_result
+    def get(self, request: Request, pk: str) -> HttpResponse:
         order = self.get_order(pk)
         if order.status != Status.COMPLETED:
             raise ResultNotReady(order.status)
@@ -160,6 +183,7 @@ class OrderPagination(PageNumberPagination):
     max_page_size = 500
 
 
+@openapi.list_orders_view
 class OrderListView(OrderAPIView, generics.ListAPIView):
     """``GET /async/orders/``: the caller's orders, newest first; ``?status=`` and ``?view=``."""
 
@@ -167,13 +191,16 @@ class OrderListView(OrderAPIView, generics.ListAPIView):
     pagination_class = OrderPagination
 
     def get_queryset(self) -> Any:
-        orders = self.visible_orders()
-        params = self.request.query_params
-        if "status" in params:
-            orders = orders.filter(status=params["status"])
-        if "view" in params:
-            orders = orders.filter(view_name=params["view"])
-        return orders
+        # A plain dict: given a QueryDict, DRF would treat "?view=" as no filter at all.
+        query = ListQuerySerializer(data=self.request.query_params.dict())
+        if not query.is_valid():
+            raise InvalidQuery(query.errors)
+        filters = {
+            field: query.validated_data[name]
+            for name, field in (("status", "status"), ("view", "view_name"))
+            if name in query.validated_data
+        }
+        return self.visible_orders().filter(**filters)
 
 
 def order_response(order: Order, request: Request) -> Response:

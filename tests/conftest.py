@@ -96,3 +96,19 @@ def celery_worker(
 @pytest.fixture
 def worker_log() -> Path:
     return Path(services.SCRATCH) / "worker.log"
+
+
+FUZZ_CASES: list[str] = []
+
+
+@pytest.fixture
+def fuzz_counter() -> list[str]:
+    """Every schemathesis case run, for the summary line."""
+    return FUZZ_CASES
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if FUZZ_CASES:
+        terminalreporter.write_line(
+            f"schemathesis: {len(FUZZ_CASES)} cases over {len(set(FUZZ_CASES))} operations"
+        )

@@ -20,6 +20,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
     "async_orders",
     "tests.testapp",
 ]
@@ -62,4 +63,11 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "loggers": {"async_orders": {"handlers": ["console"], "level": "INFO"}},
+}
+
+REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "async_orders test project",
+    "VERSION": "test",
+    "PREPROCESSING_HOOKS": ["tests.schema_hooks.only_async_orders"],
 }

@@ -186,3 +186,12 @@ def test_an_order_is_published_only_after_its_transaction_commits(
     for callback in callbacks:
         callback()
     assert published == [Order.objects.get().pk]
+
+
+@pytest.mark.parametrize("eta", ["2000-01-01T00:00:00Z", "0201-08-02T02:46:46Z"])
+def test_an_eta_in_the_past_queues_the_order_now(api: APIClient, eta: str) -> None:
+    response = place(api, "echo", {"eta": eta})
+
+    assert response.status_code == 302
+    assert response.json()["status"] == "queued"
+    assert Order.objects.get().run_at is None

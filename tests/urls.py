@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
 from tests.testapp import views
@@ -10,6 +11,8 @@ router.register("items", views.ItemViewSet)
 
 urlpatterns = [
     path("async/", include("async_orders.urls")),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("schema/swagger/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger"),
     path("echo/<int:number>/", views.echo, name="echo-int"),
     path("echo/<slug:slug>/slug/", views.echo, name="echo-slug"),
     path("echo/<uuid:token>/uuid/", views.echo, name="echo-uuid"),

@@ -1,0 +1,173 @@
+"""OpenAPI description of the order endpoints (drf-spectacular).
+
+The views stay thin: every response each endpoint can give is declared here, next
+to the error catalogue, and applied to the views as decorators.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
+from rest_framework import serializers
+
+from async_orders.envelope import EnvelopeSerializer
+from async_orders.registry import Endpoint, iter_endpoints
+from async_orders.serializers import ListQuerySerializer, OrderSerializer
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Every 4xx of our endpoints."""
+
+    code = serializers.CharField(help_text="Stable, machine-readable; see the error catalogue.")
+    detail = serializers.CharField(help_text="For humans: names the field or the reason.")
+    fields = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="invalid_envelope, invalid_query: messages per field (kwargs.pk, data.name).",
+    )
+
+
+def _error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(ErrorSerializer, description=description)
+
+
+def _header(name: str, description: str, responses: list[int]) -> OpenApiParameter:
+    return OpenApiParameter(
+        name, str, OpenApiParameter.HEADER, description=description, response=responses
+    )
+
+
+NOT_FOUND = _error("order_not_found: no such order, or not yours.")
+AUTH_ERRORS = {
+    401: _error("not_authenticated / authentication_failed"),
+    403: _error("permission_denied (CSRF failures included)"),
+    429: _error("throttled"),
+}
+
+place_order = extend_schema(
+    summary="Place an order: call the view later, in a worker, as you",
+    request=EnvelopeSerializer,
+    responses={
+        302: OpenApiResponse(OrderSerializer, description="Placed; Location is the order."),
+        400: _error(
+            "invalid_envelope (see fields), parse_error, invalid_idempotency_key, "
+            "or the view's input serializer rejected data/query"
+        ),
+        404: _error("unknown_view: no such URL name, or not schedulable"),
+        413: _error("request_too_large"),
+        415: _error("unsupported_media_type"),
+        422: _error("idempotency_key_reused"),
+        **AUTH_ERRORS,
+        429: _error("too_many_active_orders (MAX_ACTIVE_ORDERS) or throttled"),
+    },
+    parameters=[
+        OpenApiParameter(
+            "Idempotency-Key",
+            str,
+            OpenApiParameter.HEADER,
+            description="Retrying with the same key and body returns the same order.",
+        ),
+        _header("Location", "The order's URL.", [302]),
+    ],
+)
+
+poll_order = extend_schema(
+    summary="The order, with the HTTP status of its state",
+    responses={
+        202: OpenApiResponse(OrderSerializer, description="scheduled, queued or running"),
+        201: OpenApiResponse(OrderSerializer, description="completed; Location: resource_url"),
+        200: OpenApiResponse(OrderSerializer, description="failed or canceled; see error"),
+        404: NOT_FOUND,
+        **AUTH_ERRORS,
+    },
+    parameters=[
+        _header("Retry-After", "Seconds to wait before polling again.", [202]),
+        _header("Location", "The resource_url of a completed order.", [201]),
+    ],
+)
+
+cancel_order = extend_schema(
+    summary="Cancel the order",
+    responses={
+        200: OpenApiResponse(OrderSerializer, description="Canceled at once."),
+        202: OpenApiResponse(OrderSerializer, description="Running: asked to stop."),
+        404: NOT_FOUND,
+        409: _error("order_finished"),
+        **AUTH_ERRORS,
+    },
+)
+
+order_result = extend_schema(
+    summary="Replay the response of the completed order's view",
+    responses={
+        (200, "*/*"): OpenApiResponse(description="The view's status, content type and body."),
+        404: NOT_FOUND,
+        409: _error("result_not_ready: the order has not completed"),
+        410: _error("result_not_stored: larger than MAX_RESULT_BYTES"),
+        **AUTH_ERRORS,
+    },
+)
+
+list_orders_view = extend_schema_view(
+    get=extend_schema(
+        summary="Your orders, newest first",
+        parameters=[ListQuerySerializer],
+        responses={
+            200: OrderSerializer(many=True),
+            400: _error("invalid_query (see fields)"),
+            404: _error("not_found: no such page"),
+            **AUTH_ERRORS,
+        },
+    )
+)
+
+
+class PlaceOrderSchema(AutoSchema):
+    """Documents, when the schema is generated, which views can be ordered: their URL
+    names as the enum of ``view_name``, and in ``x-view-inputs`` the serializers that
+    validate each view's ``data``/``query`` (components of the schema)."""
+
+    def get_override_parameters(self) -> list[Any]:
+        view_name = OpenApiParameter(
+            "view_name",
+            str,
+            OpenApiParameter.PATH,
+            required=True,
+            enum=sorted(endpoint.name for endpoint in _schedulable()),
+            description="URL name of a schedulable view, with its namespace.",
+        )
+        return [*super().get_override_parameters(), view_name]
+
+    def get_operation(self, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
+        operation = super().get_operation(*args, **kwargs)
+        inputs = self._view_inputs()
+        if operation is not None and inputs:
+            operation["x-view-inputs"] = inputs
+        return operation
+
+    def _view_inputs(self) -> dict[str, dict[str, dict[str, Any]]]:
+        documented: dict[str, dict[str, dict[str, Any]]] = {}
+        for endpoint in _schedulable():
+            for method, options in endpoint.options_by_method().items():
+                typed = {
+                    key: self.resolve_serializer(serializer, "request").ref
+                    for key, serializer in (
+                        ("data", options.data_serializer),
+                        ("query", options.query_serializer),
+                    )
+                    if serializer is not None
+                }
+                if typed:
+                    documented.setdefault(endpoint.name, {})[method] = typed
+        return documented
+
+
+def _schedulable() -> list[Endpoint]:
+    return [endpoint for endpoint in iter_endpoints() if endpoint.is_schedulable]
