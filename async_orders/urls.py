@@ -21,13 +21,13 @@ class OrderIdConverter:
         return str(value)
 
 
-register_converter(OrderIdConverter, "order_id")
+register_converter(OrderIdConverter, "async_order")
 
 app_name = "async_orders"
 
 urlpatterns = [
     path("<str:view_name>/order/", views.PlaceOrderView.as_view(), name="order-create"),
     path("orders/", views.OrderListView.as_view(), name="order-list"),
-    path("orders/<order_id:pk>/", views.OrderDetailView.as_view(), name="order-detail"),
-    path("orders/<order_id:pk>/result/", views.OrderResultView.as_view(), name="order-result"),
+    path("orders/<async_order:pk>/", views.OrderDetailView.as_view(), name="order-detail"),
+    path("orders/<async_order:pk>/result/", views.OrderResultView.as_view(), name="order-result"),
 ]
