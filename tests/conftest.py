@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
@@ -63,6 +64,13 @@ def broker() -> Iterator[str]:
     os.makedirs(services.EMBEDDED_REDIS_DIR, exist_ok=True)
     with EmbeddedRedis(Path(services.EMBEDDED_REDIS_DIR)) as redis:
         yield redis.url
+
+
+def redis_client(broker: str) -> redis.Redis:
+    """A client of the test broker, to look at or wipe its queues."""
+    if broker.startswith("redis+socket://"):
+        return redis.Redis(unix_socket_path=broker.removeprefix("redis+socket://"))
+    return redis.Redis.from_url(broker)
 
 
 def start_worker(queue: str, name: str) -> subprocess.Popen[bytes]:

@@ -14,13 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 import requests
 
 from async_orders import locks, reconciler
 from async_orders.models import FINISHED, Order, Status
 from tests import celery_app
-from tests.conftest import FAULT_FIGURES, wait_until
+from tests.conftest import FAULT_FIGURES, redis_client, wait_until
 from tests.testapp.models import Execution
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -32,12 +31,6 @@ def place(base: str, view: str, **envelope: Any) -> requests.Response:
 
 def status_of(order_url: str) -> str:
     return requests.get(order_url, timeout=10).json()["status"]
-
-
-def redis_client(broker: str) -> redis.Redis:
-    if broker.startswith("redis+socket://"):
-        return redis.Redis(unix_socket_path=broker.removeprefix("redis+socket://"))
-    return redis.Redis.from_url(broker)
 
 
 @contextlib.contextmanager

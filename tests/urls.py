@@ -29,6 +29,7 @@ urlpatterns = [
     path("typed/", views.typed_inputs, name="typed-inputs"),
     path("flaky/", views.flaky, name="flaky"),
     path("counted/", views.counted, name="counted"),
+    path("routed/", views.routed, name="routed"),
     path("gated-retrying/<int:steps>/", views.gated_retrying, name="gated-retrying"),
     path("gated-once/<int:steps>/", views.gated_once, name="gated-once"),
     path("pizzas/<int:pk>/bake/", views.bake_pizza, name="bake-pizza"),

@@ -103,6 +103,12 @@ def flaky(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"attempts": order.attempts})
 
 
+@schedulable(queue="async-orders-tests-routed", routing_key="async-orders-tests-routed")
+def routed(request: HttpRequest) -> JsonResponse:
+    """Its messages go to a queue of its own, which no test worker consumes."""
+    return JsonResponse({})
+
+
 @schedulable
 def counted(request: HttpRequest) -> JsonResponse:
     """Records each execution, so tests can prove none ran twice."""
