@@ -17,6 +17,16 @@ DEFAULTS: dict[str, Any] = {
     "RETRY_AFTER": 1,
     "PROGRESS_INTERVAL": 0.5,
     "QUEUE": None,
+    "LONG_POLL_MAX_WAIT": 30,
+    "NOTIFY_REDIS_URL": None,
+    "NOTIFY_DB_POLL_INTERVAL": 0.25,
+    "SSE_HEARTBEAT": 15,
+    "WEBHOOK_ALLOWED_HOSTS": [],
+    "WEBHOOK_ALLOW_PRIVATE": False,
+    "WEBHOOK_SECRET": "",
+    "WEBHOOK_MAX_ATTEMPTS": 5,
+    "WEBHOOK_RETRY_BACKOFF": 2.0,
+    "WEBHOOK_TIMEOUT": 10.0,
 }
 
 
@@ -45,6 +55,57 @@ class Settings:
     def QUEUE(self) -> str | None:
         """Celery queue the order task is sent to; ``None`` means Celery's default queue."""
         return self._get("QUEUE")
+
+    @property
+    def LONG_POLL_MAX_WAIT(self) -> float:
+        """Most seconds a ``?wait=`` poll may hold its connection; larger waits are cut to it."""
+        return float(self._get("LONG_POLL_MAX_WAIT"))
+
+    @property
+    def NOTIFY_REDIS_URL(self) -> str | None:
+        """Redis for change notifications: ``None`` means Celery's broker when it is Redis;
+        ``""`` turns pub/sub off, so waiters poll the database."""
+        return self._get("NOTIFY_REDIS_URL")
+
+    @property
+    def NOTIFY_DB_POLL_INTERVAL(self) -> float:
+        """Seconds between two reads of a waited-on order when there is no pub/sub."""
+        return float(self._get("NOTIFY_DB_POLL_INTERVAL"))
+
+    @property
+    def SSE_HEARTBEAT(self) -> float:
+        """Seconds of silence after which an event stream sends a comment, so proxies keep it."""
+        return float(self._get("SSE_HEARTBEAT"))
+
+    @property
+    def WEBHOOK_ALLOWED_HOSTS(self) -> list[str]:
+        """Hosts a ``callback_url`` may name (``ALLOWED_HOSTS`` syntax); empty: no webhooks."""
+        return list(self._get("WEBHOOK_ALLOWED_HOSTS"))
+
+    @property
+    def WEBHOOK_ALLOW_PRIVATE(self) -> bool:
+        """Let callbacks reach loopback/private/link-local addresses (tests, one-box setups)."""
+        return bool(self._get("WEBHOOK_ALLOW_PRIVATE"))
+
+    @property
+    def WEBHOOK_SECRET(self) -> str:
+        """Key of the HMAC-SHA256 signature of webhook deliveries; share it with receivers."""
+        return str(self._get("WEBHOOK_SECRET"))
+
+    @property
+    def WEBHOOK_MAX_ATTEMPTS(self) -> int:
+        """Deliveries tried per order before giving up."""
+        return int(self._get("WEBHOOK_MAX_ATTEMPTS"))
+
+    @property
+    def WEBHOOK_RETRY_BACKOFF(self) -> float:
+        """Seconds before the first retry; each later retry waits twice as long."""
+        return float(self._get("WEBHOOK_RETRY_BACKOFF"))
+
+    @property
+    def WEBHOOK_TIMEOUT(self) -> float:
+        """Seconds one delivery may take before it counts as failed."""
+        return float(self._get("WEBHOOK_TIMEOUT"))
 
 
 conf = Settings()

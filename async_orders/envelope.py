@@ -18,6 +18,7 @@ from rest_framework import serializers
 
 from async_orders.exceptions import InvalidEnvelope
 from async_orders.registry import Endpoint
+from async_orders.webhooks import check_callback_url
 
 JSONScalar = str | int | float | bool | None
 
@@ -33,6 +34,7 @@ class Envelope:
     query: dict[str, Any]
     data: Any
     run_at: datetime | None
+    callback_url: str = ""
 
 
 class EnvelopeSerializer(serializers.Serializer):
@@ -45,6 +47,7 @@ class EnvelopeSerializer(serializers.Serializer):
     data = serializers.JSONField(required=False, default=None)
     countdown = serializers.FloatField(required=False, min_value=0)
     eta = serializers.DateTimeField(required=False)
+    callback_url = serializers.URLField(required=False, max_length=2000)
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, dict):
@@ -64,6 +67,13 @@ class EnvelopeSerializer(serializers.Serializer):
                     f"{name!r} must be a string, number or a list of them."
                 )
         return query
+
+    def validate_callback_url(self, url: str) -> str:
+        try:
+            check_callback_url(url)
+        except ValueError as refusal:
+            raise serializers.ValidationError(str(refusal)) from None
+        return url
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if "countdown" in attrs and "eta" in attrs:
@@ -86,6 +96,7 @@ def parse_envelope(endpoint: Endpoint, body: Any) -> Envelope:
         query=fields["query"],
         data=fields["data"],
         run_at=_run_at(fields.get("countdown"), fields.get("eta")),
+        callback_url=fields.get("callback_url", ""),
     )
 
 

@@ -58,3 +58,13 @@ class OrderFinished(APIException):
 
     def __init__(self, order_status: str) -> None:
         super().__init__(f"The order is already {order_status}; there is nothing to cancel.")
+
+
+class InvalidWait(APIException):
+    """``?wait=`` is not a number of seconds."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "invalid_wait"
+
+    def __init__(self, value: str) -> None:
+        super().__init__(f"wait must be a number of seconds, not {value!r}.")

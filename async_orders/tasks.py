@@ -49,6 +49,7 @@ def place_order(envelope: Envelope, owner: Any, origin: str) -> Order:
             origin=origin,
             run_at=envelope.run_at,
             status=Status.SCHEDULED if envelope.run_at else Status.QUEUED,
+            callback_url=envelope.callback_url,
         )
         transaction.on_commit(partial(publish, order.pk, envelope.run_at))
     return order
@@ -64,6 +65,7 @@ def rerun_order(order: Order) -> Order:
         query=order.query,
         data=order.data,
         run_at=None,
+        callback_url=order.callback_url,
     )
     return place_order(envelope, order.owner, order.origin)
 

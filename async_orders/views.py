@@ -10,7 +10,7 @@ import math
 import uuid
 from typing import Any
 
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponseNotModified
 from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
@@ -23,6 +23,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView, exception_handler
 
+from async_orders.conditional import etag_matches, order_etag, requested_wait
 from async_orders.conf import conf
 from async_orders.envelope import parse_envelope
 from async_orders.exceptions import (
@@ -93,15 +94,28 @@ class PlaceOrderView(OrderAPIView):
         envelope = parse_envelope(endpoint, request.data)
         order = place_order(envelope, owner=request.user, origin=_origin(request))
         body = OrderSerializer(order, context={"request": request}).data
-        return Response(body, status=status.HTTP_302_FOUND, headers={"Location": body["url"]})
+        headers = {"Location": body["url"], "Vary": "Prefer"}
+        if _prefers_respond_async(request):
+            headers["Preference-Applied"] = "respond-async"
+            return Response(body, status=status.HTTP_202_ACCEPTED, headers=headers)
+        return Response(body, status=status.HTTP_302_FOUND, headers=headers)
 
 
 class OrderDetailView(OrderAPIView):
-    """``GET /async/orders/<id>/``: the order, with the HTTP status of its state.
-    ``DELETE``: cancel it."""
+    """``GET /async/orders/<id>/``: the order, with the HTTP status of its state and an
+    ETag; ``304`` when ``If-None-Match`` has it. ``DELETE``: cancel it.
 
-    def get(self, request: Request, pk: uuid.UUID) -> Response:
-        return order_response(self.get_order(pk), request)
+    ``?wait=`` is validated here and waited for by :mod:`async_orders.longpoll`."""
+
+    def get(self, request: Request, pk: uuid.UUID) -> HttpResponse:
+        requested_wait(request)
+        order = self.get_order(pk)
+        etag = order_etag(order, request)
+        if etag_matches(request, etag):
+            return HttpResponseNotModified(headers={"ETag": etag})
+        response = order_response(order, request)
+        response["ETag"] = etag
+        return response
 
     def delete(self, request: Request, pk: uuid.UUID) -> Response:
         """200 when canceled at once, 202 when a running order was asked to stop."""
@@ -175,6 +189,13 @@ def _replay(order: Order) -> HttpResponse:
 
 def _origin(request: Request) -> str:
     return request.build_absolute_uri("/").rstrip("/")
+
+
+def _prefers_respond_async(request: Request) -> bool:
+    """RFC 7240: ``respond-async`` is among the ``Prefer`` header's preferences."""
+    preferences = request.headers.get("Prefer", "").split(",")
+    tokens = (preference.split(";")[0].split("=")[0] for preference in preferences)
+    return any(token.strip().lower() == "respond-async" for token in tokens)
 
 
 def _require_json_body(request: Request) -> None:

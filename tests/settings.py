@@ -55,6 +55,13 @@ ASYNC_ORDERS = {
     # Every progress step is written, so tests can watch each one.
     "PROGRESS_INTERVAL": 0,
     "SCHEDULABLE_VIEWS": ["listed-in-settings"],
+    # Webhooks to the tests' own receiver on 127.0.0.1, retried quickly.
+    "WEBHOOK_ALLOWED_HOSTS": ["127.0.0.1", "hooks.example.com"],
+    "WEBHOOK_ALLOW_PRIVATE": True,
+    "WEBHOOK_SECRET": "webhook-secret-for-tests",
+    "WEBHOOK_RETRY_BACKOFF": 0.05,
+    "WEBHOOK_MAX_ATTEMPTS": 3,
+    "WEBHOOK_TIMEOUT": 5,
 }
 
 LOGGING = {
