@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.contrib import admin
 from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
@@ -9,6 +10,7 @@ router = SimpleRouter()
 router.register("items", views.ItemViewSet)
 
 urlpatterns = [
+    path("admin/", admin.site.urls),
     path("async/", include("async_orders.urls")),
     path("echo/<int:number>/", views.echo, name="echo-int"),
     path("echo/<slug:slug>/slug/", views.echo, name="echo-slug"),
