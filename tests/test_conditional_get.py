@@ -24,7 +24,8 @@ def poll(api: APIClient, order: Order, etag: str | None = None, **query: object)
 def test_the_poll_has_a_strong_etag(api: APIClient) -> None:
     etag = poll(api, make_order())["ETag"]
 
-    assert etag.startswith('"') and etag.endswith('"')
+    assert etag.startswith('"')
+    assert etag.endswith('"')
 
 
 def test_an_unchanged_order_is_304_without_a_body_and_never_cached(api: APIClient) -> None:

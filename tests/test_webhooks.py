@@ -4,6 +4,7 @@ Delivery through a real worker is in test_waiting.py."""
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth.models import User
 from django.core.checks import run_checks
 from rest_framework.test import APIClient
 
@@ -94,10 +95,11 @@ def test_webhooks_without_a_secret_are_a_system_check_error(settings) -> None:
     assert "async_orders.E003" in [message.id for message in run_checks()]
 
 
-def test_the_admin_shows_the_delivery_attempts(client, staff) -> None:
+def test_the_admin_shows_the_delivery_attempts(client) -> None:
+    admin = User.objects.create_superuser("admin", password="pw")
     order = Order.objects.create(view_name="echo", origin="http://testserver")
     WebhookDelivery.objects.create(order=order, attempt=1, response_status=500, error="HTTP 500")
-    client.force_login(staff)
+    client.force_login(admin)
 
     page = client.get(f"/admin/async_orders/order/{order.pk}/change/")
 
