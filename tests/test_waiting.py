@@ -60,8 +60,20 @@ def gated(base: str, gate: Path, steps: int) -> str:
 
 
 def running_etag(order_url: str) -> str | None:
+    """The ETag once the view has started its loop (its first progress report is stored)."""
     polled = requests.get(order_url, timeout=10)
-    return polled.headers["ETag"] if polled.json()["status"] == "running" else None
+    body = polled.json()
+    started = body["status"] == "running" and body["progress"]["total"] is not None
+    return polled.headers["ETag"] if started else None
+
+
+@pytest.fixture
+def gate(tmp_path: Path) -> Iterator[Path]:
+    """The gates of a ``gated`` order; all opened at the end, so that a failing test
+    never leaves the (solo) worker stuck in the view, delaying the tests after it."""
+    yield tmp_path
+    for step in range(LATENCY_STEPS):
+        (tmp_path / str(step)).touch()
 
 
 def long_poll(order_url: str, etag: str, wait: float = 10) -> tuple[requests.Response, float]:
@@ -86,9 +98,9 @@ def _order_id(order_url: str) -> str:
 
 
 def test_a_long_poll_answers_within_100_ms_of_each_progress_write(
-    server: str, tmp_path: Path, subscribers: Callable[[str], int], capsys: Any
+    server: str, gate: Path, subscribers: Callable[[str], int], capsys: Any
 ) -> None:
-    order_url = gated(server, tmp_path, LATENCY_STEPS)
+    order_url = gated(server, gate, LATENCY_STEPS)
     etag = wait_until(lambda: running_etag(order_url), what="the order to start")
     delays = []
     with ThreadPoolExecutor(1) as pool:
@@ -96,7 +108,7 @@ def test_a_long_poll_answers_within_100_ms_of_each_progress_write(
             waiting = pool.submit(long_poll, order_url, etag)
             wait_until(lambda: subscribers(order_url) == 1, what="the long-poll to wait")
             opened = time.perf_counter()
-            (tmp_path / str(step)).touch()
+            (gate / str(step)).touch()
             response, answered = waiting.result(timeout=20)
             assert response.status_code in (201, 202)
             assert response.json()["progress"]["current"] == step + 1
@@ -114,8 +126,8 @@ def report_delays(capsys: Any, what: str, delays: list[float]) -> None:
     assert sorted(delays)[int(len(delays) * 0.9)] < LATENCY_LIMIT
 
 
-def test_a_long_poll_answers_the_unchanged_202_after_the_wait(server: str, tmp_path: Path) -> None:
-    order_url = gated(server, tmp_path, 1)
+def test_a_long_poll_answers_the_unchanged_202_after_the_wait(server: str, gate: Path) -> None:
+    order_url = gated(server, gate, 1)
     etag = wait_until(lambda: running_etag(order_url), what="the order to start")
     started = time.perf_counter()
 
@@ -124,18 +136,18 @@ def test_a_long_poll_answers_the_unchanged_202_after_the_wait(server: str, tmp_p
     assert 0.5 <= time.perf_counter() - started < 3
     assert response.status_code == 202
     assert response.headers["ETag"] == etag
-    (tmp_path / "0").touch()
+    (gate / "0").touch()
 
 
 def test_a_long_poll_falls_back_to_reading_the_database(
-    live_server: Any, settings: Any, tmp_path: Path
+    live_server: Any, settings: Any, gate: Path
 ) -> None:
     settings.ASYNC_ORDERS = {**settings.ASYNC_ORDERS, "NOTIFY_REDIS_URL": ""}
-    order_url = gated(live_server.url, tmp_path, 1)
+    order_url = gated(live_server.url, gate, 1)
     etag = wait_until(lambda: running_etag(order_url), what="the order to start")
     with ThreadPoolExecutor(1) as pool:
         waiting = pool.submit(long_poll, order_url, etag)
-        (tmp_path / "0").touch()
+        (gate / "0").touch()
         response, _ = waiting.result(timeout=20)
 
     assert response.status_code in (201, 202)
@@ -191,14 +203,14 @@ def progress_is(current: int) -> Callable[[dict[str, Any]], bool]:
 
 
 def test_the_event_stream_shows_each_progress_in_order_then_the_final_event(
-    server: str, tmp_path: Path
+    server: str, gate: Path
 ) -> None:
-    order_url = gated(server, tmp_path, 3)
+    order_url = gated(server, gate, 3)
     with closing(EventStreamClient(f"{order_url}events/")) as stream:
         assert stream.response.status == 200
         events = stream.read_until(lambda event: event["data"]["status"] == "running")
         for step in range(3):
-            (tmp_path / str(step)).touch()
+            (gate / str(step)).touch()
             events += stream.read_until(progress_is(step + 1))
         events += stream.read_until(lambda event: event["event"] != "progress")
         ended = stream.next_event() is None
@@ -213,31 +225,31 @@ def test_the_event_stream_shows_each_progress_in_order_then_the_final_event(
 
 
 def test_an_event_stream_sees_each_progress_write_within_100_ms(
-    server: str, tmp_path: Path, capsys: Any
+    server: str, gate: Path, capsys: Any
 ) -> None:
-    order_url = gated(server, tmp_path, LATENCY_STEPS)
+    order_url = gated(server, gate, LATENCY_STEPS)
     delays = []
     with closing(EventStreamClient(f"{order_url}events/")) as stream:
         stream.read_until(lambda event: event["data"]["status"] == "running")
         for step in range(LATENCY_STEPS):
             opened = time.perf_counter()
-            (tmp_path / str(step)).touch()
+            (gate / str(step)).touch()
             stream.read_until(progress_is(step + 1))
             delays.append(time.perf_counter() - opened)
     report_delays(capsys, f"event stream ({server})", delays)
 
 
 def test_a_reconnecting_event_stream_resumes_after_the_last_event_id(
-    server: str, tmp_path: Path
+    server: str, gate: Path
 ) -> None:
-    order_url = gated(server, tmp_path, 2)
+    order_url = gated(server, gate, 2)
     with closing(EventStreamClient(f"{order_url}events/")) as stream:
         last_id = stream.read_until(lambda event: event["data"]["status"] == "running")[-1]["id"]
-    (tmp_path / "0").touch()
+    (gate / "0").touch()
 
     with closing(EventStreamClient(f"{order_url}events/", last_event_id=last_id)) as stream:
         resumed = stream.next_event()
-        (tmp_path / "1").touch()
+        (gate / "1").touch()
         final = stream.read_until(lambda event: event["event"] != "progress")[-1]
 
     assert resumed is not None
@@ -250,16 +262,14 @@ def test_a_reconnecting_event_stream_resumes_after_the_last_event_id(
     assert told_to_stop.status_code == 204
 
 
-def test_a_quiet_event_stream_sends_heartbeats(
-    live_server: Any, settings: Any, tmp_path: Path
-) -> None:
+def test_a_quiet_event_stream_sends_heartbeats(live_server: Any, settings: Any, gate: Path) -> None:
     settings.ASYNC_ORDERS = {**settings.ASYNC_ORDERS, "SSE_HEARTBEAT": 0.2}
-    order_url = gated(live_server.url, tmp_path, 1)
+    order_url = gated(live_server.url, gate, 1)
     wait_until(lambda: running_etag(order_url), what="the order to start")
 
     with closing(EventStreamClient(f"{order_url}events/")) as stream:
         blocks = [stream.next_block() for _ in range(4)]  # retry, the event, 2 heartbeats
-    (tmp_path / "0").touch()
+    (gate / "0").touch()
 
     assert blocks[-2:] == [[": heartbeat"], [": heartbeat"]]
 
