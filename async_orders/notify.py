@@ -101,18 +101,19 @@ def listening(order_id: uuid.UUID | str) -> Iterator[NextChange]:
     if url is None:
         yield _sleep
         return
-    pubsub = redis.Redis.from_url(url).pubsub(ignore_subscribe_messages=True)
+    client = redis.Redis.from_url(url)
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
     try:
         pubsub.subscribe(channel(order_id))
+        subscribed = True
     except redis.RedisError:
         logger.warning("Cannot subscribe to order %s; polling it.", order_id, exc_info=True)
-        pubsub.close()
-        yield _sleep
-        return
+        subscribed = False
     try:
-        yield partial(_next_message, pubsub)
+        yield partial(_next_message, pubsub) if subscribed else _sleep
     finally:
         pubsub.close()
+        client.close()
 
 
 @asynccontextmanager
@@ -122,18 +123,19 @@ async def alistening(order_id: uuid.UUID | str) -> AsyncIterator[AsyncNextChange
     if url is None:
         yield _asleep
         return
-    pubsub = aioredis.Redis.from_url(url).pubsub(ignore_subscribe_messages=True)
+    client = aioredis.Redis.from_url(url)
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
     try:
         await pubsub.subscribe(channel(order_id))
+        subscribed = True
     except redis.RedisError:
         logger.warning("Cannot subscribe to order %s; polling it.", order_id, exc_info=True)
-        await pubsub.aclose()
-        yield _asleep
-        return
+        subscribed = False
     try:
-        yield partial(_anext_message, pubsub)
+        yield partial(_anext_message, pubsub) if subscribed else _asleep
     finally:
         await pubsub.aclose()
+        await client.aclose()
 
 
 def _next_message(pubsub: Any, timeout: float) -> None:
