@@ -209,9 +209,10 @@ def test_the_event_stream_shows_each_progress_in_order_then_the_final_event(
     with closing(EventStreamClient(f"{order_url}events/")) as stream:
         assert stream.response.status == 200
         events = stream.read_until(lambda event: event["data"]["status"] == "running")
-        for step in range(3):
+        for step in range(2):
             (gate / str(step)).touch()
             events += stream.read_until(progress_is(step + 1))
+        (gate / "2").touch()  # the last step's progress may come with the final event
         events += stream.read_until(lambda event: event["event"] != "progress")
         ended = stream.next_event() is None
 
