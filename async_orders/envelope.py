@@ -22,6 +22,7 @@ from async_orders.conf import conf
 from async_orders.exceptions import InvalidEnvelope
 from async_orders.locks import keys_for
 from async_orders.registry import Endpoint, ViewOptions
+from async_orders.webhooks import check_callback_url
 
 JSONScalar = str | int | float | bool | None
 
@@ -38,6 +39,7 @@ ORDER_FIELDS = (
     "fingerprint",
     "lock_keys",
     "max_attempts",
+    "callback_url",
 )
 
 
@@ -58,6 +60,8 @@ class Envelope:
     lock_keys: list[str] = field(default_factory=list)
     #: 1 + the view's ``retries``.
     max_attempts: int = 1
+    #: Where the finished order is POSTed (a webhook); empty: nowhere.
+    callback_url: str = ""
 
     def order_fields(self) -> dict[str, Any]:
         """The fields of an :class:`~async_orders.models.Order` this envelope fills."""
@@ -79,6 +83,7 @@ class EnvelopeSerializer(serializers.Serializer):
     data = serializers.JSONField(required=False, default=None, allow_null=True)
     countdown = serializers.FloatField(required=False, min_value=0)
     eta = serializers.DateTimeField(required=False)
+    callback_url = serializers.URLField(required=False, max_length=2000)
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, dict):
@@ -98,6 +103,13 @@ class EnvelopeSerializer(serializers.Serializer):
                     f"{name!r} must be a string, number or a list of them."
                 )
         return query
+
+    def validate_callback_url(self, url: str) -> str:
+        try:
+            check_callback_url(url)
+        except ValueError as refusal:
+            raise serializers.ValidationError(str(refusal)) from None
+        return url
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if "countdown" in attrs and "eta" in attrs:
@@ -125,6 +137,7 @@ def parse_envelope(endpoint: Endpoint, body: Any) -> Envelope:
         run_at=_run_at(fields.get("countdown"), fields.get("eta")),
         fingerprint=_fingerprint(endpoint.name, body),
         max_attempts=1 + options.retries,
+        callback_url=fields.get("callback_url", ""),
     )
     return replace(envelope, lock_keys=keys_for(options, envelope))
 

@@ -131,3 +131,13 @@ class OrderConflict(APIException):
         self.extra = {"blocking_order": blocking_order_url}
         holder = f"the order {blocking_order_url}" if blocking_order_url else "another operation"
         super().__init__(f"The order would touch objects locked by {holder}.")
+
+
+class InvalidWait(APIException):
+    """``?wait=`` is not a number of seconds."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "invalid_wait"
+
+    def __init__(self, value: str) -> None:
+        super().__init__(f"wait must be a number of seconds, not {value!r}.")

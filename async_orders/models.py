@@ -138,6 +138,9 @@ class Order(models.Model):
     response_size = models.PositiveBigIntegerField(null=True, blank=True)
     resource_url = models.TextField(blank=True)
     error = models.JSONField(null=True, blank=True)
+    callback_url = models.URLField(
+        max_length=2000, blank=True, help_text="Where the finished order is POSTed (webhook)."
+    )
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     run_at = models.DateTimeField(null=True, blank=True, help_text="Not before this time.")
@@ -330,3 +333,23 @@ class OrderLock(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class WebhookDelivery(models.Model):
+    """One attempt to POST a finished order to its ``callback_url``; rows are never updated."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="webhook_deliveries")
+    attempt = models.PositiveSmallIntegerField()
+    attempted_at = models.DateTimeField(default=timezone.now)
+    response_status = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="The receiver's HTTP status; empty when none came."
+    )
+    delivered = models.BooleanField(default=False, help_text="The receiver answered 2xx.")
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["order", "attempt"]
+        verbose_name_plural = "webhook deliveries"
+
+    def __str__(self) -> str:
+        return f"webhook of order {self.order_id}, attempt {self.attempt}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path, register_converter
 
-from async_orders import views
+from async_orders import events, longpoll, views
 
 
 class OrderIdConverter:
@@ -28,6 +28,7 @@ app_name = "async_orders"
 urlpatterns = [
     path("<str:view_name>/order/", views.PlaceOrderView.as_view(), name="order-create"),
     path("orders/", views.OrderListView.as_view(), name="order-list"),
-    path("orders/<async_order:pk>/", views.OrderDetailView.as_view(), name="order-detail"),
+    path("orders/<async_order:pk>/", longpoll.order_detail_view(), name="order-detail"),
     path("orders/<async_order:pk>/result/", views.OrderResultView.as_view(), name="order-result"),
+    path("orders/<async_order:pk>/events/", events.OrderEventsView.as_view(), name="order-events"),
 ]

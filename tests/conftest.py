@@ -4,6 +4,7 @@ real Celery worker process on the chosen broker and database."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -116,6 +117,41 @@ def celery_worker(
         yield worker
     finally:
         stop_worker(worker)
+
+
+@pytest.fixture(scope="session")
+def asgi_server(django_db_setup: None, django_db_blocker: Any) -> Iterator[str]:
+    """The test project under uvicorn (ASGI) on the test database; yields its base URL."""
+    from django.db import connection
+
+    with socket.socket() as probe:  # a free port on loopback
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "ASYNC_ORDERS_TEST_DB_NAME": str(connection.settings_dict["NAME"]),
+        "ASYNC_ORDERS_TEST_ASGI": "1",
+    }
+    command = [sys.executable, "-m", "uvicorn", "tests.asgi:application", "--lifespan", "off"]
+    options = ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    with open(Path(services.SCRATCH) / "uvicorn.log", "wb") as log:
+        server = subprocess.Popen([*command, *options], cwd=ROOT, env=env, stdout=log, stderr=log)
+    try:
+        wait_until(lambda: server.poll() is not None or _answers(port), what="uvicorn to start")
+        if server.poll() is not None:
+            pytest.fail(f"uvicorn exited with {server.returncode}")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 @pytest.fixture
