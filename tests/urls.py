@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
@@ -10,6 +11,7 @@ router = SimpleRouter()
 router.register("items", views.ItemViewSet)
 
 urlpatterns = [
+    path("admin/", admin.site.urls),
     path("async/", include("async_orders.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("schema/swagger/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger"),
