@@ -25,6 +25,12 @@ DEFAULTS: dict[str, Any] = {
     "MAX_ACTIVE_ORDERS": 100,
     "MAX_RESULT_BYTES": 10 * 1024 * 1024,
     "MAX_SCHEDULE_SECONDS": 7 * 24 * 3600,
+    "HEARTBEAT_INTERVAL": 10,
+    "WORKER_LOST_AFTER": 60,
+    "REPUBLISH_AFTER": 300,
+    "MAX_RETRY_BACKOFF": 600,
+    "RETENTION_SECONDS": 30 * 24 * 3600,
+    "PURGE_BATCH_SIZE": 1000,
 }
 
 
@@ -89,6 +95,36 @@ class Settings:
     def MAX_SCHEDULE_SECONDS(self) -> float:
         """How far ahead ``countdown``/``eta`` may schedule an order."""
         return float(self._get("MAX_SCHEDULE_SECONDS"))
+
+    @property
+    def HEARTBEAT_INTERVAL(self) -> float:
+        """Seconds between two heartbeats of a running order's worker."""
+        return float(self._get("HEARTBEAT_INTERVAL"))
+
+    @property
+    def WORKER_LOST_AFTER(self) -> float:
+        """Seconds without a heartbeat after which the reconciler takes a worker for dead."""
+        return float(self._get("WORKER_LOST_AFTER"))
+
+    @property
+    def REPUBLISH_AFTER(self) -> float:
+        """Seconds a due order may wait for a worker before its message is sent again."""
+        return float(self._get("REPUBLISH_AFTER"))
+
+    @property
+    def MAX_RETRY_BACKOFF(self) -> float:
+        """Longest wait, in seconds, before another attempt of a failed view."""
+        return float(self._get("MAX_RETRY_BACKOFF"))
+
+    @property
+    def RETENTION_SECONDS(self) -> float:
+        """How long finished orders are kept before ``purge_orders`` deletes them."""
+        return float(self._get("RETENTION_SECONDS"))
+
+    @property
+    def PURGE_BATCH_SIZE(self) -> int:
+        """Orders deleted per statement by ``purge_orders``, to keep locks short."""
+        return int(self._get("PURGE_BATCH_SIZE"))
 
 
 def _classes(paths: list[str | type] | None) -> list[type] | None:

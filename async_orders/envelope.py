@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,6 +20,7 @@ from rest_framework import serializers
 
 from async_orders.conf import conf
 from async_orders.exceptions import InvalidEnvelope
+from async_orders.locks import keys_for
 from async_orders.registry import Endpoint, ViewOptions
 
 JSONScalar = str | int | float | bool | None
@@ -38,6 +39,10 @@ class Envelope:
     run_at: datetime | None
     #: Hash of the request as sent, to tell an Idempotency-Key retry from a reuse.
     fingerprint: str = ""
+    #: Conflict-lock keys the order holds while active (the view's ``locks`` option).
+    lock_keys: list[str] = field(default_factory=list)
+    #: 1 + the view's ``retries``.
+    max_attempts: int = 1
 
 
 class EnvelopeSerializer(serializers.Serializer):
@@ -84,8 +89,9 @@ def parse_envelope(endpoint: Endpoint, body: Any) -> Envelope:
     fields = serializer.validated_data
     method = _method(endpoint, fields.get("method"))
     _reverse(endpoint, fields["args"], fields["kwargs"])
-    _check_inputs(endpoint.options_by_method()[method], fields)
-    return Envelope(
+    options = endpoint.options_by_method()[method]
+    _check_inputs(options, fields)
+    envelope = Envelope(
         view_name=endpoint.name,
         method=method,
         args=fields["args"],
@@ -94,7 +100,9 @@ def parse_envelope(endpoint: Endpoint, body: Any) -> Envelope:
         data=fields["data"],
         run_at=_run_at(fields.get("countdown"), fields.get("eta")),
         fingerprint=_fingerprint(endpoint.name, body),
+        max_attempts=1 + options.retries,
     )
+    return replace(envelope, lock_keys=keys_for(options, envelope))
 
 
 def _fingerprint(view_name: str, body: dict[str, Any]) -> str:

@@ -119,3 +119,15 @@ class IdempotencyKeyReused(APIException):
         "This Idempotency-Key was already used for a different order request; "
         "use a new key for a new request."
     )
+
+
+class OrderConflict(APIException):
+    """The order would touch objects locked by an active order (or other code)."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "order_conflict"
+
+    def __init__(self, blocking_order_url: str | None) -> None:
+        self.extra = {"blocking_order": blocking_order_url}
+        holder = f"the order {blocking_order_url}" if blocking_order_url else "another operation"
+        super().__init__(f"The order would touch objects locked by {holder}.")

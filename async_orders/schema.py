@@ -32,6 +32,11 @@ class ErrorSerializer(serializers.Serializer):
         required=False,
         help_text="invalid_envelope, invalid_query: messages per field (kwargs.pk, data.name).",
     )
+    blocking_order = serializers.URLField(
+        required=False,
+        allow_null=True,
+        help_text="order_conflict only: the order holding the lock.",
+    )
 
 
 def _error(description: str) -> OpenApiResponse:
@@ -61,6 +66,7 @@ place_order = extend_schema(
             "or the view's input serializer rejected data/query"
         ),
         404: _error("unknown_view: no such URL name, or not schedulable"),
+        409: _error("order_conflict: an active order holds a lock key; see blocking_order"),
         413: _error("request_too_large"),
         415: _error("unsupported_media_type"),
         422: _error("idempotency_key_reused"),

@@ -12,6 +12,7 @@ import uuid
 from typing import Any
 
 from django.http import HttpResponse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
@@ -31,6 +32,7 @@ from async_orders.exceptions import (
     FieldErrors,
     InvalidIdempotencyKey,
     InvalidQuery,
+    OrderConflict,
     OrderFinished,
     OrderNotFound,
     RequestTooLarge,
@@ -38,6 +40,7 @@ from async_orders.exceptions import (
     ResultNotStored,
     UnknownView,
 )
+from async_orders.locks import Locked
 from async_orders.models import Order, Status, requester_key
 from async_orders.registry import find_endpoint
 from async_orders.serializers import ListQuerySerializer, OrderSerializer
@@ -69,6 +72,7 @@ def handle_exception(exc: Exception, context: dict[str, Any]) -> Response | None
     }
     if isinstance(exc, FieldErrors):
         body["fields"] = exc.fields
+    body.update(getattr(exc, "extra", {}))
     response.data = body
     return response
 
@@ -133,13 +137,16 @@ class PlaceOrderView(OrderAPIView):
             raise UnknownView(view_name)
         _check_body(request)
         envelope = parse_envelope(endpoint, request.data)
-        order, _ = place_order(
-            envelope,
-            owner=request.user,
-            origin=_origin(request),
-            requester=requester_key(request.user, _session_key(request)),
-            idempotency_key=_idempotency_key(request),
-        )
+        try:
+            order, _ = place_order(
+                envelope,
+                owner=request.user,
+                origin=_origin(request),
+                requester=requester_key(request.user, _session_key(request)),
+                idempotency_key=_idempotency_key(request),
+            )
+        except Locked as locked:
+            raise OrderConflict(_order_url(request, locked.order)) from None
         body = OrderSerializer(order, context={"request": request}).data
         return Response(body, status=status.HTTP_302_FOUND, headers={"Location": body["url"]})
 
@@ -228,6 +235,12 @@ def _replay(order: Order) -> HttpResponse:
         status=order.response_status or status.HTTP_200_OK,
         content_type=order.response_content_type or None,
     )
+
+
+def _order_url(request: Request, order: Order | None) -> str | None:
+    if order is None:
+        return None
+    return request.build_absolute_uri(reverse("async_orders:order-detail", args=[order.pk]))
 
 
 def _origin(request: Request) -> str:

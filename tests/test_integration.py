@@ -117,7 +117,7 @@ def test_a_redelivered_message_for_a_completed_order_changes_nothing(
     first = until_finished(http, place(http, base, "echo").url).json()
     before = Order.objects.values().get(pk=first["id"])
 
-    publish(first["id"])  # the same message again, as a broker redelivery would
+    publish(Order.objects.get(pk=first["id"]))  # the same message again, as a redelivery
     # The solo worker takes messages in order: once a later order finished, the
     # redelivered message has been consumed.
     until_finished(http, place(http, base, "echo").url)
