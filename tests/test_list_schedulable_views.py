@@ -8,6 +8,10 @@ from io import StringIO
 from django.core.management import call_command
 from django.test import override_settings
 
+from async_orders import schedulable
+from async_orders.management.commands.list_schedulable_views import describe
+from async_orders.registry import Endpoint
+
 
 def run(*args: str) -> str:
     out = StringIO()
@@ -65,3 +69,22 @@ def test_text_output_has_one_line_per_view_with_its_pattern() -> None:
 def test_an_app_without_schedulable_views_says_so() -> None:
     with override_settings(ROOT_URLCONF="tests.empty_urls"):
         assert run().strip() == "No schedulable views. Opt one in with @schedulable."
+
+
+def test_retry_routing_and_lock_options_are_shown_when_set() -> None:
+    def view(request: object) -> None: ...
+
+    marked = schedulable(
+        view, method="put", retries=2, retry_on=(ConnectionError,), queue="slow", locks=True
+    )
+    endpoint = Endpoint(name="slow", route="slow/", callback=marked, converters={})
+
+    row = describe(endpoint)
+
+    assert row["default_method"] == "PUT"
+    assert row["methods"]["PUT"] == {
+        "retries": "2",
+        "retry_on": "(builtins.ConnectionError)",
+        "queue": "'slow'",
+        "locks": "True",
+    }

@@ -7,6 +7,7 @@ shows developers (and reviewers) every view a client may order.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -44,12 +45,21 @@ def describe(endpoint: Endpoint) -> dict[str, Any]:
 
 
 def _options(options: ViewOptions) -> dict[str, str]:
-    """The options set on the view, as dotted paths; defaults are left out."""
-    given = {
-        "data_serializer": options.data_serializer,
-        "query_serializer": options.query_serializer,
+    """The options set on the view, shown as text; defaults (and the method, shown
+    as ``default_method``) are left out."""
+    return {
+        option.name: _shown(getattr(options, option.name))
+        for option in dataclasses.fields(options)
+        if option.name != "method" and getattr(options, option.name) != option.default
     }
-    return {name: f"{cls.__module__}.{cls.__qualname__}" for name, cls in given.items() if cls}
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_shown(item) for item in value) + ")"
+    if callable(value):  # a class or a function: where to find it
+        return f"{value.__module__}.{value.__qualname__}"
+    return repr(value)
 
 
 def _as_text(row: dict[str, Any]) -> str:
