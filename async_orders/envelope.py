@@ -26,6 +26,21 @@ from async_orders.registry import Endpoint, ViewOptions
 JSONScalar = str | int | float | bool | None
 
 
+#: Envelope fields stored on the order under the same names.
+ORDER_FIELDS = (
+    "view_name",
+    "method",
+    "args",
+    "kwargs",
+    "query",
+    "data",
+    "run_at",
+    "fingerprint",
+    "lock_keys",
+    "max_attempts",
+)
+
+
 @dataclass(frozen=True)
 class Envelope:
     """A validated order request: everything the worker needs to call the view."""
@@ -43,6 +58,15 @@ class Envelope:
     lock_keys: list[str] = field(default_factory=list)
     #: 1 + the view's ``retries``.
     max_attempts: int = 1
+
+    def order_fields(self) -> dict[str, Any]:
+        """The fields of an :class:`~async_orders.models.Order` this envelope fills."""
+        return {name: getattr(self, name) for name in ORDER_FIELDS}
+
+    @classmethod
+    def of_order(cls, order: Any) -> Envelope:
+        """The envelope an order was placed with (to place it again)."""
+        return cls(**{name: getattr(order, name) for name in ORDER_FIELDS})
 
 
 class EnvelopeSerializer(serializers.Serializer):

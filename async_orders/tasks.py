@@ -7,6 +7,7 @@ up through ``app.autodiscover_tasks()`` with no extra wiring.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -78,21 +79,12 @@ def place_order(
     try:
         with transaction.atomic():
             order = Order.objects.create(
+                **envelope.order_fields(),
                 owner=owner if owner is not None and owner.is_authenticated else None,
                 requester=requester,
                 idempotency_key=idempotency_key,
-                fingerprint=envelope.fingerprint,
-                view_name=envelope.view_name,
-                method=envelope.method,
-                args=envelope.args,
-                kwargs=envelope.kwargs,
-                query=envelope.query,
-                data=envelope.data,
                 origin=origin,
-                run_at=envelope.run_at,
                 status=Status.SCHEDULED if envelope.run_at else Status.QUEUED,
-                lock_keys=envelope.lock_keys,
-                max_attempts=envelope.max_attempts,
             )
             if envelope.lock_keys:
                 locks.take(order, envelope.lock_keys)  # raises Locked: nothing is kept
@@ -119,16 +111,9 @@ def _check_active_cap(requester: str) -> None:
 
 
 def rerun_order(order: Order) -> Order:
-    """Place a new order with ``order``'s envelope, owner and origin (admin "re-run")."""
-    envelope = Envelope(
-        view_name=order.view_name,
-        method=order.method,
-        args=order.args,
-        kwargs=order.kwargs,
-        query=order.query,
-        data=order.data,
-        run_at=None,
-    )
+    """Place a new order with ``order``'s envelope, owner and origin (admin "re-run"),
+    to run now; it takes the same conflict locks and has the same attempts."""
+    envelope = replace(Envelope.of_order(order), run_at=None)
     again, _ = place_order(envelope, order.owner, order.origin, requester=order.requester)
     return again
 

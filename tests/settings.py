@@ -55,6 +55,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 ASYNC_ORDERS = {
     # Every progress step is written, so tests can watch each one.
     "PROGRESS_INTERVAL": 0,
+    # Fast heartbeats, so that a killed worker is noticed in seconds.
+    "HEARTBEAT_INTERVAL": 0.2,
+    "WORKER_LOST_AFTER": 1.5,
     "SCHEDULABLE_VIEWS": ["listed-in-settings"],
 }
 

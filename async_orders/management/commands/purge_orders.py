@@ -1,7 +1,4 @@
-"""``manage.py purge_orders``: delete finished orders older than ``RETENTION_SECONDS``.
-
-The same work as the periodic ``async_orders.purge`` Celery task, for cron.
-"""
+"""``manage.py purge_orders``: delete finished orders past ``RETENTION_SECONDS``."""
 
 from __future__ import annotations
 
@@ -13,7 +10,8 @@ from async_orders.retention import purge_finished
 
 
 class Command(BaseCommand):
-    help = "Delete finished orders older than ASYNC_ORDERS['RETENTION_SECONDS']."
+    help = "Delete finished orders older than ASYNC_ORDERS['RETENTION_SECONDS'], in batches."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        self.stdout.write(f"{purge_finished()} finished orders deleted.")
+        deleted = purge_finished()
+        self.stdout.write(f"Deleted {deleted} finished order(s).")

@@ -1,8 +1,4 @@
-"""``manage.py reconcile_orders``: one reconciler pass, for cron or by hand.
-
-The same work as the periodic ``async_orders.reconcile`` Celery task, for projects
-that schedule with cron, and for operators after a broker outage.
-"""
+"""``manage.py reconcile_orders``: one pass of the reconciler (cron-friendly)."""
 
 from __future__ import annotations
 
