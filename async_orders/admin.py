@@ -14,6 +14,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
+from async_orders.exceptions import TooManyActiveOrders
+from async_orders.locks import Locked
 from async_orders.models import Order, Status
 from async_orders.tasks import rerun_order
 
@@ -111,14 +113,20 @@ class OrderAdmin(admin.ModelAdmin):
 
     @admin.action(description="Re-run selected failed orders", permissions=["change"])
     def rerun_failed_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
-        """Place a new order with each failed order's envelope and owner."""
-        failed = [
-            order for order in queryset.select_related("owner") if order.status == Status.FAILED
-        ]
+        """Place a new order with each failed order's envelope and owner. One that
+        cannot be placed now (its objects are locked, its owner has too many active
+        orders) is counted, as the order endpoint would have refused it."""
+        outcomes = {"re-run": 0, "not placed now (locked or too many active)": 0}
+        failed = queryset.filter(status=Status.FAILED).select_related("owner")
         for order in failed:
-            rerun_order(order)
-        outcomes = {"re-run": len(failed), "skipped, not failed": queryset.count() - len(failed)}
-        self.message_user(request, _summary(outcomes), _level(outcomes, "skipped, not failed"))
+            try:
+                rerun_order(order)
+                outcomes["re-run"] += 1
+            except (Locked, TooManyActiveOrders):
+                outcomes["not placed now (locked or too many active)"] += 1
+        outcomes["skipped, not failed"] = queryset.count() - len(failed)
+        level = messages.SUCCESS if outcomes["re-run"] == len(queryset) else messages.WARNING
+        self.message_user(request, _summary(outcomes), level)
 
 
 def _pre(text: str) -> str:

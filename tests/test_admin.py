@@ -169,3 +169,17 @@ def _permissions(*codenames: str):
     from django.contrib.auth.models import Permission
 
     return Permission.objects.filter(codename__in=codenames)
+
+
+def test_rerun_of_an_order_whose_objects_are_locked_is_counted_not_placed(
+    admin_client: Client,
+) -> None:
+    failed = make_order("bake-pizza", kwargs={"pk": 1})
+    failed.start()
+    failed.fail({"code": "exception", "message": "burnt", "status_code": None, "body": None})
+    holder = make_order("bake-pizza", kwargs={"pk": 1})  # active: holds pizza:1
+
+    response = act(admin_client, "rerun_failed_orders", failed)
+
+    assert set(Order.objects.values_list("pk", flat=True)) == {failed.pk, holder.pk}
+    assert "1 not placed now (locked or too many active)" in response.content.decode()
