@@ -1,12 +1,13 @@
 # Two commands do all the set-up on a machine with only Python 3.11:
 #   make demo   - web server + Celery worker + broker; Ctrl-C stops all of it
-#   make test   - the whole test suite
+#   make test   - the whole test suite, the browser tests and the docs build
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: demo test test-embedded lint format clean
+.PHONY: demo test test-embedded lint format docs browser clean
 
 $(INSTALLED): setup.cfg pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,12 +20,28 @@ demo: $(INSTALLED)
 
 # Real PostgreSQL and Redis when they answer (required under CI=true), then the
 # integration tests once more on the embedded default (SQLite + private Redis).
-test: $(INSTALLED) lint
+# The browser tests skip without Chromium (and fail under CI=true).
+test: $(INSTALLED) lint browser
 	$(BIN)/python -m pytest
 	$(MAKE) test-embedded
+	$(MAKE) docs
 
 test-embedded: $(INSTALLED)
 	ASYNC_ORDERS_TEST_SERVICES=embedded $(BIN)/python -m pytest -m integration
+
+# Debian's Chromium for the browser tests, when it is missing and we may install it.
+browser:
+	@if [ ! -x "$(CHROMIUM)" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing chromium for the browser tests"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -qq chromium >/dev/null 2>&1 \
+		|| { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
+		|| echo "chromium could not be installed: the browser tests will skip (fail under CI=true)"; \
+	fi
+
+# The documentation, warnings as errors.
+docs: $(INSTALLED)
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
@@ -35,4 +52,4 @@ format: $(INSTALLED)
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) demo/var .pytest_cache .ruff_cache
+	rm -rf $(VENV) demo/var docs/_build .pytest_cache .ruff_cache

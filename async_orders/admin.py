@@ -1,8 +1,26 @@
+"""The Order admin: a dashboard for operators, read-only except for two actions.
+
+Orders are written by their state machine only (see ``models.py``), so nothing here
+edits a field: operators watch, cancel, and re-run failed orders as new orders, the
+way a client would, leaving the failed one as the record of what happened.
+"""
+
 from __future__ import annotations
 
-from django.contrib import admin
+import json
 
-from async_orders.models import Order, WebhookDelivery
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html
+
+from async_orders.exceptions import TooManyActiveOrders
+from async_orders.locks import Locked
+from async_orders.models import Order, Status, WebhookDelivery
+from async_orders.tasks import rerun_order
+
+#: Characters of a stored response shown on the order's page; the rest is cut.
+RESPONSE_PREVIEW_CHARS = 10_000
 
 
 class WebhookDeliveryInline(admin.TabularInline):
@@ -20,7 +38,119 @@ class WebhookDeliveryInline(admin.TabularInline):
 @admin.register(Order)
 class OrderAdmin(admin.ModelAdmin):
     inlines = [WebhookDeliveryInline]
-    list_display = ["id", "view_name", "status", "owner", "created_at", "finished_at"]
-    list_filter = ["status", "view_name", "created_at"]
-    search_fields = ["id", "owner__username"]
-    readonly_fields = [field.name for field in Order._meta.fields]
+    list_display = [
+        "id",
+        "view_name",
+        "status",
+        "owner",
+        "progress_bar",
+        "created_at",
+        "started_at",
+        "finished_at",
+    ]
+    list_filter = ["status", "view_name", "created_at", "finished_at"]
+    list_select_related = ["owner"]
+    date_hierarchy = "created_at"
+    search_fields = ["id", "owner__username", "owner__email", "requester"]
+    actions = ["cancel_orders", "rerun_failed_orders"]
+    fieldsets = [
+        (None, {"fields": ["id", "view_name", "status", "owner", "requester", "attempts"]}),
+        ("Envelope", {"fields": ["envelope", "origin", "idempotency_key"]}),
+        ("Progress", {"fields": ["progress_bar", "message", "cancel_requested"]}),
+        ("Outcome", {"fields": ["error_json", "resource_url", "stored_response"]}),
+        ("Times", {"fields": ["created_at", "run_at", "started_at", "finished_at"]}),
+    ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Order | None = None) -> list[str]:
+        return [name for _, section in self.fieldsets for name in section["fields"]]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # orders are placed through the order endpoint, validated there
+
+    @admin.display(description="progress")
+    def progress_bar(self, order: Order) -> str:
+        """A bar when the total is known, else the count of items done."""
+        if not order.progress_total:
+            return f"{order.progress_current}" if order.progress_current else "-"
+        percent = round(min(order.progress_current / order.progress_total, 1.0) * 100)
+        return format_html(
+            '<progress value="{}" max="{}" title="{}%">{}%</progress> {}/{}',
+            order.progress_current,
+            order.progress_total,
+            percent,
+            percent,
+            order.progress_current,
+            order.progress_total,
+        )
+
+    @admin.display(description="envelope")
+    def envelope(self, order: Order) -> str:
+        """What the worker calls: the validated order request, as the client could resend it."""
+        envelope = {
+            "method": order.method,
+            "args": order.args,
+            "kwargs": order.kwargs,
+            "query": order.query,
+            "data": order.data,
+        }
+        return _pre(json.dumps(envelope, indent=2, sort_keys=True))
+
+    @admin.display(description="error")
+    def error_json(self, order: Order) -> str:
+        return _pre(json.dumps(order.error, indent=2)) if order.error else "-"
+
+    @admin.display(description="stored response")
+    def stored_response(self, order: Order) -> str:
+        """The view's response as ``/result/`` replays it, decoded for reading."""
+        if order.response_status is None:
+            return "-"
+        body = bytes(order.response_body or b"").decode("utf-8", errors="replace")
+        if len(body) > RESPONSE_PREVIEW_CHARS:
+            body = body[:RESPONSE_PREVIEW_CHARS] + "\n[cut]"
+        head = f"{order.response_status} {order.response_content_type or ''}".strip()
+        return _pre(f"{head}\n\n{body}")
+
+    @admin.action(description="Cancel selected orders", permissions=["change"])
+    def cancel_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
+        """Cancel each order as ``DELETE`` would: waiting ones at once, running ones at
+        their next progress step; finished ones are left alone and counted."""
+        outcomes = {"canceled": 0, "asked to stop": 0, "already finished": 0}
+        for order in queryset:
+            if not order.cancel():
+                outcomes["already finished"] += 1
+            elif order.status == Status.CANCELED:
+                outcomes["canceled"] += 1
+            else:
+                outcomes["asked to stop"] += 1
+        self.message_user(request, _summary(outcomes), _level(outcomes, "already finished"))
+
+    @admin.action(description="Re-run selected failed orders", permissions=["change"])
+    def rerun_failed_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
+        """Place a new order with each failed order's envelope and owner. One that
+        cannot be placed now (its objects are locked, its owner has too many active
+        orders) is counted, as the order endpoint would have refused it."""
+        outcomes = {"re-run": 0, "not placed now (locked or too many active)": 0}
+        failed = queryset.filter(status=Status.FAILED).select_related("owner")
+        for order in failed:
+            try:
+                rerun_order(order)
+                outcomes["re-run"] += 1
+            except (Locked, TooManyActiveOrders):
+                outcomes["not placed now (locked or too many active)"] += 1
+        outcomes["skipped, not failed"] = queryset.count() - len(failed)
+        level = messages.SUCCESS if outcomes["re-run"] == len(queryset) else messages.WARNING
+        self.message_user(request, _summary(outcomes), level)
+
+
+def _pre(text: str) -> str:
+    return format_html('<pre style="white-space: pre-wrap; margin: 0">{}</pre>', text)
+
+
+def _summary(outcomes: dict[str, int]) -> str:
+    return (
+        "; ".join(f"{count} {what}" for what, count in outcomes.items() if count) or "Nothing done"
+    )
+
+
+def _level(outcomes: dict[str, int], unwanted: str) -> int:
+    return messages.WARNING if outcomes[unwanted] else messages.SUCCESS

@@ -73,6 +73,15 @@ class Envelope:
         return cls(**{name: getattr(order, name) for name in ORDER_FIELDS})
 
 
+class SecondsField(serializers.FloatField):
+    """A number of seconds; JSON ``true``/``false`` are not numbers, whatever Python says."""
+
+    def to_internal_value(self, data: Any) -> float:
+        if isinstance(data, bool):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class EnvelopeSerializer(serializers.Serializer):
     """The shape of the POST body; every key is optional and no other key is allowed."""
 
@@ -81,7 +90,7 @@ class EnvelopeSerializer(serializers.Serializer):
     method = serializers.RegexField(r"^[A-Za-z]{1,10}$", required=False)
     query = serializers.DictField(default=dict)
     data = serializers.JSONField(required=False, default=None, allow_null=True)
-    countdown = serializers.FloatField(required=False, min_value=0)
+    countdown = SecondsField(required=False, min_value=0)
     eta = serializers.DateTimeField(required=False)
     callback_url = serializers.URLField(required=False, max_length=2000)
 

@@ -4,7 +4,10 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from demo.shop.views import report_page
+
 urlpatterns = [
+    path("", report_page, name="home"),
     path("admin/", admin.site.urls),
     path("async/", include("async_orders.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),

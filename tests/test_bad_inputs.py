@@ -41,6 +41,8 @@ BAD_ENVELOPES: list[Any] = [
     {"countdown": -5},
     {"countdown": 1e308},
     {"countdown": None},
+    {"countdown": False},
+    {"countdown": True},
     {"eta": 12},
     {"eta": "yesterday"},
     {"eta": "2026-13-45T99:99:99Z"},

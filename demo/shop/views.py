@@ -1,11 +1,14 @@
-"""Two views a real project might order: a DRF create, and a slow report."""
+"""Two views a real project might order (a DRF create, and a slow report), and the
+page that orders the report from a browser through the JavaScript client."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.csrf import ensure_csrf_cookie
 from rest_framework import serializers, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -52,3 +55,10 @@ def _bake_line(line: int, size: int) -> int:
     if size == UNLUCKY_SIZE and line == size - 1:
         raise RuntimeError("oven thermocouple reads -273 C")
     return line
+
+
+@ensure_csrf_cookie
+def report_page(request: HttpRequest) -> HttpResponse:
+    """The demo's home page. It sets the CSRF cookie that the JS client sends back:
+    the page's own HTML has no form token for it to read."""
+    return render(request, "shop/report_page.html", {"unlucky_size": UNLUCKY_SIZE})

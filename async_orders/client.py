@@ -1,0 +1,272 @@
+"""A Python client for the order endpoints, for scripts and other services.
+
+Install with ``pip install async-orders[client]``. It needs ``requests`` only, not
+Django: the other side of the HTTP contract in ``docs/http-api.md``.
+
+    client = Client("https://shop.example", session=authenticated_session)
+    order = client.run("shop:report", kwargs={"size": 40}, on_progress=print, timeout=600)
+    report = client.result(order).json()
+
+A failed or canceled order raises :class:`OrderFailed` / :class:`OrderCanceled`
+carrying the order's ``error``; an error answer of an endpoint raises
+:class:`APIError` with its ``code`` and ``detail``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urljoin
+
+import requests
+
+#: Methods Django checks the CSRF token on.
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: Answers to a poll that mean "not now" rather than "no": wait and ask again.
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class Order:
+    """An order as the server last described it (the JSON representation)."""
+
+    id: str
+    url: str
+    view: str
+    status: str
+    progress: dict[str, Any]
+    message: str
+    resource_url: str | None
+    error: dict[str, Any] | None
+    #: The whole representation, for the fields not named above.
+    raw: dict[str, Any] = field(repr=False)
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> Order:
+        names = ("id", "url", "view", "status", "progress", "message", "resource_url", "error")
+        return cls(**{name: body.get(name) for name in names}, raw=body)
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in ("completed", "failed", "canceled")
+
+    @property
+    def percent(self) -> float | None:
+        return self.progress.get("percent")
+
+
+class APIError(Exception):
+    """An endpoint answered with an error body: ``{"code": ..., "detail": ...}``."""
+
+    def __init__(self, response: requests.Response) -> None:
+        body = _json_or_empty(response)
+        self.response = response
+        self.status_code = response.status_code
+        self.code: str = body.get("code", "http_error")
+        self.detail: str = body.get("detail", response.reason or "")
+        super().__init__(f"{self.status_code} {self.code}: {self.detail}")
+
+
+class OrderError(Exception):
+    """The order did not complete; ``order`` is its final state, ``error`` its error."""
+
+    def __init__(self, order: Order) -> None:
+        self.order = order
+        self.error = order.error
+        message = (order.error or {}).get("message") or f"The order was {order.status}."
+        super().__init__(message)
+
+
+class OrderFailed(OrderError):
+    """The view answered 4xx/5xx or raised; ``error`` has code, message, status_code, body."""
+
+
+class OrderCanceled(OrderError):
+    """The order was canceled (by this client, another one, or an operator)."""
+
+
+class OrderTimeout(TimeoutError):
+    """:meth:`Client.wait` ran out of time. The order goes on; ``order`` is its last state."""
+
+    def __init__(self, order: Order, timeout: float) -> None:
+        self.order = order
+        super().__init__(f"Order {order.id} still {order.status} after {timeout}s.")
+
+
+ProgressCallback = Callable[[Order], Any]
+
+
+class Client:
+    """Places, follows, cancels and collects orders on one server.
+
+    Pass a ``requests.Session`` that carries your authentication (``session.auth``,
+    a token header, or the cookies of a login); the client adds Django's CSRF
+    header from the session's cookie on unsafe requests, which session logins need.
+    """
+
+    def __init__(
+        self,
+        server: str,
+        *,
+        session: requests.Session | None = None,
+        base_path: str = "/async/",
+        request_timeout: float = 10.0,
+        poll_interval: float = 0.5,
+        max_poll_interval: float = 30.0,
+        backoff: float = 1.5,
+        csrf_cookie_name: str = "csrftoken",
+        csrf_header_name: str = "X-CSRFToken",
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.base = urljoin(server.rstrip("/") + "/", base_path.lstrip("/"))
+        self.session = session or requests.Session()
+        self.request_timeout = request_timeout
+        self.poll_interval = poll_interval
+        self.max_poll_interval = max_poll_interval
+        self.backoff = backoff
+        self.csrf_cookie_name = csrf_cookie_name
+        self.csrf_header_name = csrf_header_name
+        self.sleep = sleep
+
+    def place(
+        self, view_name: str, *, idempotency_key: str | None = None, **envelope: Any
+    ) -> Order:
+        """Order ``view_name``; ``envelope`` takes the keys of the order request
+        (``kwargs``, ``args``, ``method``, ``query``, ``data``, ``countdown``, ``eta``)."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        url = urljoin(self.base, f"{quote(view_name, safe=':')}/order/")
+        response = self._request("POST", url, json=envelope, headers=headers)
+        if response.status_code != 302:
+            raise APIError(response)
+        return Order.from_json(response.json())
+
+    def get(self, order: Order | str) -> Order:
+        """The order's current state, polled once (``order``: an Order or its URL)."""
+        response = self._poll(_url_of(order))
+        return Order.from_json(response.json())
+
+    def wait(
+        self,
+        order: Order | str,
+        *,
+        timeout: float | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> Order:
+        """Poll until the order finishes, honouring ``Retry-After``; return it completed.
+
+        ``on_progress`` gets every state polled, the final one included. Raises
+        :class:`OrderFailed`, :class:`OrderCanceled` or, after ``timeout`` seconds,
+        :class:`OrderTimeout` (the order itself is not canceled by that).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for attempt in itertools.count():
+            response = self._poll(_url_of(order))
+            order = Order.from_json(response.json())
+            if on_progress is not None:
+                on_progress(order)
+            if order.is_finished:
+                return _settle(order)
+            delay = self.delay(response.headers.get("Retry-After"), attempt)
+            if deadline is not None and time.monotonic() + delay > deadline:
+                raise OrderTimeout(order, timeout or 0)
+            self.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover (count() never ends)
+
+    def run(
+        self,
+        view_name: str,
+        *,
+        timeout: float | None = None,
+        on_progress: ProgressCallback | None = None,
+        idempotency_key: str | None = None,
+        **envelope: Any,
+    ) -> Order:
+        """:meth:`place` then :meth:`wait`: the completed order, or an exception."""
+        placed = self.place(view_name, idempotency_key=idempotency_key, **envelope)
+        return self.wait(placed, timeout=timeout, on_progress=on_progress)
+
+    def cancel(self, order: Order | str) -> Order:
+        """Cancel: a waiting order is ``canceled`` at once; a running one comes back
+        still ``running`` with ``cancel_requested`` and stops at its next progress
+        step. A finished order raises :class:`APIError` ``order_finished`` (409)."""
+        response = self._request("DELETE", _url_of(order))
+        if response.status_code not in (200, 202):
+            raise APIError(response)
+        return Order.from_json(response.json())
+
+    def result(self, order: Order | str) -> requests.Response:
+        """The view's response, replayed: ``.status_code``, ``.json()``, ``.content``."""
+        if isinstance(order, str):
+            order = self.get(order)
+        if order.status != "completed" or not order.resource_url:
+            raise OrderError(order)
+        response = self._request("GET", order.resource_url)
+        if response.status_code >= 400 and order.resource_url.startswith(order.url):
+            raise APIError(response)  # our result endpoint refused (e.g. 410)
+        return response
+
+    def delay(self, retry_after: str | None, attempt: int) -> float:
+        """Seconds before the next poll: the server's ``Retry-After`` when it sent one,
+        else an exponential backoff; never more than ``max_poll_interval``."""
+        seconds = _seconds(retry_after)
+        if seconds is None:
+            seconds = self.poll_interval * self.backoff**attempt
+        return min(seconds, self.max_poll_interval)
+
+    def _poll(self, url: str) -> requests.Response:
+        for attempt in itertools.count():
+            response = self._request("GET", url)
+            if response.status_code not in RETRY_STATUSES:
+                break
+            self.sleep(self.delay(response.headers.get("Retry-After"), attempt))
+        if response.status_code not in (200, 201, 202):
+            raise APIError(response)
+        return response
+
+    def _request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        headers = {"Accept": "application/json", **kwargs.pop("headers", {})}
+        if method in UNSAFE_METHODS:
+            headers.update(self._csrf_headers())
+        return self.session.request(
+            method,
+            url,
+            headers=headers,
+            allow_redirects=False,
+            timeout=self.request_timeout,
+            **kwargs,
+        )
+
+    def _csrf_headers(self) -> dict[str, str]:
+        token = self.session.cookies.get(self.csrf_cookie_name)
+        # Django also checks Referer on HTTPS; the server's own address passes.
+        return {self.csrf_header_name: token, "Referer": self.base} if token else {}
+
+
+def _settle(order: Order) -> Order:
+    if order.status == "failed":
+        raise OrderFailed(order)
+    if order.status == "canceled":
+        raise OrderCanceled(order)
+    return order
+
+
+def _url_of(order: Order | str) -> str:
+    return order.url if isinstance(order, Order) else order
+
+
+def _seconds(retry_after: str | None) -> float | None:
+    try:
+        return max(float(retry_after), 0.0) if retry_after is not None else None
+    except ValueError:
+        return None  # an HTTP-date: our server never sends one; back off instead
+
+
+def _json_or_empty(response: requests.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}

@@ -1,0 +1,72 @@
+"""``manage.py list_schedulable_views``: what the order endpoint exposes.
+
+There is no registry to read: views are opted in where they are written, so this
+command walks the URLconf the same way ``POST /async/<view_name>/order/`` does and
+shows developers (and reviewers) every view a client may order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from async_orders.registry import Endpoint, ViewOptions, iter_endpoints
+
+
+class Command(BaseCommand):
+    help = "List every schedulable view: URL name, URL pattern, default method and options."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--json", action="store_true", help="One JSON document, for scripts.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        rows = [describe(endpoint) for endpoint in iter_endpoints() if endpoint.is_schedulable]
+        if options["json"]:
+            self.stdout.write(json.dumps(rows, indent=2))
+        elif not rows:
+            self.stdout.write("No schedulable views. Opt one in with @schedulable.")
+        else:
+            self.stdout.write("\n".join(_as_text(row) for row in rows))
+
+
+def describe(endpoint: Endpoint) -> dict[str, Any]:
+    """One schedulable view as plain data: what a client needs to order it."""
+    by_method = endpoint.options_by_method()
+    return {
+        "name": endpoint.name,
+        "route": "/" + endpoint.route,
+        # The method an order gets when its envelope names none, as envelope.py picks it.
+        "default_method": next(iter(by_method.values())).default_method,
+        "methods": {method: _options(by_method[method]) for method in sorted(by_method)},
+    }
+
+
+def _options(options: ViewOptions) -> dict[str, str]:
+    """The options set on the view, shown as text; defaults (and the method, shown
+    as ``default_method``) are left out."""
+    return {
+        option.name: _shown(getattr(options, option.name))
+        for option in dataclasses.fields(options)
+        if option.name != "method" and getattr(options, option.name) != option.default
+    }
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_shown(item) for item in value) + ")"
+    if callable(value):  # a class or a function: where to find it
+        return f"{value.__module__}.{value.__qualname__}"
+    return repr(value)
+
+
+def _as_text(row: dict[str, Any]) -> str:
+    methods = ", ".join(row["methods"])
+    lines = [f"{row['name']}  {row['route']}  default {row['default_method']}  methods {methods}"]
+    for method, options in row["methods"].items():
+        if options:
+            details = "  ".join(f"{name}={value}" for name, value in options.items())
+            lines.append(f"    {method}: {details}")
+    return "\n".join(lines)

@@ -1,0 +1,250 @@
+/*
+ * async-orders.js: the browser client of async_orders. No build step, no dependencies.
+ *
+ * Classic script:  <script src="{% static 'async_orders/async-orders.js' %}"></script>
+ *                  then window.AsyncOrders
+ * ES module:       import { Client } from ".../async_orders/async-orders.mjs";
+ *                  (a three-line wrapper that imports this file and re-exports it)
+ *
+ * This file is the one source: it runs as a classic script and as a module alike
+ * (strict mode, no top-level `this`), and defines globalThis.AsyncOrders either way.
+ *
+ *   const client = new AsyncOrders.Client();           // baseUrl "/async/", CSRF from the cookie
+ *   const order = await client.run("shop:report", { kwargs: { size: 40 } }, {
+ *     onProgress: (order) => render(order.progress.percent, order.message),
+ *     signal: controller.signal,                       // abort() sends DELETE to the order
+ *   });
+ *   location.href = order.resource_url;                // completed; else it rejected with
+ *                                                      // OrderFailedError / OrderCanceledError
+ */
+(function (root) {
+  "use strict";
+
+  const DEFAULTS = Object.freeze({
+    baseUrl: "/async/",
+    csrfCookieName: "csrftoken",
+    csrfHeaderName: "X-CSRFToken",
+    interval: 500, // ms before the first poll without Retry-After; grows by `backoff`
+    maxInterval: 30000, // ms: the longest wait between two polls, Retry-After included
+    backoff: 1.5,
+    headers: {}, // sent with every request, e.g. { Authorization: "Token ..." }
+    credentials: "same-origin",
+    fetch: null, // a fetch() to use instead of the global one
+  });
+  const FINISHED = ["completed", "failed", "canceled"];
+  const UNSAFE = ["POST", "PUT", "PATCH", "DELETE"];
+  // Answers to a poll that mean "not now" rather than "no": wait and ask again.
+  const RETRY_STATUSES = [429, 502, 503, 504];
+
+  /** An endpoint answered with an error body: {"code": ..., "detail": ...}. */
+  class HttpError extends Error {
+    constructor(response, body) {
+      const code = (body && body.code) || "http_error";
+      const detail = (body && body.detail) || response.statusText;
+      super(`${response.status} ${code}: ${detail}`);
+      this.name = "HttpError";
+      this.status = response.status;
+      this.code = code;
+      this.detail = detail;
+      this.body = body;
+    }
+  }
+
+  /** The order did not complete: `order` is its last state, `error` its error. */
+  class OrderError extends Error {
+    constructor(order) {
+      super((order.error && order.error.message) || `The order was ${order.status}.`);
+      this.name = "OrderError";
+      this.order = order;
+      this.error = order.error;
+    }
+  }
+
+  /** The view answered 4xx/5xx or raised; `error` has code, message, status_code, body. */
+  class OrderFailedError extends OrderError {
+    constructor(order) {
+      super(order);
+      this.name = "OrderFailedError";
+    }
+  }
+
+  /** The order was canceled: through the AbortSignal, or by someone else. */
+  class OrderCanceledError extends OrderError {
+    constructor(order) {
+      super(order);
+      this.name = "OrderCanceledError";
+    }
+  }
+
+  /** Milliseconds before the next poll: Retry-After (seconds) when the server sent it,
+   * else `interval * backoff ** attempt`; never more than `maxInterval`. */
+  function pollDelay(retryAfter, attempt, options) {
+    const { interval, maxInterval, backoff } = { ...DEFAULTS, ...options };
+    const seconds = retryAfter === null || retryAfter === undefined || retryAfter === ""
+      ? NaN
+      : Number(retryAfter);
+    const ms = Number.isFinite(seconds) ? Math.max(seconds, 0) * 1000 : interval * backoff ** attempt;
+    return Math.min(ms, maxInterval);
+  }
+
+  class Client {
+    constructor(options = {}) {
+      this.options = { ...DEFAULTS, ...options };
+    }
+
+    /** Place an order and follow its 302; resolves with the order as first polled. */
+    async place(viewName, envelope = {}, { signal, idempotencyKey } = {}) {
+      const { order } = await this._place(viewName, envelope, { signal, idempotencyKey });
+      return order;
+    }
+
+    /** Place an order and wait for it: resolves with the completed order. */
+    async run(viewName, envelope = {}, options = {}) {
+      const placed = await this._place(viewName, envelope, options);
+      return this._follow(placed, options);
+    }
+
+    /** Wait for an order (an order object or its URL) to finish. */
+    async wait(order, options = {}) {
+      const url = urlOf(order);
+      return this._follow(await this._poll(url, options.signal), options);
+    }
+
+    /** The order's current state, polled once. */
+    async get(order, { signal } = {}) {
+      return (await this._poll(urlOf(order), signal)).order;
+    }
+
+    /** DELETE the order: 200 canceled at once, 202 still running but asked to stop. */
+    async cancel(order) {
+      const response = await this._fetch(urlOf(order), { method: "DELETE" });
+      const body = await readJson(response);
+      if (response.status !== 200 && response.status !== 202) throw new HttpError(response, body);
+      return body;
+    }
+
+    delay(retryAfter, attempt) {
+      return pollDelay(retryAfter, attempt, this.options);
+    }
+
+    async _place(viewName, envelope, { signal, idempotencyKey } = {}) {
+      const name = encodeURIComponent(viewName).replace(/%3A/gi, ":");
+      const headers = { "Content-Type": "application/json" };
+      if (idempotencyKey) headers["Idempotency-Key"] = idempotencyKey;
+      // fetch follows the 302 with a GET: the answer is the order's first poll.
+      const response = await this._fetch(`${this.options.baseUrl}${name}/order/`, {
+        method: "POST", headers, body: JSON.stringify(envelope), signal,
+      });
+      const order = await readJson(response);
+      if (!response.redirected || response.status >= 400) throw new HttpError(response, order);
+      return { url: response.url || order.url, response, order };
+    }
+
+    async _poll(url, signal) {
+      for (let attempt = 0; ; attempt += 1) {
+        const response = await this._fetch(url, { signal });
+        if (!RETRY_STATUSES.includes(response.status)) {
+          const order = await readJson(response);
+          if (![200, 201, 202].includes(response.status)) throw new HttpError(response, order);
+          return { url, response, order };
+        }
+        await sleep(this.delay(response.headers.get("Retry-After"), attempt), signal);
+      }
+    }
+
+    async _follow({ url, response, order }, { onProgress, signal } = {}) {
+      try {
+        for (let attempt = 0; ; attempt += 1) {
+          if (onProgress) onProgress(order);
+          if (FINISHED.includes(order.status)) return settle(order);
+          await sleep(this.delay(response.headers.get("Retry-After"), attempt), signal);
+          ({ response, order } = await this._poll(url, signal));
+        }
+      } catch (error) {
+        if (!(signal && signal.aborted)) throw error;
+        return this._abort(url, onProgress);
+      }
+    }
+
+    /** The caller aborted: cancel the order, and settle by what the order became. */
+    async _abort(url, onProgress) {
+      const response = await this._fetch(url, { method: "DELETE" });
+      const order = await readJson(response);
+      if (response.status === 200) throw new OrderCanceledError(order);
+      if (response.status === 409 || response.status === 202) {
+        // Finished meanwhile, or running until its next progress step: follow it
+        // (without the aborted signal) to the state it really ends in.
+        return this._follow(await this._poll(url), { onProgress });
+      }
+      throw new HttpError(response, order);
+    }
+
+    _fetch(url, { method = "GET", headers = {}, body, signal } = {}) {
+      const all = { Accept: "application/json", ...this.options.headers, ...headers };
+      const token = UNSAFE.includes(method) ? readCookie(this.options.csrfCookieName) : null;
+      if (token) all[this.options.csrfHeaderName] = token;
+      const fetchImpl = this.options.fetch || root.fetch.bind(root);
+      return fetchImpl(url, {
+        method, headers: all, body, signal, credentials: this.options.credentials, redirect: "follow",
+      });
+    }
+  }
+
+  function settle(order) {
+    if (order.status === "failed") throw new OrderFailedError(order);
+    if (order.status === "canceled") throw new OrderCanceledError(order);
+    return order;
+  }
+
+  function urlOf(order) {
+    return typeof order === "string" ? order : order.url;
+  }
+
+  async function readJson(response) {
+    try {
+      return await response.json();
+    } catch (error) {
+      return null;
+    }
+  }
+
+  function readCookie(name) {
+    if (typeof document === "undefined" || !document.cookie) return null;
+    for (const pair of document.cookie.split(";")) {
+      const [key, ...value] = pair.trim().split("=");
+      if (key === name) return decodeURIComponent(value.join("="));
+    }
+    return null;
+  }
+
+  function sleep(ms, signal) {
+    return new Promise((resolve, reject) => {
+      if (signal && signal.aborted) return reject(signal.reason);
+      const onAbort = () => {
+        clearTimeout(timer);
+        reject(signal.reason);
+      };
+      const timer = setTimeout(() => {
+        if (signal) signal.removeEventListener("abort", onAbort);
+        resolve();
+      }, ms);
+      if (signal) signal.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+
+  /** Shortcut: `new Client(options).run(viewName, envelope, options)`. */
+  function run(viewName, envelope, options = {}) {
+    return new Client(options).run(viewName, envelope, options);
+  }
+
+  root.AsyncOrders = Object.freeze({
+    Client,
+    run,
+    pollDelay,
+    DEFAULTS,
+    HttpError,
+    OrderError,
+    OrderFailedError,
+    OrderCanceledError,
+  });
+})(globalThis);

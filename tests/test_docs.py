@@ -1,0 +1,24 @@
+"""The documentation keeps up with the code it describes."""
+
+from __future__ import annotations
+
+import re
+
+from async_orders.conf import DEFAULTS
+from tests.conftest import ROOT
+
+DOCS = ROOT / "docs"
+
+
+def test_the_settings_reference_has_a_row_for_every_setting() -> None:
+    reference = (DOCS / "settings.md").read_text().split("## Reference", 1)[1]
+    documented = re.findall(r"^\| `([A-Z_]+)` \|", reference, flags=re.MULTILINE)
+
+    assert sorted(documented) == sorted(DEFAULTS)
+
+
+def test_every_page_is_in_the_table_of_contents() -> None:
+    index = (DOCS / "index.md").read_text()
+    pages = {path.stem for path in DOCS.glob("*.md")} - {"index"}
+
+    assert {page for page in pages if f"\n{page}\n" not in index} == set()
