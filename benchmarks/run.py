@@ -58,7 +58,7 @@ def main() -> None:
         run_all(results_file)
     finally:
         harness.drop_database()
-    results = [harness.Result(**json.loads(line)) for line in results_file.read_text().split()]
+    results = [harness.Result(**json.loads(line)) for line in results_file.read_text().splitlines()]
     print(f"\n{table(results)}\n\n({time.monotonic() - started:.0f} s in all)")
     sys.exit(0 if all(result.passed for result in results) else 1)
 
