@@ -8,4 +8,5 @@ class AsyncOrdersConfig(AppConfig):
     verbose_name = "Async orders"
 
     def ready(self) -> None:
-        from async_orders import checks  # noqa: F401  (registers the system checks)
+        # Registers the system checks, the signal receivers and the webhook task.
+        from async_orders import checks, notify, webhooks  # noqa: F401

@@ -24,6 +24,19 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     ]
 
 
+@register()
+def check_webhook_secret(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    if not conf.WEBHOOK_ALLOWED_HOSTS or conf.WEBHOOK_SECRET:
+        return []
+    return [
+        Error(
+            "ASYNC_ORDERS['WEBHOOK_ALLOWED_HOSTS'] allows webhooks but WEBHOOK_SECRET is empty.",
+            hint="Set WEBHOOK_SECRET to a long random string and share it with the receivers.",
+            id="async_orders.E003",
+        )
+    ]
+
+
 @register(Tags.urls)
 def check_schedulable_views(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     return [

@@ -25,6 +25,23 @@ DEFAULTS: dict[str, Any] = {
     "MAX_ACTIVE_ORDERS": 100,
     "MAX_RESULT_BYTES": 10 * 1024 * 1024,
     "MAX_SCHEDULE_SECONDS": 7 * 24 * 3600,
+    "HEARTBEAT_INTERVAL": 10,
+    "WORKER_LOST_AFTER": 60,
+    "REPUBLISH_AFTER": 300,
+    "MAX_RETRY_BACKOFF": 600,
+    "RETENTION_SECONDS": 30 * 24 * 3600,
+    "PURGE_BATCH_SIZE": 1000,
+    "LONG_POLL_MAX_WAIT": 30,
+    "LONG_POLL_ASYNC": False,
+    "NOTIFY_REDIS_URL": None,
+    "NOTIFY_DB_POLL_INTERVAL": 0.25,
+    "SSE_HEARTBEAT": 15,
+    "WEBHOOK_ALLOWED_HOSTS": [],
+    "WEBHOOK_ALLOW_PRIVATE": False,
+    "WEBHOOK_SECRET": "",
+    "WEBHOOK_MAX_ATTEMPTS": 5,
+    "WEBHOOK_RETRY_BACKOFF": 2.0,
+    "WEBHOOK_TIMEOUT": 10.0,
 }
 
 
@@ -89,6 +106,94 @@ class Settings:
     def MAX_SCHEDULE_SECONDS(self) -> float:
         """How far ahead ``countdown``/``eta`` may schedule an order."""
         return float(self._get("MAX_SCHEDULE_SECONDS"))
+
+    @property
+    def HEARTBEAT_INTERVAL(self) -> float:
+        """Seconds between two heartbeats of a running order's worker."""
+        return float(self._get("HEARTBEAT_INTERVAL"))
+
+    @property
+    def WORKER_LOST_AFTER(self) -> float:
+        """Seconds without a heartbeat after which the reconciler takes a worker for dead."""
+        return float(self._get("WORKER_LOST_AFTER"))
+
+    @property
+    def REPUBLISH_AFTER(self) -> float:
+        """Seconds a due order may wait for a worker before its message is sent again."""
+        return float(self._get("REPUBLISH_AFTER"))
+
+    @property
+    def MAX_RETRY_BACKOFF(self) -> float:
+        """Longest wait, in seconds, before another attempt of a failed view."""
+        return float(self._get("MAX_RETRY_BACKOFF"))
+
+    @property
+    def RETENTION_SECONDS(self) -> float:
+        """How long finished orders are kept before ``purge_orders`` deletes them."""
+        return float(self._get("RETENTION_SECONDS"))
+
+    @property
+    def PURGE_BATCH_SIZE(self) -> int:
+        """Orders deleted per statement by ``purge_orders``, to keep locks short."""
+        return int(self._get("PURGE_BATCH_SIZE"))
+
+    @property
+    def LONG_POLL_MAX_WAIT(self) -> float:
+        """Most seconds a ``?wait=`` poll may hold its connection; larger waits are cut to it."""
+        return float(self._get("LONG_POLL_MAX_WAIT"))
+
+    @property
+    def LONG_POLL_ASYNC(self) -> bool:
+        """Serve the order endpoint as an async view: set it under ASGI, so ``?wait=``
+        polls hold no thread; keep it off under WSGI, where it would only add a thread
+        hop to every poll. Read when the URLconf is loaded."""
+        return bool(self._get("LONG_POLL_ASYNC"))
+
+    @property
+    def NOTIFY_REDIS_URL(self) -> str | None:
+        """Redis for change notifications: ``None`` means Celery's broker when it is Redis;
+        ``""`` turns pub/sub off, so waiters poll the database."""
+        return self._get("NOTIFY_REDIS_URL")
+
+    @property
+    def NOTIFY_DB_POLL_INTERVAL(self) -> float:
+        """Seconds between two reads of a waited-on order when there is no pub/sub."""
+        return float(self._get("NOTIFY_DB_POLL_INTERVAL"))
+
+    @property
+    def SSE_HEARTBEAT(self) -> float:
+        """Seconds of silence after which an event stream sends a comment, so proxies keep it."""
+        return float(self._get("SSE_HEARTBEAT"))
+
+    @property
+    def WEBHOOK_ALLOWED_HOSTS(self) -> list[str]:
+        """Hosts a ``callback_url`` may name (``ALLOWED_HOSTS`` syntax); empty: no webhooks."""
+        return list(self._get("WEBHOOK_ALLOWED_HOSTS"))
+
+    @property
+    def WEBHOOK_ALLOW_PRIVATE(self) -> bool:
+        """Let callbacks reach loopback/private/link-local addresses (tests, one-box setups)."""
+        return bool(self._get("WEBHOOK_ALLOW_PRIVATE"))
+
+    @property
+    def WEBHOOK_SECRET(self) -> str:
+        """Key of the HMAC-SHA256 signature of webhook deliveries; share it with receivers."""
+        return str(self._get("WEBHOOK_SECRET"))
+
+    @property
+    def WEBHOOK_MAX_ATTEMPTS(self) -> int:
+        """Deliveries tried per order before giving up."""
+        return int(self._get("WEBHOOK_MAX_ATTEMPTS"))
+
+    @property
+    def WEBHOOK_RETRY_BACKOFF(self) -> float:
+        """Seconds before the first retry; each later retry waits twice as long."""
+        return float(self._get("WEBHOOK_RETRY_BACKOFF"))
+
+    @property
+    def WEBHOOK_TIMEOUT(self) -> float:
+        """Seconds one delivery may take before it counts as failed."""
+        return float(self._get("WEBHOOK_TIMEOUT"))
 
 
 def _classes(paths: list[str | type] | None) -> list[type] | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,9 +20,27 @@ from rest_framework import serializers
 
 from async_orders.conf import conf
 from async_orders.exceptions import InvalidEnvelope
+from async_orders.locks import keys_for
 from async_orders.registry import Endpoint, ViewOptions
+from async_orders.webhooks import check_callback_url
 
 JSONScalar = str | int | float | bool | None
+
+
+#: Envelope fields stored on the order under the same names.
+ORDER_FIELDS = (
+    "view_name",
+    "method",
+    "args",
+    "kwargs",
+    "query",
+    "data",
+    "run_at",
+    "fingerprint",
+    "lock_keys",
+    "max_attempts",
+    "callback_url",
+)
 
 
 @dataclass(frozen=True)
@@ -38,6 +56,21 @@ class Envelope:
     run_at: datetime | None
     #: Hash of the request as sent, to tell an Idempotency-Key retry from a reuse.
     fingerprint: str = ""
+    #: Conflict-lock keys the order holds while active (the view's ``locks`` option).
+    lock_keys: list[str] = field(default_factory=list)
+    #: 1 + the view's ``retries``.
+    max_attempts: int = 1
+    #: Where the finished order is POSTed (a webhook); empty: nowhere.
+    callback_url: str = ""
+
+    def order_fields(self) -> dict[str, Any]:
+        """The fields of an :class:`~async_orders.models.Order` this envelope fills."""
+        return {name: getattr(self, name) for name in ORDER_FIELDS}
+
+    @classmethod
+    def of_order(cls, order: Any) -> Envelope:
+        """The envelope an order was placed with (to place it again)."""
+        return cls(**{name: getattr(order, name) for name in ORDER_FIELDS})
 
 
 class EnvelopeSerializer(serializers.Serializer):
@@ -50,6 +83,7 @@ class EnvelopeSerializer(serializers.Serializer):
     data = serializers.JSONField(required=False, default=None, allow_null=True)
     countdown = serializers.FloatField(required=False, min_value=0)
     eta = serializers.DateTimeField(required=False)
+    callback_url = serializers.URLField(required=False, max_length=2000)
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, dict):
@@ -70,6 +104,13 @@ class EnvelopeSerializer(serializers.Serializer):
                 )
         return query
 
+    def validate_callback_url(self, url: str) -> str:
+        try:
+            check_callback_url(url)
+        except ValueError as refusal:
+            raise serializers.ValidationError(str(refusal)) from None
+        return url
+
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if "countdown" in attrs and "eta" in attrs:
             raise serializers.ValidationError({"eta": ["Give countdown or eta, not both."]})
@@ -84,8 +125,9 @@ def parse_envelope(endpoint: Endpoint, body: Any) -> Envelope:
     fields = serializer.validated_data
     method = _method(endpoint, fields.get("method"))
     _reverse(endpoint, fields["args"], fields["kwargs"])
-    _check_inputs(endpoint.options_by_method()[method], fields)
-    return Envelope(
+    options = endpoint.options_by_method()[method]
+    _check_inputs(options, fields)
+    envelope = Envelope(
         view_name=endpoint.name,
         method=method,
         args=fields["args"],
@@ -94,7 +136,10 @@ def parse_envelope(endpoint: Endpoint, body: Any) -> Envelope:
         data=fields["data"],
         run_at=_run_at(fields.get("countdown"), fields.get("eta")),
         fingerprint=_fingerprint(endpoint.name, body),
+        max_attempts=1 + options.retries,
+        callback_url=fields.get("callback_url", ""),
     )
+    return replace(envelope, lock_keys=keys_for(options, envelope))
 
 
 def _fingerprint(view_name: str, body: dict[str, Any]) -> str:

@@ -119,3 +119,25 @@ class IdempotencyKeyReused(APIException):
         "This Idempotency-Key was already used for a different order request; "
         "use a new key for a new request."
     )
+
+
+class OrderConflict(APIException):
+    """The order would touch objects locked by an active order (or other code)."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "order_conflict"
+
+    def __init__(self, blocking_order_url: str | None) -> None:
+        self.extra = {"blocking_order": blocking_order_url}
+        holder = f"the order {blocking_order_url}" if blocking_order_url else "another operation"
+        super().__init__(f"The order would touch objects locked by {holder}.")
+
+
+class InvalidWait(APIException):
+    """``?wait=`` is not a number of seconds."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "invalid_wait"
+
+    def __init__(self, value: str) -> None:
+        super().__init__(f"wait must be a number of seconds, not {value!r}.")

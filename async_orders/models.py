@@ -8,6 +8,7 @@ it (a redelivered message, a late worker): the loser sees ``False`` and stops.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -118,6 +119,12 @@ class Order(models.Model):
     progress_total = models.PositiveBigIntegerField(null=True, blank=True)
     message = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveSmallIntegerField(
+        default=1, help_text="1 + the view's retries: for exceptions and for lost workers."
+    )
+    lock_keys = models.JSONField(
+        default=list, blank=True, help_text="Keys this order holds while active (OrderLock)."
+    )
     cancel_requested = models.BooleanField(
         default=False, help_text="Asked to stop while running; it stops at its next progress step."
     )
@@ -131,11 +138,23 @@ class Order(models.Model):
     response_size = models.PositiveBigIntegerField(null=True, blank=True)
     resource_url = models.TextField(blank=True)
     error = models.JSONField(null=True, blank=True)
+    callback_url = models.URLField(
+        max_length=2000, blank=True, help_text="Where the finished order is POSTed (webhook)."
+    )
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     run_at = models.DateTimeField(null=True, blank=True, help_text="Not before this time.")
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    published_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        default=timezone.now,
+        help_text="Last time its message was handed to the broker; empty: publishing failed.",
+    )
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last sign of life of the worker running it."
+    )
 
     objects = OrderQuerySet.as_manager()
 
@@ -144,6 +163,7 @@ class Order(models.Model):
         indexes = [
             models.Index(fields=["requester", "-created_at"], name="async_order_requester_recent"),
             models.Index(fields=["requester", "status"], name="async_order_requester_status"),
+            models.Index(fields=["status", "finished_at"], name="async_order_status_finished"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -165,13 +185,61 @@ class Order(models.Model):
         return self.status in FINISHED
 
     def start(self) -> bool:
-        """Claim the order for one worker: scheduled/queued -> running, one attempt more."""
+        """Claim the order for one worker: scheduled/queued -> running, one attempt more.
+
+        Only once due: a message that arrives early (a duplicate) cannot start it.
+        """
+        now = timezone.now()
         won = self._move(
-            STARTABLE, Status.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1
+            STARTABLE,
+            Status.RUNNING,
+            due=Q(run_at__isnull=True) | Q(run_at__lte=now),
+            started_at=now,
+            heartbeat_at=now,
+            attempts=F("attempts") + 1,
         )
         if won:
             self.attempts += 1
         return won
+
+    def beat(self) -> bool:
+        """Record that the worker running this order is alive."""
+        return bool(
+            Order.objects.filter(pk=self.pk, status=Status.RUNNING).update(
+                heartbeat_at=timezone.now()
+            )
+        )
+
+    def retry_at(self, run_at: datetime) -> bool:
+        """running -> scheduled until ``run_at``: another attempt, unless asked to cancel."""
+        return self._move(
+            (Status.RUNNING,),
+            Status.SCHEDULED,
+            due=Q(cancel_requested=False),
+            run_at=run_at,
+            published_at=timezone.now(),
+        )
+
+    def requeue_lost(self, silent_since: datetime) -> bool:
+        """running -> queued when its worker went silent before ``silent_since``."""
+        return self._move(
+            (Status.RUNNING,),
+            Status.QUEUED,
+            due=Q(heartbeat_at__lt=silent_since),
+            run_at=None,
+            published_at=timezone.now(),
+        )
+
+    def fail_lost(self, silent_since: datetime, error: dict[str, Any]) -> bool:
+        """running -> failed when its worker went silent and no attempt is left."""
+        return self._move(
+            (Status.RUNNING,), Status.FAILED, due=Q(heartbeat_at__lt=silent_since), error=error
+        )
+
+    def mark_published(self, published: bool) -> None:
+        """Note whether the message reached the broker; the reconciler retries if not."""
+        self.published_at = timezone.now() if published else None
+        Order.objects.filter(pk=self.pk).update(published_at=self.published_at)
 
     def complete(self, *, response: ViewResponse, resource_url: str) -> bool:
         """running -> completed, keeping the view's response."""
@@ -216,20 +284,26 @@ class Order(models.Model):
         still_wanted = Order.objects.filter(
             pk=self.pk, status=Status.RUNNING, cancel_requested=False
         )
-        if still_wanted.update(**changes) != 1:
+        if still_wanted.update(**changes, heartbeat_at=timezone.now()) != 1:
             return False
         self._set(changes)
         signals.order_progress.send(sender=Order, order=self)
         return True
 
-    def _move(self, sources: tuple[Status, ...], target: Status, **changes: Any) -> bool:
+    def _move(
+        self, sources: tuple[Status, ...], target: Status, due: Q | None = None, **changes: Any
+    ) -> bool:
+        """The one way status changes: a conditional UPDATE that wins or does nothing."""
         if target in FINISHED:
             changes["finished_at"] = timezone.now()
         changes["status"] = target
-        won = Order.objects.filter(pk=self.pk, status__in=sources).update(**changes) == 1
+        candidates = Order.objects.filter(Q(pk=self.pk, status__in=sources), due or Q())
+        won = candidates.update(**changes) == 1
         if won:
             previous = self.status
             self._set(changes)
+            if target in FINISHED and self.lock_keys:
+                OrderLock.objects.filter(order=self).delete()
             self._announce(previous)
         return won
 
@@ -244,3 +318,38 @@ class Order(models.Model):
         for name, value in changes.items():
             if not isinstance(value, Combinable):  # an F() expression: the database's to compute
                 setattr(self, name, value)
+
+
+class OrderLock(models.Model):
+    """A key held by an active order (or by synchronous code, with no order), so that
+    two operations on the same objects cannot overlap. The primary key on ``key`` is
+    the guarantee: a second holder's INSERT fails, whatever the timing."""
+
+    key = models.CharField(max_length=255, primary_key=True)
+    order = models.ForeignKey(
+        Order, null=True, blank=True, on_delete=models.CASCADE, related_name="locks"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class WebhookDelivery(models.Model):
+    """One attempt to POST a finished order to its ``callback_url``; rows are never updated."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="webhook_deliveries")
+    attempt = models.PositiveSmallIntegerField()
+    attempted_at = models.DateTimeField(default=timezone.now)
+    response_status = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="The receiver's HTTP status; empty when none came."
+    )
+    delivered = models.BooleanField(default=False, help_text="The receiver answered 2xx.")
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["order", "attempt"]
+        verbose_name_plural = "webhook deliveries"
+
+    def __str__(self) -> str:
+        return f"webhook of order {self.order_id}, attempt {self.attempt}"

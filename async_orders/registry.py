@@ -24,9 +24,13 @@ FUNCTION_VIEW_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 V = TypeVar("V", bound=Callable[..., Any])
 
 
+#: Decides whether an exception raised by a view is worth another attempt.
+RetryFilter = tuple[type[BaseException], ...] | Callable[[BaseException], bool]
+
+
 @dataclass(frozen=True)
 class ViewOptions:
-    """How a schedulable view is called by the worker."""
+    """How a schedulable view is ordered and called; the keywords of :func:`schedulable`."""
 
     #: HTTP method used when the order request names none (``None``: ``POST``).
     method: str | None = None
@@ -34,40 +38,53 @@ class ViewOptions:
     data_serializer: type[Serializer] | None = None
     #: DRF serializer class that validates the envelope's ``query`` likewise.
     query_serializer: type[Serializer] | None = None
+    #: Further attempts after a retryable exception or a lost worker.
+    retries: int = 0
+    #: Exception classes (or a predicate) that are retried; others fail the order.
+    retry_on: RetryFilter = (Exception,)
+    #: Seconds before the first retry; doubled for each further one, with jitter.
+    retry_backoff: float = 1.0
+    #: Celery routing of the order's message: queue, routing key, priority.
+    queue: str | None = None
+    routing_key: str | None = None
+    priority: int | None = None
+    #: Conflict locks: ``True`` for one key from the view name and kwargs, or a
+    #: callable of the :class:`~async_orders.envelope.Envelope` returning keys.
+    locks: bool | Callable[[Any], Iterable[str]] = False
+
+    def __post_init__(self) -> None:
+        if self.method:
+            object.__setattr__(self, "method", self.method.upper())
 
     @property
     def default_method(self) -> str:
         return self.method or "POST"
+
+    def retries_for(self, error: BaseException) -> bool:
+        """Whether ``error`` is worth another attempt, by ``retry_on``."""
+        if isinstance(self.retry_on, tuple):
+            return isinstance(error, self.retry_on)
+        return self.retry_on(error)
 
 
 @overload
 def schedulable(view: V, **options: Any) -> V: ...
 @overload
 def schedulable(view: None = None, **options: Any) -> Callable[[V], V]: ...
-def schedulable(
-    view: V | None = None,
-    *,
-    method: str | None = None,
-    data_serializer: type[Serializer] | None = None,
-    query_serializer: type[Serializer] | None = None,
-) -> V | Callable[[V], V]:
+def schedulable(view: V | None = None, **options: Any) -> V | Callable[[V], V]:
     """Opt a view in to being ordered through ``POST /async/<url-name>/order/``.
 
     Decorate a function view, a class-based view or DRF view class, or one action
     method of a DRF viewset. Put it outermost, above ``@api_view`` and the like, so
-    the mark lands on the callable that the URL configuration holds.
-
-    ``data_serializer``/``query_serializer`` validate the order's inputs when it is
-    placed, so bad input fails the client's POST with a 400 instead of a worker later.
+    the mark lands on the callable that the URL configuration holds. The keywords
+    are the fields of :class:`ViewOptions` (an unknown one is a ``TypeError`` at
+    import time). ``data_serializer``/``query_serializer`` validate inputs when the
+    order is placed, so bad input fails the client's POST, not a worker later.
     """
-    options = ViewOptions(
-        method=method.upper() if method else None,
-        data_serializer=data_serializer,
-        query_serializer=query_serializer,
-    )
+    view_options = ViewOptions(**options)
 
     def mark(target: V) -> V:
-        setattr(target, OPTIONS_ATTRIBUTE, options)
+        setattr(target, OPTIONS_ATTRIBUTE, view_options)
         return target
 
     return mark if view is None else mark(view)
@@ -122,6 +139,14 @@ def _methods_of(view_class: type | None) -> Iterable[str]:
         return FUNCTION_VIEW_METHODS
     names = getattr(view_class, "http_method_names", ())
     return [name.upper() for name in names if name != "options" and hasattr(view_class, name)]
+
+
+def options_for(view_name: str, method: str) -> ViewOptions:
+    """The options an order of ``view_name`` with ``method`` runs with; defaults when
+    the view is gone or no longer opted in (the order still needs routing)."""
+    endpoint = find_endpoint(view_name)
+    options = endpoint.options_by_method() if endpoint else {}
+    return options.get(method, ViewOptions())
 
 
 def find_endpoint(name: str) -> Endpoint | None:

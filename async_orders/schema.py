@@ -32,6 +32,11 @@ class ErrorSerializer(serializers.Serializer):
         required=False,
         help_text="invalid_envelope, invalid_query: messages per field (kwargs.pk, data.name).",
     )
+    blocking_order = serializers.URLField(
+        required=False,
+        allow_null=True,
+        help_text="order_conflict only: the order holding the lock.",
+    )
 
 
 def _error(description: str) -> OpenApiResponse:
@@ -56,11 +61,15 @@ place_order = extend_schema(
     request=EnvelopeSerializer,
     responses={
         302: OpenApiResponse(OrderSerializer, description="Placed; Location is the order."),
+        202: OpenApiResponse(
+            OrderSerializer, description="Placed, with Prefer: respond-async; Location too."
+        ),
         400: _error(
             "invalid_envelope (see fields), parse_error, invalid_idempotency_key, "
             "or the view's input serializer rejected data/query"
         ),
         404: _error("unknown_view: no such URL name, or not schedulable"),
+        409: _error("order_conflict: an active order holds a lock key; see blocking_order"),
         413: _error("request_too_large"),
         415: _error("unsupported_media_type"),
         422: _error("idempotency_key_reused"),
@@ -74,7 +83,14 @@ place_order = extend_schema(
             OpenApiParameter.HEADER,
             description="Retrying with the same key and body returns the same order.",
         ),
-        _header("Location", "The order's URL.", [302]),
+        OpenApiParameter(
+            "Prefer",
+            str,
+            OpenApiParameter.HEADER,
+            description="respond-async: answer 202 instead of the 302 (RFC 7240).",
+        ),
+        _header("Location", "The order's URL.", [302, 202]),
+        _header("Preference-Applied", "respond-async when it was honoured.", [202]),
     ],
 )
 
@@ -84,12 +100,41 @@ poll_order = extend_schema(
         202: OpenApiResponse(OrderSerializer, description="scheduled, queued or running"),
         201: OpenApiResponse(OrderSerializer, description="completed; Location: resource_url"),
         200: OpenApiResponse(OrderSerializer, description="failed or canceled; see error"),
+        304: OpenApiResponse(description="If-None-Match holds the current ETag."),
+        400: _error("invalid_wait"),
         404: NOT_FOUND,
         **AUTH_ERRORS,
     },
     parameters=[
+        OpenApiParameter(
+            "wait",
+            float,
+            description="Long-poll: answer once the order changes, or after this many "
+            "seconds (capped by LONG_POLL_MAX_WAIT).",
+        ),
+        OpenApiParameter(
+            "If-None-Match", str, OpenApiParameter.HEADER, description="A previous ETag."
+        ),
         _header("Retry-After", "Seconds to wait before polling again.", [202]),
         _header("Location", "The resource_url of a completed order.", [201]),
+        _header("ETag", "Changes whenever the order does.", [200, 201, 202, 304]),
+    ],
+)
+
+order_events = extend_schema(
+    summary="The order's changes as server-sent events",
+    responses={
+        (200, "text/event-stream"): OpenApiResponse(
+            str, description="progress events, then completed, failed or canceled"
+        ),
+        204: OpenApiResponse(description="Last-Event-ID is the final state already."),
+        404: NOT_FOUND,
+        **AUTH_ERRORS,
+    },
+    parameters=[
+        OpenApiParameter(
+            "Last-Event-ID", str, OpenApiParameter.HEADER, description="Resume after this event."
+        )
     ],
 )
 

@@ -26,6 +26,7 @@ class OrderSerializer(serializers.ModelSerializer):
     view = serializers.CharField(source="view_name")
     progress = ProgressSerializer(source="*")
     resource_url = serializers.SerializerMethodField()
+    callback = serializers.SerializerMethodField()
 
     class Meta:
         model = Order
@@ -38,6 +39,7 @@ class OrderSerializer(serializers.ModelSerializer):
             "message",
             "resource_url",
             "error",
+            "callback",
             "attempts",
             "cancel_requested",
             "created_at",
@@ -51,6 +53,15 @@ class OrderSerializer(serializers.ModelSerializer):
 
     def get_resource_url(self, order: Order) -> str | None:
         return self._absolute(order.resource_url) if order.resource_url else None
+
+    def get_callback(self, order: Order) -> dict[str, Any] | None:
+        """The webhook and its delivery attempts; queried only for orders that have one."""
+        if not order.callback_url:
+            return None
+        deliveries = order.webhook_deliveries.values(
+            "attempt", "attempted_at", "response_status", "delivered", "error"
+        )
+        return {"url": order.callback_url, "deliveries": list(deliveries)}
 
     def _absolute(self, url: str) -> str:
         request: Any = self.context.get("request")

@@ -7,29 +7,51 @@ up through ``app.autodiscover_tasks()`` with no extra wiring.
 from __future__ import annotations
 
 import logging
-import uuid
-from datetime import datetime
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
 from celery import shared_task
 from django.db import IntegrityError, transaction
 
-from async_orders import execution
+from async_orders import execution, locks
 from async_orders.conf import conf
 from async_orders.envelope import Envelope
 from async_orders.exceptions import IdempotencyKeyReused, TooManyActiveOrders
 from async_orders.models import ANONYMOUS, Order, Status
+from async_orders.registry import options_for
+from async_orders.retention import purge_finished
 
 logger = logging.getLogger("async_orders")
 
 TASK_NAME = "async_orders.execute_order"
 
 
-@shared_task(name=TASK_NAME, ignore_result=True)
+@shared_task(name=TASK_NAME, ignore_result=True, acks_late=True, reject_on_worker_lost=True)
 def execute_order(order_id: str) -> None:
-    """Run one order; see :func:`async_orders.execution.execute_order`."""
-    execution.execute_order(order_id)
+    """Run one order; see :func:`async_orders.execution.execute_order`.
+
+    Acknowledged only once done, and given back to the broker when its worker
+    process dies, so a message is never lost with a worker; running it twice is
+    harmless because only one worker can claim the order.
+    """
+    order = execution.execute_order(order_id)
+    if order is not None and order.status == Status.SCHEDULED:
+        publish(order)  # a retry, or a message that came before the order was due
+
+
+@shared_task(name="async_orders.reconcile", ignore_result=True)
+def reconcile_orders() -> None:
+    """Periodic: re-send lost messages, recover orders of dead workers (see docs)."""
+    from async_orders.reconciler import reconcile  # it publishes through this module
+
+    reconcile()
+
+
+@shared_task(name="async_orders.purge", ignore_result=True)
+def purge_orders() -> None:
+    """Periodic: delete finished orders older than ``RETENTION_SECONDS``."""
+    purge_finished()
 
 
 def place_order(
@@ -45,7 +67,9 @@ def place_order(
     A worker can therefore never receive an order it cannot read, and a rolled-back
     order is never published. With an ``idempotency_key`` already used by this
     requester, the existing order is returned instead (``created`` is False); the
-    database's unique constraint decides between concurrent duplicates.
+    database's unique constraint decides between concurrent duplicates. The order's
+    conflict locks are taken in the same transaction (:class:`~async_orders.locks.Locked`
+    if one is held).
     """
     if idempotency_key:
         existing = Order.objects.filter(requester=requester, idempotency_key=idempotency_key)
@@ -55,21 +79,16 @@ def place_order(
     try:
         with transaction.atomic():
             order = Order.objects.create(
+                **envelope.order_fields(),
                 owner=owner if owner is not None and owner.is_authenticated else None,
                 requester=requester,
                 idempotency_key=idempotency_key,
-                fingerprint=envelope.fingerprint,
-                view_name=envelope.view_name,
-                method=envelope.method,
-                args=envelope.args,
-                kwargs=envelope.kwargs,
-                query=envelope.query,
-                data=envelope.data,
                 origin=origin,
-                run_at=envelope.run_at,
                 status=Status.SCHEDULED if envelope.run_at else Status.QUEUED,
             )
-            transaction.on_commit(partial(publish, order.pk, envelope.run_at))
+            if envelope.lock_keys:
+                locks.take(order, envelope.lock_keys)  # raises Locked: nothing is kept
+            transaction.on_commit(partial(publish, order))
     except IntegrityError:
         if not idempotency_key:
             raise
@@ -92,23 +111,28 @@ def _check_active_cap(requester: str) -> None:
 
 
 def rerun_order(order: Order) -> Order:
-    """Place a new order with ``order``'s envelope, owner and origin (admin "re-run")."""
-    envelope = Envelope(
-        view_name=order.view_name,
-        method=order.method,
-        args=order.args,
-        kwargs=order.kwargs,
-        query=order.query,
-        data=order.data,
-        run_at=None,
-    )
+    """Place a new order with ``order``'s envelope, owner and origin (admin "re-run"),
+    to run now; it takes the same conflict locks and has the same attempts."""
+    envelope = replace(Envelope.of_order(order), run_at=None)
     again, _ = place_order(envelope, order.owner, order.origin, requester=order.requester)
     return again
 
 
-def publish(order_id: uuid.UUID, run_at: datetime | None = None) -> None:
-    """Send the order's message; a broker failure is logged and the order stays queued."""
+def publish(order: Order) -> None:
+    """Send the order's message, routed by its view's options.
+
+    A broker failure is logged and noted on the order (``published_at`` empty); the
+    order stays accepted and the reconciler sends it once the broker is back.
+    """
+    options = options_for(order.view_name, order.method)
     try:
-        execute_order.apply_async(args=[str(order_id)], eta=run_at, queue=conf.QUEUE)
+        execute_order.apply_async(
+            args=[str(order.pk)],
+            eta=order.run_at,
+            queue=options.queue or conf.QUEUE,
+            routing_key=options.routing_key,
+            priority=options.priority,
+        )
     except Exception:
-        logger.exception("Order %s could not be published; it stays queued.", order_id)
+        logger.exception("Order %s could not be published; the reconciler will retry.", order.pk)
+        order.mark_published(False)

@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import path, register_converter
 
-from async_orders import views
+from async_orders import events, longpoll, views
+
+
+class OrderIdConverter:
+    """Any path segment but ``order``: ``orders/order/`` is an order of the view
+    named ``orders``, not the order with id "order". Ids are checked by the views,
+    so that a malformed id gets the same JSON 404 as an unknown one."""
+
+    regex = r"(?!order/)[^/]+"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: object) -> str:
+        return str(value)
+
+
+register_converter(OrderIdConverter, "async_order")
 
 app_name = "async_orders"
 
-# Order ids are matched as any string and checked by the views, so that a malformed
-# id gets the same JSON 404 as an unknown one, not the project's HTML 404 page.
 urlpatterns = [
     path("<str:view_name>/order/", views.PlaceOrderView.as_view(), name="order-create"),
     path("orders/", views.OrderListView.as_view(), name="order-list"),
-    path("orders/<str:pk>/", views.OrderDetailView.as_view(), name="order-detail"),
-    path("orders/<str:pk>/result/", views.OrderResultView.as_view(), name="order-result"),
+    path("orders/<async_order:pk>/", longpoll.order_detail_view(), name="order-detail"),
+    path("orders/<async_order:pk>/result/", views.OrderResultView.as_view(), name="order-result"),
+    path("orders/<async_order:pk>/events/", events.OrderEventsView.as_view(), name="order-events"),
 ]

@@ -11,7 +11,8 @@ import re
 import uuid
 from typing import Any
 
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponseNotModified
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
@@ -25,12 +26,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView, exception_handler
 
 from async_orders import schema as openapi
+from async_orders.conditional import etag_matches, order_etag, requested_wait
 from async_orders.conf import conf
 from async_orders.envelope import parse_envelope
 from async_orders.exceptions import (
     FieldErrors,
     InvalidIdempotencyKey,
     InvalidQuery,
+    OrderConflict,
     OrderFinished,
     OrderNotFound,
     RequestTooLarge,
@@ -38,6 +41,7 @@ from async_orders.exceptions import (
     ResultNotStored,
     UnknownView,
 )
+from async_orders.locks import Locked
 from async_orders.models import Order, Status, requester_key
 from async_orders.registry import find_endpoint
 from async_orders.serializers import ListQuerySerializer, OrderSerializer
@@ -69,6 +73,7 @@ def handle_exception(exc: Exception, context: dict[str, Any]) -> Response | None
     }
     if isinstance(exc, FieldErrors):
         body["fields"] = exc.fields
+    body.update(getattr(exc, "extra", {}))
     response.data = body
     return response
 
@@ -133,24 +138,39 @@ class PlaceOrderView(OrderAPIView):
             raise UnknownView(view_name)
         _check_body(request)
         envelope = parse_envelope(endpoint, request.data)
-        order, _ = place_order(
-            envelope,
-            owner=request.user,
-            origin=_origin(request),
-            requester=requester_key(request.user, _session_key(request)),
-            idempotency_key=_idempotency_key(request),
-        )
+        try:
+            order, _ = place_order(
+                envelope,
+                owner=request.user,
+                origin=_origin(request),
+                requester=requester_key(request.user, _session_key(request)),
+                idempotency_key=_idempotency_key(request),
+            )
+        except Locked as locked:
+            raise OrderConflict(_order_url(request, locked.order)) from None
         body = OrderSerializer(order, context={"request": request}).data
-        return Response(body, status=status.HTTP_302_FOUND, headers={"Location": body["url"]})
+        headers = {"Location": body["url"], "Vary": "Prefer"}
+        if _prefers_respond_async(request):
+            headers["Preference-Applied"] = "respond-async"
+            return Response(body, status=status.HTTP_202_ACCEPTED, headers=headers)
+        return Response(body, status=status.HTTP_302_FOUND, headers=headers)
 
 
 class OrderDetailView(OrderAPIView):
-    """``GET /async/orders/<id>/``: the order, with the HTTP status of its state.
-    ``DELETE``: cancel it."""
+    """``GET /async/orders/<id>/``: the order, with the HTTP status of its state and an
+    ETag; ``304`` when ``If-None-Match`` has it. ``DELETE``: cancel it.
+    ``?wait=`` is validated here and waited for by :mod:`async_orders.longpoll`."""
 
     @openapi.poll_order
-    def get(self, request: Request, pk: str) -> Response:
-        return order_response(self.get_order(pk), request)
+    def get(self, request: Request, pk: str) -> HttpResponse:
+        requested_wait(request)
+        order = self.get_order(pk)
+        etag = order_etag(order, request)
+        if etag_matches(request, etag):
+            return HttpResponseNotModified(headers={"ETag": etag})
+        response = order_response(order, request)
+        response["ETag"] = etag
+        return response
 
     @openapi.cancel_order
     def delete(self, request: Request, pk: str) -> Response:
@@ -230,8 +250,21 @@ def _replay(order: Order) -> HttpResponse:
     )
 
 
+def _order_url(request: Request, order: Order | None) -> str | None:
+    if order is None:
+        return None
+    return request.build_absolute_uri(reverse("async_orders:order-detail", args=[order.pk]))
+
+
 def _origin(request: Request) -> str:
     return request.build_absolute_uri("/").rstrip("/")
+
+
+def _prefers_respond_async(request: Request) -> bool:
+    """RFC 7240: ``respond-async`` is among the ``Prefer`` header's preferences."""
+    preferences = request.headers.get("Prefer", "").split(",")
+    tokens = (preference.split(";")[0].split("=")[0] for preference in preferences)
+    return any(token.strip().lower() == "respond-async" for token in tokens)
 
 
 def _check_body(request: Request) -> None:

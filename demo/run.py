@@ -20,6 +20,8 @@ from async_orders.embedded import EmbeddedRedis
 
 ROOT = Path(__file__).resolve().parent.parent
 STOP_TIMEOUT = 10
+#: Four threads, and beat inside the worker: the reconciler and purge run too.
+WORKER_OPTIONS = ("--pool=threads", "--concurrency=4", "--beat")
 
 #: Set by Ctrl-C or SIGTERM. A flag, not an exception, so that a second Ctrl-C can
 #: never interrupt the clean-up that stops the children.
@@ -37,7 +39,9 @@ def main() -> int:
             env["CELERY_BROKER_URL"] = stack.enter_context(EmbeddedRedis(scratch)).url
         _manage(env, "migrate", "--noinput", "--verbosity=0")
         children = [
-            _start(env, "-m", "celery", "-A", "demo", "worker", "--pool=threads", "-c", "4"),
+            _start(
+                env, "-m", "celery", "-A", "demo", "worker", "--pool=threads", "-c", "4", "--beat"
+            ),
             _start(env, "manage.py", "runserver", address, "--noreload"),
         ]
         stack.callback(_stop_all, children)

@@ -4,14 +4,17 @@ real Celery worker process on the chosen broker and database."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
@@ -64,41 +67,119 @@ def broker() -> Iterator[str]:
         yield redis.url
 
 
+def redis_client(broker: str) -> redis.Redis:
+    """A client of the test broker, to look at or wipe its queues."""
+    if broker.startswith("redis+socket://"):
+        return redis.Redis(unix_socket_path=broker.removeprefix("redis+socket://"))
+    return redis.Redis.from_url(broker)
+
+
+def start_worker(queue: str, name: str) -> subprocess.Popen[bytes]:
+    """Start a real ``celery worker`` process on ``queue`` against the test database
+    and return once it is ready to take messages. Its log is ``<scratch>/<name>.log``."""
+    from django.db import connection
+
+    log_path = Path(services.SCRATCH) / f"{name}.log"
+    env = {**os.environ, "ASYNC_ORDERS_TEST_DB_NAME": str(connection.settings_dict["NAME"])}
+    command = [sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker", "-Q", queue]
+    options = ["--pool=solo", "--without-gossip", "--without-mingle", "--loglevel=INFO"]
+    with open(log_path, "wb") as log:
+        worker = subprocess.Popen(
+            [*command, *options, "-n", f"{name}@%h"], cwd=ROOT, env=env, stdout=log, stderr=log
+        )
+    wait_until(
+        lambda: worker.poll() is not None or b" ready." in log_path.read_bytes(),
+        timeout=WORKER_START_TIMEOUT,
+        what=f"the Celery worker {name} to start",
+    )
+    if worker.poll() is not None:
+        pytest.fail(f"The Celery worker {name} exited:\n{log_path.read_text()}")
+    return worker
+
+
+def stop_worker(worker: subprocess.Popen[bytes]) -> None:
+    if worker.poll() is None:
+        worker.terminate()
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+
+
 @pytest.fixture(scope="session")
 def celery_worker(
     django_db_setup: None, django_db_blocker: Any, broker: str
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """A real ``celery worker`` process on the test database, stopped after the session."""
-    from django.db import connection
-
-    log_path = Path(services.SCRATCH) / "worker.log"
-    env = {**os.environ, "ASYNC_ORDERS_TEST_DB_NAME": str(connection.settings_dict["NAME"])}
-    command = [sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker"]
-    options = ["--pool=solo", "--without-gossip", "--without-mingle", "--loglevel=INFO"]
-    with open(log_path, "wb") as log:
-        worker = subprocess.Popen(
-            [*command, *options, "-Q", services.QUEUE], cwd=ROOT, env=env, stdout=log, stderr=log
-        )
+    """The session's worker on the default test queue, stopped after the session."""
+    worker = start_worker(services.QUEUE, "worker")
     try:
-        wait_until(
-            lambda: worker.poll() is not None or b" ready." in log_path.read_bytes(),
-            timeout=WORKER_START_TIMEOUT,
-            what="the Celery worker to start",
-        )
-        if worker.poll() is not None:
-            pytest.fail(f"The Celery worker exited:\n{log_path.read_text()}")
         yield worker
     finally:
-        worker.terminate()
-        worker.wait(timeout=30)
+        stop_worker(worker)
+
+
+@pytest.fixture(scope="session")
+def asgi_server(django_db_setup: None, django_db_blocker: Any) -> Iterator[str]:
+    """The test project under uvicorn (ASGI) on the test database; yields its base URL."""
+    from django.db import connection
+
+    with socket.socket() as probe:  # a free port on loopback
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "ASYNC_ORDERS_TEST_DB_NAME": str(connection.settings_dict["NAME"]),
+        "ASYNC_ORDERS_TEST_ASGI": "1",
+    }
+    command = [sys.executable, "-m", "uvicorn", "tests.asgi:application", "--lifespan", "off"]
+    options = ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    with open(Path(services.SCRATCH) / "uvicorn.log", "wb") as log:
+        server = subprocess.Popen([*command, *options], cwd=ROOT, env=env, stdout=log, stderr=log)
+    try:
+        wait_until(lambda: server.poll() is not None or _answers(port), what="uvicorn to start")
+        if server.poll() is not None:
+            pytest.fail(f"uvicorn exited with {server.returncode}")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 @pytest.fixture
-def worker_log() -> Path:
-    return Path(services.SCRATCH) / "worker.log"
+def spare_queue(settings: Any) -> str:
+    """A queue of this test alone: orders placed in the test are routed to it."""
+    queue = f"{services.QUEUE}-{uuid.uuid4().hex[:6]}"
+    settings.ASYNC_ORDERS = {**settings.ASYNC_ORDERS, "QUEUE": queue}
+    return queue
+
+
+@pytest.fixture
+def workers(django_db_setup: None, broker: str) -> Iterator[Callable[..., Any]]:
+    """Start extra workers (on a test's own queue); all are stopped after the test."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(queue: str, name: str = "extra") -> subprocess.Popen[bytes]:
+        worker = start_worker(queue, f"{name}-{len(started)}")
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        stop_worker(worker)
 
 
 FUZZ_CASES: list[str] = []
+#: Figures the fault tests measured, printed at the end of the run.
+FAULT_FIGURES: list[str] = []
 
 
 @pytest.fixture
@@ -112,3 +193,5 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.write_line(
             f"schemathesis: {len(FUZZ_CASES)} cases over {len(set(FUZZ_CASES))} operations"
         )
+    for figure in FAULT_FIGURES:
+        terminalreporter.write_line(f"fault: {figure}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from tests import services
 
 SECRET_KEY = "async-orders-tests-only"
@@ -55,7 +57,19 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 ASYNC_ORDERS = {
     # Every progress step is written, so tests can watch each one.
     "PROGRESS_INTERVAL": 0,
+    # The uvicorn (ASGI) test server serves the order endpoint as an async view.
+    "LONG_POLL_ASYNC": os.environ.get("ASYNC_ORDERS_TEST_ASGI") == "1",
+    # Fast heartbeats, so that a killed worker is noticed in seconds.
+    "HEARTBEAT_INTERVAL": 0.2,
+    "WORKER_LOST_AFTER": 1.5,
     "SCHEDULABLE_VIEWS": ["listed-in-settings"],
+    # Webhooks to the tests' own receiver on 127.0.0.1, retried quickly.
+    "WEBHOOK_ALLOWED_HOSTS": ["127.0.0.1", "hooks.example.com"],
+    "WEBHOOK_ALLOW_PRIVATE": True,
+    "WEBHOOK_SECRET": "webhook-secret-for-tests",
+    "WEBHOOK_RETRY_BACKOFF": 0.05,
+    "WEBHOOK_MAX_ATTEMPTS": 3,
+    "WEBHOOK_TIMEOUT": 5,
 }
 
 LOGGING = {

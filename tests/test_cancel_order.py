@@ -87,3 +87,13 @@ def test_rerun_places_a_new_order_with_the_same_envelope(user: User) -> None:
         {"a": 1},
         user,
     )
+
+
+def test_rerun_takes_the_same_locks_and_attempts() -> None:
+    failed = make_order("gated-retrying", kwargs={"steps": 1})
+    failed.cancel()
+
+    again = rerun_order(failed)
+
+    assert (again.lock_keys, again.max_attempts) == (failed.lock_keys, 2)
+    assert again.locks.count() == 1

@@ -13,7 +13,7 @@ from django.contrib.auth.models import User
 
 from async_orders.models import Order
 from async_orders.tasks import publish
-from tests.conftest import wait_until
+from tests.conftest import redis_client, wait_until
 
 pytestmark = [
     pytest.mark.integration,
@@ -117,7 +117,7 @@ def test_a_redelivered_message_for_a_completed_order_changes_nothing(
     first = until_finished(http, place(http, base, "echo").url).json()
     before = Order.objects.values().get(pk=first["id"])
 
-    publish(first["id"])  # the same message again, as a broker redelivery would
+    publish(Order.objects.get(pk=first["id"]))  # the same message again, as a redelivery
     # The solo worker takes messages in order: once a later order finished, the
     # redelivered message has been consumed.
     until_finished(http, place(http, base, "echo").url)
@@ -140,3 +140,35 @@ def test_canceling_a_running_order_stops_it_at_its_next_step(
     assert done.json()["status"] == "canceled"
     assert done.json()["progress"]["current"] == 1
     assert http.delete(order_url, timeout=10).status_code == 409
+
+
+def test_a_scheduled_order_waits_with_202_then_runs(http: requests.Session, base: str) -> None:
+    placed = place(http, base, "echo", countdown=1.5)
+
+    assert placed.status_code == 202
+    assert placed.json()["status"] == "scheduled"
+    assert int(placed.headers["Retry-After"]) >= 1
+    done = until_finished(http, placed.url)
+    body = done.json()
+    assert done.status_code == 201
+    assert body["started_at"] >= body["run_at"]
+
+
+def test_a_retried_view_completes_through_the_worker(http: requests.Session, base: str) -> None:
+    done = until_finished(http, place(http, base, "flaky", data={"succeed_on": 3}).url)
+
+    assert done.status_code == 201
+    assert done.json()["attempts"] == 3
+    assert http.get(done.headers["Location"], timeout=10).json() == {"attempts": 3}
+
+
+def test_a_views_queue_option_routes_its_messages(
+    http: requests.Session, base: str, broker: str
+) -> None:
+    client = redis_client(broker)
+    client.delete("async-orders-tests-routed")
+
+    place(http, base, "routed")
+
+    assert client.llen("async-orders-tests-routed") == 1
+    client.delete("async-orders-tests-routed")

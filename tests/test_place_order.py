@@ -177,7 +177,7 @@ def test_an_order_is_published_only_after_its_transaction_commits(
     api: APIClient, django_capture_on_commit_callbacks, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     published: list[uuid.UUID] = []
-    monkeypatch.setattr("async_orders.tasks.publish", lambda pk, run_at: published.append(pk))
+    monkeypatch.setattr("async_orders.tasks.publish", lambda order: published.append(order.pk))
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         place(api, "echo")
@@ -195,3 +195,10 @@ def test_an_eta_in_the_past_queues_the_order_now(api: APIClient, eta: str) -> No
     assert response.status_code == 302
     assert response.json()["status"] == "queued"
     assert Order.objects.get().run_at is None
+
+
+def test_a_view_named_orders_can_be_ordered(api: APIClient, settings) -> None:
+    response = api.post("/async/orders/order/", {}, format="json")
+
+    assert response.status_code == 404  # no such view here, but routed to the POST
+    assert response.json()["code"] == "unknown_view"

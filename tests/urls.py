@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
@@ -10,6 +11,7 @@ router = SimpleRouter()
 router.register("items", views.ItemViewSet)
 
 urlpatterns = [
+    path("admin/", admin.site.urls),
     path("async/", include("async_orders.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("schema/swagger/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger"),
@@ -27,6 +29,12 @@ urlpatterns = [
     path("gated/<int:steps>/", views.gated, name="gated"),
     path("canceled-midway/", views.canceled_midway, name="canceled-midway"),
     path("typed/", views.typed_inputs, name="typed-inputs"),
+    path("flaky/", views.flaky, name="flaky"),
+    path("counted/", views.counted, name="counted"),
+    path("routed/", views.routed, name="routed"),
+    path("gated-retrying/<int:steps>/", views.gated_retrying, name="gated-retrying"),
+    path("gated-once/<int:steps>/", views.gated_once, name="gated-once"),
+    path("pizzas/<int:pk>/bake/", views.bake_pizza, name="bake-pizza"),
     path("big/", views.big_response, name="big-response"),
     path("csrf/", views.csrf_token, name="csrf-token"),
     path("shop/", include((router.urls, "shop"), namespace="shop")),

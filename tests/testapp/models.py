@@ -14,3 +14,13 @@ class Item(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Execution(models.Model):
+    """One row per time a view body ran for an order: counts executions."""
+
+    order_id = models.UUIDField(db_index=True)
+    attempt = models.PositiveIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.order_id} attempt {self.attempt}"

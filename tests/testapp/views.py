@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from async_orders import ProgressItems, current_order, fail_on_error, schedulable
-from tests.testapp.models import Item
+from tests.testapp.models import Execution, Item
 
 GATE_TIMEOUT = 30.0
 
@@ -90,6 +90,59 @@ def gated(request: HttpRequest, steps: int) -> JsonResponse:
     for step in ProgressItems(range(steps), message="stepping"):
         _wait_for(gate / str(step))
     return JsonResponse({"steps": steps})
+
+
+@schedulable(retries=2, retry_on=(ConnectionError,), retry_backoff=0.001)
+def flaky(request: HttpRequest) -> JsonResponse:
+    """Raises ConnectionError until its order's attempt number reaches ``succeed_on``."""
+    order = current_order()
+    if order.attempts < json.loads(request.body)["succeed_on"]:
+        raise ConnectionError(f"attempt {order.attempts} lost its connection")
+    if json.loads(request.body).get("then_raise"):
+        raise ValueError("not retryable")
+    return JsonResponse({"attempts": order.attempts})
+
+
+@schedulable(queue="async-orders-tests-routed", routing_key="async-orders-tests-routed")
+def routed(request: HttpRequest) -> JsonResponse:
+    """Its messages go to a queue of its own, which no test worker consumes."""
+    return JsonResponse({})
+
+
+@schedulable
+def counted(request: HttpRequest) -> JsonResponse:
+    """Records each execution, so tests can prove none ran twice."""
+    _record_execution()
+    return JsonResponse({"ok": True})
+
+
+def _record_execution() -> None:
+    order = current_order()
+    Execution.objects.create(order_id=order.pk, attempt=order.attempts)
+
+
+@schedulable(retries=1, locks=True)
+def gated_retrying(request: HttpRequest, steps: int) -> JsonResponse:
+    """The gated view, counted, with one retry (a lost worker's too) and a lock."""
+    _record_execution()
+    return gated(request, steps)
+
+
+@schedulable(locks=True)
+def gated_once(request: HttpRequest, steps: int) -> JsonResponse:
+    """The same with no attempt to spare."""
+    _record_execution()
+    return gated(request, steps)
+
+
+def _pizza_keys(envelope: Any) -> list[str]:
+    return [f"pizza:{envelope.kwargs['pk']}"]
+
+
+@schedulable(locks=_pizza_keys)
+def bake_pizza(request: HttpRequest, pk: int) -> JsonResponse:
+    _record_execution()
+    return JsonResponse({"baked": pk})
 
 
 class PizzaInput(serializers.Serializer):

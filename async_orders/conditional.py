@@ -1,0 +1,66 @@
+"""Conditional GET and the ``?wait=`` parameter: what a poll asks for besides the order.
+
+The ETag is computed from the stored row, not from the serialized representation, so
+``If-None-Match`` can be answered with ``304`` for the cost of the one query that
+finds the order (and checks ownership) and a hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from django.db import models
+from django.utils.http import parse_etags
+
+from async_orders.conf import conf
+from async_orders.exceptions import InvalidWait
+from async_orders.models import Order
+
+#: Bookkeeping columns that change while an order runs but are never shown: a
+#: heartbeat must not wake long-polls nor break ``If-None-Match``.
+UNSHOWN = frozenset({"heartbeat_at", "published_at"})
+
+
+def order_etag(order: Order, request: Any) -> str:
+    """A strong ETag: changes whenever any stored field the representation shows does.
+
+    Every column but the stored response body (large, and set only together with the
+    status) and :data:`UNSHOWN` is hashed, so a field added to the model later is
+    covered without a change here; so is the origin, because the representation
+    holds absolute URLs.
+    """
+    values: list[Any] = [
+        getattr(order, field.attname)
+        for field in Order._meta.concrete_fields
+        if not isinstance(field, models.BinaryField) and field.name not in UNSHOWN
+    ]
+    values.append(request.build_absolute_uri("/"))
+    if order.callback_url:
+        values.append(order.webhook_deliveries.count())
+    digest = hashlib.sha256(json.dumps(values, default=str).encode()).hexdigest()
+    return f'"{digest[:32]}"'
+
+
+def etag_matches(request: Any, etag: str) -> bool:
+    """``If-None-Match`` names ``etag`` (or ``*``); compared weakly, as RFC 9110 says."""
+    header = request.headers.get("If-None-Match")
+    if not header:
+        return False
+    tags = {tag.removeprefix("W/") for tag in parse_etags(header)}
+    return "*" in tags or etag in tags
+
+
+def requested_wait(request: Any) -> float:
+    """Seconds the client asked to wait (``?wait=``), cut to ``LONG_POLL_MAX_WAIT``."""
+    raw = request.GET.get("wait")
+    if raw is None:
+        return 0.0
+    try:
+        wait = float(raw)
+    except ValueError:
+        raise InvalidWait(raw) from None
+    if not 0 <= wait < float("inf"):
+        raise InvalidWait(raw)
+    return min(wait, conf.LONG_POLL_MAX_WAIT)

@@ -1,0 +1,111 @@
+"""``GET /async/orders/<id>/?wait=N``: answer as soon as the order changes, or after N s.
+
+The DRF detail view does authentication, ownership, the status table, ETags and
+``DELETE``; waiting is added around it, in one of two shapes, chosen once by the
+``LONG_POLL_ASYNC`` setting (see :func:`order_detail_view`):
+
+- WSGI (the default): the DRF view itself blocks its request's thread while it
+  waits. Plain polls cost nothing extra.
+- ASGI: an async view calls the DRF view, then awaits the change, holding no thread
+  while it waits. Under WSGI that shape would add a thread hop to every poll, and
+  under ASGI the other would park every waiter on Django's one thread for sync views.
+
+Both wait the same way: subscribe (:mod:`async_orders.notify`), re-read the order,
+and return once its ETag differs, it is finished, or the deadline passes. Re-reading
+after subscribing means a change between the first answer and the subscription is
+never missed.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.http import HttpRequest, HttpResponseBase
+from django.views.decorators.csrf import csrf_exempt
+
+from async_orders import schema as openapi
+from async_orders.conditional import order_etag, requested_wait
+from async_orders.conf import conf
+from async_orders.models import Order
+from async_orders.notify import alistening, listening
+from async_orders.views import OrderDetailView
+
+#: Answers after which a poll may wait: the order is active (202) or unchanged (304).
+WAITABLE = (202, 304)
+
+State = Callable[[], tuple[str | None, bool]]
+
+
+class WaitingOrderDetailView(OrderDetailView):
+    """The detail view that waits in its own thread when asked to (WSGI)."""
+
+    @openapi.poll_order
+    def get(self, request: Any, pk: str) -> Any:
+        response = super().get(request, pk)
+        wait = requested_wait(request)
+        if wait <= 0 or response.status_code not in WAITABLE:
+            return response
+        block_until_change(response["ETag"], partial(_state, pk, request), wait, pk)
+        return super().get(request, pk)
+
+
+def order_detail_view() -> Callable[..., Any]:
+    """The callable of the order endpoint, for ``urls.py``: see the module docstring."""
+    return order_detail if conf.LONG_POLL_ASYNC else WaitingOrderDetailView.as_view()
+
+
+_detail = OrderDetailView.as_view()
+
+
+@csrf_exempt  # as DRF's views are: DRF enforces CSRF itself for session authentication
+async def order_detail(request: HttpRequest, pk: str) -> HttpResponseBase:
+    """The order endpoint as an async view; ``GET`` with ``?wait=`` awaits a change."""
+    response = await sync_to_async(_detail)(request, pk=pk)
+    if request.method != "GET" or response.status_code not in WAITABLE:
+        return response
+    wait = requested_wait(request)
+    if wait <= 0:
+        return response
+    await wait_for_change(response["ETag"], partial(_state, pk, request), wait, pk)
+    return await sync_to_async(_detail)(request, pk=pk)
+
+
+# The schema generator documents DRF views only: describe this endpoint as the DRF
+# view it wraps (its methods, responses and ETag), which is exactly what it answers.
+order_detail.cls = OrderDetailView  # type: ignore[attr-defined]
+order_detail.initkwargs = {}  # type: ignore[attr-defined]
+
+
+def block_until_change(etag: str, state: State, timeout: float, pk: str) -> None:
+    """Return once the order's ETag differs from ``etag``, it is finished, or on timeout."""
+    deadline = time.monotonic() + timeout
+    with listening(pk) as next_change:
+        while (left := deadline - time.monotonic()) > 0:
+            current, finished = state()
+            if finished or current != etag:
+                return
+            next_change(left)
+
+
+async def wait_for_change(etag: str, state: State, timeout: float, pk: str) -> None:
+    """The asyncio twin of :func:`block_until_change`: waiting holds no thread."""
+    deadline = time.monotonic() + timeout
+    async with alistening(pk) as next_change:
+        while (left := deadline - time.monotonic()) > 0:
+            current, finished = await sync_to_async(state)()
+            if finished or current != etag:
+                return
+            await next_change(left)
+
+
+def _state(pk: str, request: HttpRequest) -> tuple[str | None, bool]:
+    """The order's ETag and whether it is finished; ``(None, True)`` once it is gone."""
+    order = Order.objects.filter(pk=uuid.UUID(pk)).first()
+    if order is None:
+        return None, True
+    return order_etag(order, request), order.is_finished

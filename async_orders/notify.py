@@ -1,0 +1,168 @@
+"""Telling waiting clients that an order changed: Redis pub/sub, else polling the database.
+
+Every stored change of an order (status or progress) sends a signal; the receivers
+here publish on a channel of that order once the change is committed, in whichever
+process made it (usually the worker). A long-poll or an event stream subscribes to
+the channel and re-reads the order when told. Without Redis (a RabbitMQ broker, or
+``NOTIFY_REDIS_URL = ""``) waiters re-read the order every ``NOTIFY_DB_POLL_INTERVAL``
+instead: a little slower to notice, the same answers.
+
+Both a blocking (WSGI, event streams under WSGI) and an asyncio (ASGI) listener are
+offered; each is a context manager yielding ``next_change(timeout)``, which returns
+when the order may have changed or ``timeout`` seconds passed. Callers always
+re-read the order after it returns: a notification is a hint, the row is the truth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from functools import lru_cache, partial
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+from django.db import transaction
+from django.dispatch import receiver
+
+from async_orders import signals
+from async_orders.conf import conf
+
+logger = logging.getLogger("async_orders")
+
+CHANNEL_PREFIX = "async_orders:order:"
+#: Even with pub/sub, a waiter re-reads its order at least this often, so that a
+#: notification lost (Redis restarting) delays it by seconds, not until its deadline.
+RECHECK_SECONDS = 5.0
+
+NextChange = Callable[[float], None]
+AsyncNextChange = Callable[[float], Awaitable[None]]
+
+
+def channel(order_id: uuid.UUID | str) -> str:
+    return f"{CHANNEL_PREFIX}{order_id}"
+
+
+def redis_url() -> str | None:
+    """The Redis to notify through, or ``None`` when waiters must poll the database."""
+    configured = conf.NOTIFY_REDIS_URL
+    if configured is not None:
+        return configured or None
+    return _as_redis_url(_broker_url())
+
+
+def _broker_url() -> str:
+    from celery import current_app
+
+    url = current_app.conf.broker_url or ""
+    return url[0] if isinstance(url, list | tuple) else str(url).split(";")[0]
+
+
+def _as_redis_url(broker_url: str) -> str | None:
+    if broker_url.startswith(("redis://", "rediss://", "unix://")):
+        return broker_url
+    if broker_url.startswith("redis+socket://"):  # kombu's spelling of a Unix socket
+        return "unix://" + broker_url.removeprefix("redis+socket://")
+    return None
+
+
+@receiver(signals.order_status_changed, dispatch_uid="async_orders.notify.status")
+@receiver(signals.order_progress, dispatch_uid="async_orders.notify.progress")
+def _order_changed(sender: Any, order: Any, **kwargs: Any) -> None:
+    """Publish after commit: a waiter woken earlier would re-read the old row."""
+    if redis_url():
+        transaction.on_commit(partial(publish, order.pk))
+
+
+def publish(order_id: uuid.UUID | str) -> None:
+    """Wake whoever waits on the order; a Redis failure only makes them notice later."""
+    url = redis_url()
+    if not url:
+        return
+    try:
+        _client(url).publish(channel(order_id), "changed")
+    except redis.RedisError:
+        logger.warning("Could not notify the waiters of order %s.", order_id, exc_info=True)
+
+
+@lru_cache(maxsize=4)
+def _client(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url)
+
+
+@contextmanager
+def listening(order_id: uuid.UUID | str) -> Iterator[NextChange]:
+    """Blocking listener for one order (one Redis connection while it is open)."""
+    url = redis_url()
+    if url is None:
+        yield _sleep
+        return
+    client = redis.Redis.from_url(url)
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    try:
+        pubsub.subscribe(channel(order_id))
+        subscribed = True
+    except redis.RedisError:
+        logger.warning("Cannot subscribe to order %s; polling it.", order_id, exc_info=True)
+        subscribed = False
+    try:
+        yield partial(_next_message, pubsub) if subscribed else _sleep
+    finally:
+        pubsub.close()
+        client.close()
+
+
+@asynccontextmanager
+async def alistening(order_id: uuid.UUID | str) -> AsyncIterator[AsyncNextChange]:
+    """The asyncio twin of :func:`listening`: waiting holds no thread."""
+    url = redis_url()
+    if url is None:
+        yield _asleep
+        return
+    client = aioredis.Redis.from_url(url)
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    try:
+        await pubsub.subscribe(channel(order_id))
+        subscribed = True
+    except redis.RedisError:
+        logger.warning("Cannot subscribe to order %s; polling it.", order_id, exc_info=True)
+        subscribed = False
+    try:
+        yield partial(_anext_message, pubsub) if subscribed else _asleep
+    finally:
+        await pubsub.aclose()
+        await client.aclose()
+
+
+def _next_message(pubsub: Any, timeout: float) -> None:
+    deadline = time.monotonic() + min(timeout, RECHECK_SECONDS)
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            if pubsub.get_message(timeout=left) is not None:
+                return
+        except redis.RedisError:
+            logger.warning("Lost the Redis subscription; polling.", exc_info=True)
+            return _sleep(left)
+
+
+async def _anext_message(pubsub: Any, timeout: float) -> None:
+    deadline = time.monotonic() + min(timeout, RECHECK_SECONDS)
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            if await pubsub.get_message(timeout=left) is not None:
+                return
+        except redis.RedisError:
+            logger.warning("Lost the Redis subscription; polling.", exc_info=True)
+            return await _asleep(left)
+
+
+def _sleep(timeout: float) -> None:
+    time.sleep(max(0.0, min(timeout, conf.NOTIFY_DB_POLL_INTERVAL)))
+
+
+async def _asleep(timeout: float) -> None:
+    await asyncio.sleep(max(0.0, min(timeout, conf.NOTIFY_DB_POLL_INTERVAL)))
