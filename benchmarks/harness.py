@@ -114,7 +114,9 @@ def prepare_database() -> None:
     with connection.cursor() as cursor:
         for table in ("async_orders_order", "benchmarks_row"):
             cursor.execute(
-                f"TRUNCATE {table}" if connection.vendor == "postgresql" else f"DELETE FROM {table}"
+                f"TRUNCATE {table} CASCADE"
+                if connection.vendor == "postgresql"
+                else f"DELETE FROM {table}"
             )
 
 

@@ -73,7 +73,7 @@ def run(database: str) -> None:
     grow_to(LARGE)
     large = poll_latency_ms()
     with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE async_orders_order")
+        cursor.execute("TRUNCATE async_orders_order CASCADE")
     harness.report(
         harness.Result(
             6, "GET order latency 1M vs 1k rows", database, large, small, "ms", 1.2, False
