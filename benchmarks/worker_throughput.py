@@ -27,7 +27,7 @@ def publish_orders(count: int) -> None:
         for _ in range(count)
     )
     for order in orders:
-        publish(order.pk)
+        publish(order)
 
 
 def publish_raw(count: int) -> None:
