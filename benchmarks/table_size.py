@@ -17,21 +17,39 @@ LARGE = 1_000_000
 REQUESTS = 2000
 SAMPLE = 1000
 
-INSERT = """
-INSERT INTO async_orders_order (
-    id, view_name, method, args, kwargs, query, requester, idempotency_key, fingerprint,
-    origin, status, progress_current, progress_total, message, attempts, cancel_requested,
-    response_status, response_content_type, response_body, response_size, resource_url,
-    created_at, started_at, finished_at
-)
-SELECT
-    gen_random_uuid(), 'noop', 'POST', '[]', '{}', '{}', 'anonymous', '', '',
-    'http://127.0.0.1', 'completed', 0, NULL, '', 1, false,
-    200, 'application/json', '{"ok": true}'::bytea, 12, '',
-    now() - make_interval(secs => n), now() - make_interval(secs => n),
-    now() - make_interval(secs => n)
-FROM generate_series(1, %s) AS n
-"""
+#: Copies of one template order made through the ORM, so every column the model has
+#: (now or after a migration) gets a valid value; only the id and times differ.
+VARYING = {
+    "id": "gen_random_uuid()",
+    "created_at": "now() - make_interval(secs => n)",
+}
+
+
+def insert_sql() -> str:
+    from async_orders.models import Order
+
+    columns = [field.column for field in Order._meta.concrete_fields]
+    values = [VARYING.get(column, f'template."{column}"') for column in columns]
+    quoted = ", ".join(f'"{column}"' for column in columns)
+    return (
+        f"INSERT INTO async_orders_order ({quoted}) "
+        f"SELECT {', '.join(values)} FROM async_orders_order AS template, "
+        "generate_series(1, %s) AS n WHERE template.id = %s"
+    )
+
+
+def template() -> object:
+    """A completed order with a small stored response, as most of a real table is."""
+    from async_orders.models import Order, Status
+
+    return Order.objects.create(
+        view_name="noop",
+        origin="http://127.0.0.1",
+        status=Status.COMPLETED,
+        response_status=200,
+        response_content_type="application/json",
+        response_body=b'{"ok": true}',
+    )
 
 
 def grow_to(rows: int) -> None:
@@ -40,8 +58,9 @@ def grow_to(rows: int) -> None:
     from async_orders.models import Order
 
     started = time.monotonic()
+    model = Order.objects.first() or template()
     with connection.cursor() as cursor:
-        cursor.execute(INSERT, [rows - Order.objects.count()])
+        cursor.execute(insert_sql(), [rows - Order.objects.count(), model.pk])
         cursor.execute("VACUUM ANALYZE async_orders_order")
     harness.log(f"{rows:,} orders in the table ({time.monotonic() - started:.1f} s to insert)")
 
