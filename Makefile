@@ -1,13 +1,14 @@
 # Two commands do all the set-up on a machine with only Python 3.11:
 #   make demo   - web server + Celery worker + broker; Ctrl-C stops all of it
 #   make test   - the whole test suite, the browser tests and the docs build
+#   make bench  - the benchmarks of docs/performance.md (PostgreSQL and Redis on loopback)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: demo test test-embedded lint format docs browser clean
+.PHONY: demo test test-embedded lint format docs browser clean bench profile
 
 $(INSTALLED): setup.cfg pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +43,21 @@ browser:
 # The documentation, warnings as errors.
 docs: $(INSTALLED)
 	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+
+BENCH_INSTALLED := $(VENV)/.bench-installed
+
+$(BENCH_INSTALLED): $(INSTALLED) benchmarks/requirements.txt
+	$(BIN)/python -m pip install --quiet -r benchmarks/requirements.txt
+	command -v wrk >/dev/null || apt-get install -y wrk || (apt-get update && apt-get install -y wrk)
+	touch $@
+
+# Timing benchmarks: not part of `make test`; about 8 minutes on 2 cores.
+bench: $(BENCH_INSTALLED)
+	$(BIN)/python -m benchmarks.run
+
+# pyinstrument call trees of the hot paths, e.g. `make profile PATHS="poll retrieve"`.
+profile: $(BENCH_INSTALLED)
+	$(BIN)/python -m benchmarks.profile $(PATHS)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -124,18 +124,28 @@ class ProgressItems(Generic[T]):
             return iter(self.items)
         return itertools.chain.from_iterable(self._batches(run))
 
-    def _batches(self, run: OrderRun) -> Iterator[list[T]]:
-        source = iter(self.items)
+    def _batches(self, run: OrderRun) -> Iterator[Sequence[T]]:
+        take = _batch_reader(self.items)
         done, size = 0, 1
         target = min(BATCH_SECONDS, conf.PROGRESS_INTERVAL)
         run.report(done, self.total, self.message)
-        while batch := list(itertools.islice(source, size)):
+        while batch := take(done, size):
             started = time.monotonic()
             yield batch
             done += len(batch)
             size = _next_batch_size(size, time.monotonic() - started, target)
             run.report(done, self.total, self.message)
         run.report(done, self.total, self.message, final=True)
+
+
+def _batch_reader(items: Iterable[T]) -> Callable[[int, int], Sequence[T]]:
+    """``take(start, size)``: the next batch. A sequence's batches are slices of it (a
+    range's slice is a range, a list's a C-level copy), which costs the loop almost
+    nothing per item; any other iterable is read item by item into a list."""
+    if isinstance(items, Sequence):
+        return lambda start, size: items[start : start + size]
+    source = iter(items)
+    return lambda _start, size: list(itertools.islice(source, size))
 
 
 def _length(items: Iterable[object]) -> int | None:

@@ -1,0 +1,296 @@
+"""What every benchmark shares: the benchmark database, gunicorn, wrk, a Celery worker,
+and the one way results are printed.
+
+Servers and load run as separate processes on 127.0.0.1 only; every run is bounded
+in time (wrk's ``-d``) or in count (a fixed number of tasks or requests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATABASES = ("postgres", "sqlite")
+#: The load of the issue's reference figures: wrk, 2 threads x 16 connections.
+WRK_THREADS = 2
+WRK_CONNECTIONS = 16
+START_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class Result:
+    """One row of the results table: the subject against its same-run baseline."""
+
+    row: int
+    what: str
+    database: str
+    subject: float
+    baseline: float
+    unit: str
+    target: float
+    #: True when the subject must reach ``target`` x baseline (throughput); False when
+    #: it must stay under it (latency, time).
+    at_least: bool
+
+    @property
+    def ratio(self) -> float:
+        return self.subject / self.baseline
+
+    @property
+    def passed(self) -> bool:
+        return self.ratio >= self.target if self.at_least else self.ratio <= self.target
+
+    @property
+    def target_text(self) -> str:
+        return f"{'>=' if self.at_least else '<='} {self.target:g}"
+
+    def line(self) -> str:
+        verdict = "PASS" if self.passed else "FAIL"
+        return (
+            f"row {self.row} [{self.database}] {self.what}: {self.subject:,.2f} vs "
+            f"{self.baseline:,.2f} {self.unit} -> ratio {self.ratio:.2f} "
+            f"(target {self.target_text}) {verdict}"
+        )
+
+
+def report(result: Result) -> None:
+    """Print the result as the benchmark's last line; keep it for ``benchmarks.run``."""
+    print(result.line(), flush=True)
+    results_file = os.environ.get("ASYNC_ORDERS_BENCH_RESULTS")
+    if results_file:
+        with open(results_file, "a") as out:
+            out.write(json.dumps(asdict(result)) + "\n")
+
+
+def main(run: Callable[[str], None], databases: tuple[str, ...] = ("postgres",)) -> None:
+    """Command line of one benchmark module: ``--db`` picks the database, then ``run``."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--db", choices=databases, default=databases[0])
+    database = parser.parse_args().db
+    setup_django(database)
+    prepare_database()
+    run(database)
+
+
+def setup_django(database: str) -> None:
+    os.environ["ASYNC_ORDERS_BENCH_DB"] = database
+    os.environ["DJANGO_SETTINGS_MODULE"] = "benchmarks.settings"
+    import django
+
+    django.setup()
+
+
+def log(message: str) -> None:
+    print(f"  {message}", flush=True)
+
+
+# The database --------------------------------------------------------------------
+
+
+def prepare_database() -> None:
+    """Create the benchmark database if need be, migrate it, and empty its tables."""
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.db import connection
+
+    if settings.DATABASE == "postgres" and not _postgres_admin(
+        "SELECT 1 FROM pg_database WHERE datname = %s", [settings.DATABASE_NAME]
+    ):
+        _postgres_admin(f'CREATE DATABASE "{settings.DATABASE_NAME}"')
+    call_command("migrate", verbosity=0)
+    with connection.cursor() as cursor:
+        for table in ("async_orders_order", "benchmarks_row"):
+            cursor.execute(
+                f"TRUNCATE {table} CASCADE"
+                if connection.vendor == "postgresql"
+                else f"DELETE FROM {table}"
+            )
+
+
+def drop_database() -> None:
+    """Remove what the benchmarks stored: the PostgreSQL database and the SQLite file."""
+    from benchmarks import settings
+
+    _postgres_admin(f'DROP DATABASE IF EXISTS "{settings.DATABASE_NAME}" WITH (FORCE)')
+    for suffix in ("", "-wal", "-shm"):
+        Path(settings.SQLITE_FILE + suffix).unlink(missing_ok=True)
+
+
+def _postgres_admin(sql: str, params: list[str] | None = None) -> list[tuple]:
+    """Run ``sql`` on the server's maintenance database (outside any transaction)."""
+    import psycopg
+
+    host = os.environ.get("PGHOST", "127.0.0.1")
+    port = os.environ.get("PGPORT", "5432")
+    conninfo = f"host={host} port={port} user=postgres dbname=postgres"
+    with psycopg.connect(conninfo, autocommit=True) as admin:
+        cursor = admin.execute(sql, params)
+        return cursor.fetchall() if cursor.description else []
+
+
+# Processes -----------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_until(condition: Callable[[], object], what: str, timeout: float = START_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"Timed out after {timeout}s waiting for {what}")
+        time.sleep(0.01)
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def process(command: list[str], name: str) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``command`` from the project root with its output in a log file; stop it after."""
+    log_file = Path(tempfile.gettempdir()) / f"async-orders-bench-{name}.log"
+    with open(log_file, "wb") as out:
+        child = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        yield child
+    finally:
+        child.terminate()
+        try:
+            child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+    if child.returncode not in (0, -15):
+        print(log_file.read_text()[-3000:], file=sys.stderr)
+
+
+@contextmanager
+def gunicorn(workers: int = 2) -> Iterator[str]:
+    """The benchmark project behind gunicorn (sync workers); yields its base URL."""
+    port = free_port()
+    command = [sys.executable, "-m", "gunicorn", "benchmarks.wsgi:application"]
+    options = ["--workers", str(workers), "--bind", f"127.0.0.1:{port}", "--log-level=warning"]
+    with process([*command, *options], "gunicorn") as server:
+        wait_until(lambda: server.poll() is not None or _answers(port), "gunicorn to listen")
+        if server.poll() is not None:
+            raise RuntimeError("gunicorn exited; see its log in the temporary directory")
+        yield f"http://127.0.0.1:{port}"
+
+
+@contextmanager
+def celery_worker(concurrency: int = 2) -> Iterator[None]:
+    """One ``celery worker`` process, prefork with ``concurrency`` children, ready to consume."""
+    from benchmarks import celery as celery_app
+
+    client = celery_app.redis_client()
+    client.delete(celery_app.READY_KEY)
+    command = [sys.executable, "-m", "celery", "-A", "benchmarks.celery", "worker"]
+    options = [
+        "--pool=prefork",
+        f"--concurrency={concurrency}",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        "--loglevel=WARNING",
+        "-Q",
+        celery_app.app.conf.task_default_queue,
+    ]
+    with process([*command, *options], "worker") as worker:
+        wait_until(
+            lambda: worker.poll() is not None or client.exists(celery_app.READY_KEY),
+            "the Celery worker to start",
+        )
+        yield
+
+
+def purge_queue() -> None:
+    """Drop messages left in the benchmark queue (POSTs publish orders nobody runs)."""
+    from benchmarks import celery as celery_app
+
+    celery_app.redis_client().delete(celery_app.app.conf.task_default_queue)
+
+
+# Load ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Load:
+    requests_per_second: float
+    unexpected_statuses: int
+    socket_errors: int
+
+
+def wrk(url: str, script: str, seconds: float) -> Load:
+    """Run wrk (a separate process) against ``url`` for ``seconds`` with a Lua ``script``."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
+        lua.write(script)
+    try:
+        output = subprocess.run(
+            [
+                "wrk",
+                f"-t{WRK_THREADS}",
+                f"-c{WRK_CONNECTIONS}",
+                f"-d{seconds}s",
+                "--timeout=10s",
+                "-s",
+                lua.name,
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=seconds + 30,
+        ).stdout
+    finally:
+        os.unlink(lua.name)
+    return _parse_wrk(output)
+
+
+def _parse_wrk(output: str) -> Load:
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    if rate is None:
+        raise RuntimeError(f"wrk printed no rate:\n{output}")
+    statuses = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    errors = re.search(r"connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    return Load(
+        requests_per_second=float(rate.group(1)),
+        unexpected_statuses=int(statuses.group(1)) if statuses else 0,
+        socket_errors=sum(int(n) for n in errors.groups()) if errors else 0,
+    )
+
+
+def best_of(runs: int, subject: Callable[[], float], baseline: Callable[[], float]) -> tuple:
+    """Alternate subject and baseline ``runs`` times each; the best figure of each side.
+
+    Alternating spreads any drift of the machine over both sides alike.
+    """
+    subjects, baselines = [], []
+    for _ in range(runs):
+        baselines.append(baseline())
+        subjects.append(subject())
+    return max(subjects), max(baselines)
+
+
+def median_ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000

@@ -1,0 +1,86 @@
+"""Django settings of the benchmark project: the order endpoints beside plain DRF
+baselines, on a database of their own (never the test suite's).
+
+``ASYNC_ORDERS_BENCH_DB`` picks ``postgres`` (default) or ``sqlite``. Both the subject
+and the baselines run through this one configuration, so they pay the same
+middleware, authentication and connection costs.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+SECRET_KEY = "async-orders-benchmarks-only"
+DEBUG = False
+ALLOWED_HOSTS = ["*"]
+USE_TZ = True
+ROOT_URLCONF = "benchmarks.urls"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "rest_framework",
+    "async_orders",
+    "benchmarks",
+]
+# What ``startproject`` gives, less the apps this project does not install.
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+]
+
+DATABASE = os.environ.get("ASYNC_ORDERS_BENCH_DB", "postgres")
+DATABASE_NAME = "async_orders_bench"
+SQLITE_FILE = os.path.join(tempfile.gettempdir(), f"{DATABASE_NAME}.sqlite3")
+
+if DATABASE == "postgres":
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": DATABASE_NAME,
+            "USER": "postgres",
+            "HOST": os.environ.get("PGHOST", "127.0.0.1"),
+            "PORT": int(os.environ.get("PGPORT", "5432")),
+            # Persistent connections, as any production deployment has them: without,
+            # every request and task would pay a PostgreSQL connect on top.
+            "CONN_MAX_AGE": 600,
+        }
+    }
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": SQLITE_FILE,
+            "CONN_MAX_AGE": 600,
+            "OPTIONS": {
+                "timeout": 20,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
+        }
+    }
+
+REDIS_URL = f"redis://127.0.0.1:{os.environ.get('REDIS_PORT', '6379')}/14"
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = REDIS_URL
+CELERY_TASK_DEFAULT_QUEUE = "async-orders-bench"
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# The library's defaults, spelled out: the benchmarks measure what users get.
+ASYNC_ORDERS: dict[str, object] = {}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    # The 4xx a benchmark provokes on purpose are not news.
+    "loggers": {"django.request": {"level": "ERROR"}},
+}

@@ -1,0 +1,84 @@
+"""Row 3: orders a worker completes per second for a no-op view, against raw Celery.
+
+One ``celery worker`` process, prefork with 2 children. A batch is published while
+no worker runs; then the worker starts and drains it. The rate is taken between the
+first and the last completion, so the worker's start-up is not in it. The baseline is
+a raw task calling the same function, its result ignored as the order task's is.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from benchmarks import harness
+
+BATCH = 1500
+RUNS = 2
+DRAIN_TIMEOUT = 120.0
+
+
+def publish_orders(count: int) -> None:
+    from async_orders.models import Order, Status
+    from async_orders.tasks import publish
+
+    orders = Order.objects.bulk_create(
+        Order(view_name="noop", origin="http://127.0.0.1", status=Status.QUEUED)
+        for _ in range(count)
+    )
+    for order in orders:
+        publish(order)
+
+
+def publish_raw(count: int) -> None:
+    from benchmarks.celery import noop_task
+
+    for _ in range(count):
+        noop_task.apply_async(ignore_result=True)
+
+
+def drain(publish: Callable[[int], None]) -> float:
+    """Completions per second of one batch, from the first completion to the last."""
+    from benchmarks import celery
+
+    client = celery.redis_client()
+    harness.purge_queue()
+    client.set(celery.DONE_KEY, 0)
+    publish(BATCH)
+    with harness.celery_worker(concurrency=2):
+        harness.wait_until(lambda: int(client.get(celery.DONE_KEY)) >= 1, "a first completion")
+        first = time.monotonic()
+        harness.wait_until(
+            lambda: int(client.get(celery.DONE_KEY)) >= BATCH, "the batch", DRAIN_TIMEOUT
+        )
+        last = time.monotonic()
+    return (BATCH - 1) / (last - first)
+
+
+def completed_orders() -> int:
+    from async_orders.models import Order, Status
+
+    return Order.objects.filter(status=Status.COMPLETED).count()
+
+
+def run(database: str) -> None:
+    subject, baseline = harness.best_of(
+        RUNS, lambda: drain(publish_orders), lambda: drain(publish_raw)
+    )
+    harness.log(f"{completed_orders()} orders completed (expected {BATCH * RUNS})")
+    harness.report(
+        harness.Result(
+            3,
+            "worker: orders/s vs raw Celery tasks/s",
+            database,
+            subject,
+            baseline,
+            "per s",
+            0.5,
+            True,
+        )
+    )
+
+
+if __name__ == "__main__":
+    harness.main(run, harness.DATABASES)

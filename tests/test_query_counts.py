@@ -1,0 +1,126 @@
+"""Database queries per request on the hot paths (benchmark row 7 of issue 6).
+
+An order must cost little more than the plain DRF view it wraps, so the queries of
+placing, polling and executing one are pinned here. Transaction control
+(``BEGIN``/``COMMIT``/``SAVEPOINT``) is not work the database does on rows, and the
+test's own wrapping transaction turns ``BEGIN`` into ``SAVEPOINT``; it is counted
+apart so the figures are the same inside and outside a test transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import pytest
+from django.contrib.auth.models import User
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIClient
+
+from async_orders.dispatch import call_view
+from async_orders.execution import execute_order
+from async_orders.models import Order
+from tests.factories import make_order
+from tests.testapp.models import Item
+
+pytestmark = pytest.mark.django_db
+
+#: The targets of issue 6, row 7.
+MAX_PLACE_QUERIES = 3
+MAX_POLL_QUERIES = 2
+MAX_EXECUTE_OVERHEAD = 4
+
+TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE SAVEPOINT")
+
+
+class Queries:
+    """The SQL statements run inside :func:`queries`, transaction control left out."""
+
+    def __init__(self, context: CaptureQueriesContext) -> None:
+        self.context = context
+
+    @property
+    def statements(self) -> list[str]:
+        return [
+            query["sql"]
+            for query in self.context.captured_queries
+            if not query["sql"].upper().startswith(TRANSACTION_CONTROL)
+        ]
+
+    def __len__(self) -> int:
+        return len(self.statements)
+
+
+@contextmanager
+def queries() -> Iterator[Queries]:
+    with CaptureQueriesContext(connection) as context:
+        yield Queries(context)
+
+
+@pytest.fixture
+def no_publish(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Placing an order must not reach the broker from these tests."""
+    monkeypatch.setattr("async_orders.tasks.publish", lambda *args, **kwargs: None)
+
+
+def count(action: Callable[[], object]) -> Queries:
+    with queries() as seen:
+        action()
+    return seen
+
+
+@pytest.mark.usefixtures("no_publish")
+def test_placing_an_order_costs_at_most_three_queries(api: APIClient) -> None:
+    seen = count(lambda: api.post("/async/echo/order/", {}, format="json"))
+
+    assert Order.objects.count() == 1
+    assert len(seen) <= MAX_PLACE_QUERIES, seen.statements
+
+
+@pytest.mark.usefixtures("no_publish")
+def test_placing_an_order_with_an_idempotency_key_costs_at_most_three_queries(
+    api: APIClient,
+) -> None:
+    seen = count(
+        lambda: api.post("/async/echo/order/", {}, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    )
+
+    assert Order.objects.count() == 1
+    assert len(seen) <= MAX_PLACE_QUERIES, seen.statements
+
+
+def test_polling_an_order_costs_at_most_two_queries(api: APIClient) -> None:
+    order = make_order()
+
+    seen = count(lambda: api.get(f"/async/orders/{order.pk}/"))
+
+    assert len(seen) <= MAX_POLL_QUERIES, seen.statements
+
+
+def test_polling_as_a_signed_in_user_costs_at_most_two_queries(api: APIClient, user: User) -> None:
+    order = make_order(owner=user)
+    api.force_authenticate(user)
+
+    seen = count(lambda: api.get(f"/async/orders/{order.pk}/"))
+
+    assert len(seen) <= MAX_POLL_QUERIES, seen.statements
+
+
+def test_executing_an_order_of_a_view_without_queries_costs_at_most_four() -> None:
+    order = make_order()
+
+    seen = count(lambda: execute_order(order.pk))
+
+    assert len(seen) <= MAX_EXECUTE_OVERHEAD, seen.statements
+
+
+def test_executing_an_order_adds_at_most_four_queries_to_the_views_own(user: User) -> None:
+    called_directly = make_order("shop:item-list", owner=user, data={"name": "a"})
+    own = count(lambda: call_view(called_directly))
+    order = make_order("shop:item-list", owner=user, data={"name": "b"})
+
+    seen = count(lambda: execute_order(order.pk))
+
+    assert Item.objects.count() == 2
+    assert len(seen) <= len(own) + MAX_EXECUTE_OVERHEAD, seen.statements
