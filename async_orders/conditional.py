@@ -11,31 +11,22 @@ import hashlib
 import json
 from typing import Any
 
-from django.db import models
 from django.utils.http import parse_etags
 
 from async_orders.conf import conf
 from async_orders.exceptions import InvalidWait
-from async_orders.models import Order
-
-#: Bookkeeping columns that change while an order runs but are never shown: a
-#: heartbeat must not wake long-polls nor break ``If-None-Match``.
-UNSHOWN = frozenset({"heartbeat_at", "published_at"})
+from async_orders.models import SHOWN_FIELDS, Order
 
 
 def order_etag(order: Order, request: Any) -> str:
-    """A strong ETag: changes whenever any stored field the representation shows does.
+    """A strong ETag: changes whenever anything the representation shows does.
 
-    Every column but the stored response body (large, and set only together with the
-    status) and :data:`UNSHOWN` is hashed, so a field added to the model later is
-    covered without a change here; so is the origin, because the representation
-    holds absolute URLs.
+    It hashes the shown columns (:data:`~async_orders.models.SHOWN_FIELDS`, all a
+    poll loads) and the site's address, because the representation holds absolute
+    URLs; a heartbeat or other bookkeeping neither wakes long-polls nor breaks
+    ``If-None-Match``.
     """
-    values: list[Any] = [
-        getattr(order, field.attname)
-        for field in Order._meta.concrete_fields
-        if not isinstance(field, models.BinaryField) and field.name not in UNSHOWN
-    ]
+    values: list[Any] = [getattr(order, name) for name in SHOWN_FIELDS]
     values.append(request.build_absolute_uri("/"))
     if order.callback_url:
         values.append(order.webhook_deliveries.count())

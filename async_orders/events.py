@@ -89,7 +89,7 @@ class EventStream:
 
     def step(self) -> tuple[list[str], bool]:
         """Read the order once: what to send now, and whether the stream is over."""
-        order = Order.objects.filter(pk=self.pk).first()
+        order = Order.objects.shown().one(self.pk)
         if order is None:
             return [], True
         chunks = []

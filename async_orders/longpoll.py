@@ -105,7 +105,7 @@ async def wait_for_change(etag: str, state: State, timeout: float, pk: str) -> N
 
 def _state(pk: str, request: HttpRequest) -> tuple[str | None, bool]:
     """The order's ETag and whether it is finished; ``(None, True)`` once it is gone."""
-    order = Order.objects.filter(pk=uuid.UUID(pk)).first()
+    order = Order.objects.shown().one(uuid.UUID(pk))
     if order is None:
         return None, True
     return order_etag(order, request), order.is_finished

@@ -60,6 +60,26 @@ def requester_key(user: Any, session_key: str | None) -> str:
     return f"session:{session_key}" if session_key else ANONYMOUS
 
 
+#: The columns the order's representation (and its ETag) shows: what a poll loads.
+SHOWN_FIELDS = (
+    "id",
+    "view_name",
+    "status",
+    "progress_current",
+    "progress_total",
+    "message",
+    "resource_url",
+    "error",
+    "callback_url",
+    "attempts",
+    "cancel_requested",
+    "created_at",
+    "run_at",
+    "started_at",
+    "finished_at",
+)
+
+
 class OrderQuerySet(models.QuerySet["Order"]):
     def visible_to(self, user: Any, session_key: str | None) -> OrderQuerySet:
         """The orders this requester may see: staff see all, others their own.
@@ -76,6 +96,14 @@ class OrderQuerySet(models.QuerySet["Order"]):
 
     def active(self) -> OrderQuerySet:
         return self.filter(status__in=ACTIVE)
+
+    def shown(self) -> OrderQuerySet:
+        """Only the shown columns: a poll never loads a stored response of megabytes."""
+        return self.only(*SHOWN_FIELDS)
+
+    def one(self, pk: uuid.UUID) -> Order | None:
+        """The order ``pk`` or None, without the ORDER BY that ``first()`` would add."""
+        return next(iter(self.filter(pk=pk).order_by()[:1]), None)
 
 
 class Order(models.Model):

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from async_orders.conf import conf
@@ -47,7 +47,9 @@ class OrderRun:
     order: Order
     #: The message of the innermost ``fail_on_error`` block an exception left.
     failure_message: str | None = None
-    last_report: float = float("-inf")  # so the first report is always written
+    #: When progress was last written; the claim just wrote the order, so a loop that
+    #: starts and ends within ``PROGRESS_INTERVAL`` costs one write, its final one.
+    last_report: float = field(default_factory=time.monotonic)
     #: The latest progress counted, written or not: kept when the order stops.
     progress: tuple[int, int | None] = (0, None)
 

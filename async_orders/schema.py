@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
@@ -49,7 +50,11 @@ def _header(name: str, description: str, responses: list[int]) -> OpenApiParamet
     )
 
 
-NOT_FOUND = _error("order_not_found: no such order, or not yours.")
+NOT_FOUND = _error("order_not_found: no such order, a malformed id, or not yours.")
+#: The order id in the path: a UUID (anything else is the same 404 as an unknown one).
+ORDER_ID = OpenApiParameter(
+    "id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The order's id."
+)
 AUTH_ERRORS = {
     401: _error("not_authenticated / authentication_failed"),
     403: _error("permission_denied (CSRF failures included)"),
@@ -106,6 +111,7 @@ poll_order = extend_schema(
         **AUTH_ERRORS,
     },
     parameters=[
+        ORDER_ID,
         OpenApiParameter(
             "wait",
             float,
@@ -132,14 +138,16 @@ order_events = extend_schema(
         **AUTH_ERRORS,
     },
     parameters=[
+        ORDER_ID,
         OpenApiParameter(
             "Last-Event-ID", str, OpenApiParameter.HEADER, description="Resume after this event."
-        )
+        ),
     ],
 )
 
 cancel_order = extend_schema(
     summary="Cancel the order",
+    parameters=[ORDER_ID],
     responses={
         200: OpenApiResponse(OrderSerializer, description="Canceled at once."),
         202: OpenApiResponse(OrderSerializer, description="Running: asked to stop."),
@@ -151,6 +159,7 @@ cancel_order = extend_schema(
 
 order_result = extend_schema(
     summary="Replay the response of the completed order's view",
+    parameters=[ORDER_ID],
     responses={
         (200, "*/*"): OpenApiResponse(description="The view's status, content type and body."),
         404: NOT_FOUND,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import uuid
+from datetime import datetime
 from typing import Any
 
-from django.urls import reverse
+from django.urls import get_resolver, get_script_prefix, get_urlconf, reverse
 from rest_framework import serializers
 
 from async_orders.models import Order, Status
@@ -13,20 +16,22 @@ from async_orders.models import Order, Status
 class ProgressSerializer(serializers.Serializer):
     current = serializers.IntegerField(source="progress_current")
     total = serializers.IntegerField(source="progress_total", allow_null=True)
-    percent = serializers.SerializerMethodField()
-
-    def get_percent(self, order: Order) -> float | None:
-        if not order.progress_total:
-            return None
-        return round(min(order.progress_current / order.progress_total, 1.0) * 100, 1)
+    percent = serializers.FloatField(allow_null=True)
 
 
 class OrderSerializer(serializers.ModelSerializer):
-    url = serializers.SerializerMethodField()
+    """The order as every endpoint shows it.
+
+    The declared fields describe it (for the OpenAPI schema); :func:`represent`
+    builds it, by hand, because it is what every poll answers: DRF would rebuild the
+    fields of a ``ModelSerializer`` on each request, a good part of a poll's time.
+    """
+
+    url = serializers.URLField()
     view = serializers.CharField(source="view_name")
     progress = ProgressSerializer(source="*")
-    resource_url = serializers.SerializerMethodField()
-    callback = serializers.SerializerMethodField()
+    resource_url = serializers.URLField(allow_null=True)
+    callback = serializers.DictField(allow_null=True)
 
     class Meta:
         model = Order
@@ -48,24 +53,69 @@ class OrderSerializer(serializers.ModelSerializer):
             "finished_at",
         ]
 
-    def get_url(self, order: Order) -> str:
-        return self._absolute(reverse("async_orders:order-detail", kwargs={"pk": order.pk}))
+    def to_representation(self, order: Order) -> dict[str, Any]:
+        return represent(order, self.context.get("request"))
 
-    def get_resource_url(self, order: Order) -> str | None:
-        return self._absolute(order.resource_url) if order.resource_url else None
 
-    def get_callback(self, order: Order) -> dict[str, Any] | None:
-        """The webhook and its delivery attempts; queried only for orders that have one."""
-        if not order.callback_url:
-            return None
-        deliveries = order.webhook_deliveries.values(
-            "attempt", "attempted_at", "response_status", "delivered", "error"
-        )
-        return {"url": order.callback_url, "deliveries": list(deliveries)}
+_moment = serializers.DateTimeField()
 
-    def _absolute(self, url: str) -> str:
-        request: Any = self.context.get("request")
-        return request.build_absolute_uri(url) if request else url
+
+def represent(order: Order, request: Any) -> dict[str, Any]:
+    """The order's JSON, with absolute URLs when there is a ``request`` to build them."""
+    absolute = request.build_absolute_uri if request is not None else str
+    return {
+        "id": str(order.pk),
+        "url": absolute(order_path(order.pk)),
+        "view": order.view_name,
+        "status": order.status,
+        "progress": {
+            "current": order.progress_current,
+            "total": order.progress_total,
+            "percent": _percent(order.progress_current, order.progress_total),
+        },
+        "message": order.message,
+        "resource_url": absolute(order.resource_url) if order.resource_url else None,
+        "error": order.error,
+        "callback": _callback(order),
+        "attempts": order.attempts,
+        "cancel_requested": order.cancel_requested,
+        "created_at": _when(order.created_at),
+        "run_at": _when(order.run_at),
+        "started_at": _when(order.started_at),
+        "finished_at": _when(order.finished_at),
+    }
+
+
+def order_path(order_id: uuid.UUID) -> str:
+    """``reverse()`` of the order's URL, done once per URLconf and script prefix."""
+    return _order_path_pattern(get_resolver(get_urlconf()), get_script_prefix()).format(order_id)
+
+
+@functools.lru_cache(maxsize=8)
+def _order_path_pattern(resolver: Any, script_prefix: str) -> str:
+    placeholder = uuid.UUID(int=0)
+    path = reverse("async_orders:order-detail", kwargs={"pk": placeholder})
+    return path.replace(str(placeholder), "{}")
+
+
+def _percent(current: int, total: int | None) -> float | None:
+    if not total:
+        return None
+    return round(min(current / total, 1.0) * 100, 1)
+
+
+def _when(moment: datetime | None) -> str | None:
+    return None if moment is None else _moment.to_representation(moment)
+
+
+def _callback(order: Order) -> dict[str, Any] | None:
+    """The webhook and its delivery attempts; queried only for orders that have one."""
+    if not order.callback_url:
+        return None
+    deliveries = order.webhook_deliveries.values(
+        "attempt", "attempted_at", "response_status", "delivered", "error"
+    )
+    return {"url": order.callback_url, "deliveries": list(deliveries)}
 
 
 class ListQuerySerializer(serializers.Serializer):

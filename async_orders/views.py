@@ -113,14 +113,16 @@ class OrderAPIView(APIView):
     def visible_orders(self) -> Any:
         return Order.objects.visible_to(self.request.user, _session_key(self.request))
 
-    def get_order(self, pk: str) -> Order:
+    def get_order(self, pk: str, *, shown_only: bool = False) -> Order:
         """The order ``pk`` if the caller may see it; a 404 otherwise, whichever the reason
-        (malformed id, unknown id, somebody else's order)."""
+        (malformed id, unknown id, somebody else's order). ``shown_only`` loads just
+        what the representation shows, for reading, not for changing, the order."""
         try:
             order_id = uuid.UUID(pk)
         except ValueError:
             raise OrderNotFound() from None
-        order = self.visible_orders().filter(pk=order_id).first()
+        orders = self.visible_orders()
+        order = (orders.shown() if shown_only else orders).one(order_id)
         if order is None:
             raise OrderNotFound()
         return order
@@ -164,7 +166,7 @@ class OrderDetailView(OrderAPIView):
     @openapi.poll_order
     def get(self, request: Request, pk: str) -> HttpResponse:
         requested_wait(request)
-        order = self.get_order(pk)
+        order = self.get_order(pk, shown_only=True)
         etag = order_etag(order, request)
         if etag_matches(request, etag):
             return HttpResponseNotModified(headers={"ETag": etag})
