@@ -80,26 +80,31 @@ SHOWN_FIELDS = (
 )
 
 
+def visible_requesters(user: Any, session_key: str | None) -> set[str] | None:
+    """Whose orders this requester may see; ``None`` for all of them (staff).
+
+    An anonymous order placed without a session has no owner to check: whoever
+    holds its unguessable URL (and has no account) may see it.
+    """
+    if user.is_staff:
+        return None
+    mine = requester_key(user, session_key)
+    return {mine} if user.is_authenticated else {mine, ANONYMOUS}
+
+
 class OrderQuerySet(models.QuerySet["Order"]):
     def visible_to(self, user: Any, session_key: str | None) -> OrderQuerySet:
-        """The orders this requester may see: staff see all, others their own.
-
-        An anonymous order placed without a session has no owner to check: whoever
-        holds its unguessable URL (and has no account) may see it.
-        """
-        if user.is_staff:
-            return self
-        mine = requester_key(user, session_key)
-        if user.is_authenticated:
-            return self.filter(requester=mine)
-        return self.filter(requester__in=[mine, ANONYMOUS])
+        """The orders this requester may see: staff see all, others their own."""
+        requesters = visible_requesters(user, session_key)
+        return self if requesters is None else self.filter(requester__in=requesters)
 
     def active(self) -> OrderQuerySet:
         return self.filter(status__in=ACTIVE)
 
     def shown(self) -> OrderQuerySet:
-        """Only the shown columns: a poll never loads a stored response of megabytes."""
-        return self.only(*SHOWN_FIELDS)
+        """Only the shown columns (and the requester, to check who may see them): a
+        poll never loads a stored response of megabytes."""
+        return self.only(*SHOWN_FIELDS, "requester")
 
     def one(self, pk: uuid.UUID) -> Order | None:
         """The order ``pk`` or None, without the ORDER BY that ``first()`` would add."""
@@ -211,6 +216,11 @@ class Order(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in FINISHED
+
+    def is_visible_to(self, user: Any, session_key: str | None) -> bool:
+        """Whether this requester may see the order (see :func:`visible_requesters`)."""
+        requesters = visible_requesters(user, session_key)
+        return requesters is None or self.requester in requesters
 
     def start(self) -> bool:
         """Claim the order for one worker: scheduled/queued -> running, one attempt more.
