@@ -15,6 +15,7 @@ carrying the order's ``error``; an error answer of an endpoint raises
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -117,6 +118,7 @@ class Client:
         poll_interval: float = 0.5,
         max_poll_interval: float = 30.0,
         backoff: float = 1.5,
+        long_poll: float = 20.0,
         csrf_cookie_name: str = "csrftoken",
         csrf_header_name: str = "X-CSRFToken",
         sleep: Callable[[float], None] = time.sleep,
@@ -127,6 +129,9 @@ class Client:
         self.poll_interval = poll_interval
         self.max_poll_interval = max_poll_interval
         self.backoff = backoff
+        #: Seconds a poll may wait on the server for the next change (``?wait=``) when
+        #: the server offers it (its answers carry an ETag); 0 polls on Retry-After only.
+        self.long_poll = long_poll
         self.csrf_cookie_name = csrf_cookie_name
         self.csrf_header_name = csrf_header_name
         self.sleep = sleep
@@ -162,17 +167,24 @@ class Client:
         :class:`OrderTimeout` (the order itself is not canceled by that).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
+        url, etag, wait = _url_of(order), None, 0.0
         for attempt in itertools.count():
-            response = self._poll(_url_of(order))
-            order = Order.from_json(response.json())
-            if on_progress is not None:
-                on_progress(order)
-            if order.is_finished:
-                return _settle(order)
-            delay = self.delay(response.headers.get("Retry-After"), attempt)
-            if deadline is not None and time.monotonic() + delay > deadline:
+            asked = time.monotonic()
+            response = self._poll(url, wait, etag)
+            changed = response.status_code != 304
+            if changed:
+                order, etag = Order.from_json(response.json()), response.headers.get("ETag")
+                if on_progress is not None:
+                    on_progress(order)
+                if order.is_finished:
+                    return _settle(order)
+            long_poll = bool(self.long_poll and etag)
+            delay = self._pause(response, attempt, long_poll, changed, time.monotonic() - asked)
+            left = math.inf if deadline is None else deadline - time.monotonic() - delay
+            if left <= 0:
                 raise OrderTimeout(order, timeout or 0)
             self.sleep(delay)
+            wait = min(self.long_poll, left) if long_poll else 0.0
         raise AssertionError("unreachable")  # pragma: no cover (count() never ends)
 
     def run(
@@ -208,6 +220,21 @@ class Client:
             raise APIError(response)  # our result endpoint refused (e.g. 410)
         return response
 
+    def _pause(
+        self,
+        response: requests.Response,
+        attempt: int,
+        long_poll: bool,
+        changed: bool,
+        took: float,
+    ) -> float:
+        """Seconds before the next poll. Long-polling, none after a change or after the
+        server really waited; otherwise ``Retry-After``, so that a server that ignores
+        ``?wait=`` is never polled in a tight loop."""
+        if long_poll and (changed or took >= self.long_poll / 2):
+            return 0.0
+        return self.delay(response.headers.get("Retry-After"), attempt)
+
     def delay(self, retry_after: str | None, attempt: int) -> float:
         """Seconds before the next poll: the server's ``Retry-After`` when it sent one,
         else an exponential backoff; never more than ``max_poll_interval``."""
@@ -216,13 +243,19 @@ class Client:
             seconds = self.poll_interval * self.backoff**attempt
         return min(seconds, self.max_poll_interval)
 
-    def _poll(self, url: str) -> requests.Response:
+    def _poll(self, url: str, wait: float = 0.0, etag: str | None = None) -> requests.Response:
+        """GET the order, long-polling up to ``wait`` seconds from the state ``etag``
+        (then a 304 means nothing changed); retries "not now" answers."""
+        params = {"wait": f"{wait:g}"} if wait > 0 else None
+        headers = {"If-None-Match": etag} if wait > 0 and etag else {}
         for attempt in itertools.count():
-            response = self._request("GET", url)
+            response = self._request(
+                "GET", url, params=params, headers=headers, timeout=self.request_timeout + wait
+            )
             if response.status_code not in RETRY_STATUSES:
                 break
             self.sleep(self.delay(response.headers.get("Retry-After"), attempt))
-        if response.status_code not in (200, 201, 202):
+        if response.status_code not in (200, 201, 202, 304):
             raise APIError(response)
         return response
 
@@ -230,14 +263,8 @@ class Client:
         headers = {"Accept": "application/json", **kwargs.pop("headers", {})}
         if method in UNSAFE_METHODS:
             headers.update(self._csrf_headers())
-        return self.session.request(
-            method,
-            url,
-            headers=headers,
-            allow_redirects=False,
-            timeout=self.request_timeout,
-            **kwargs,
-        )
+        kwargs.setdefault("timeout", self.request_timeout)
+        return self.session.request(method, url, headers=headers, allow_redirects=False, **kwargs)
 
     def _csrf_headers(self) -> dict[str, str]:
         token = self.session.cookies.get(self.csrf_cookie_name)

@@ -35,8 +35,15 @@ from async_orders.models import Order
 from async_orders.notify import alistening, listening
 from async_orders.views import OrderDetailView
 
-#: Answers after which a poll may wait: the order is active (202) or unchanged (304).
-WAITABLE = (202, 304)
+
+def waits(request: Any, response: Any) -> bool:
+    """Whether this answer may wait for a change: the order is active, and the client
+    already has its state. A client that sent an ETag the order has moved on from
+    gets the new state at once; one that sent none waits for the next change."""
+    if "If-None-Match" in request.headers:
+        return response.status_code == 304
+    return response.status_code == 202
+
 
 State = Callable[[], tuple[str | None, bool]]
 
@@ -48,7 +55,7 @@ class WaitingOrderDetailView(OrderDetailView):
     def get(self, request: Any, pk: str) -> Any:
         response = super().get(request, pk)
         wait = requested_wait(request)
-        if wait <= 0 or response.status_code not in WAITABLE:
+        if wait <= 0 or not waits(request, response):
             return response
         block_until_change(response["ETag"], partial(_state, pk, request), wait, pk)
         return super().get(request, pk)
@@ -66,7 +73,7 @@ _detail = OrderDetailView.as_view()
 async def order_detail(request: HttpRequest, pk: str) -> HttpResponseBase:
     """The order endpoint as an async view; ``GET`` with ``?wait=`` awaits a change."""
     response = await sync_to_async(_detail)(request, pk=pk)
-    if request.method != "GET" or response.status_code not in WAITABLE:
+    if request.method != "GET" or not waits(request, response):
         return response
     wait = requested_wait(request)
     if wait <= 0:

@@ -204,6 +204,25 @@ def test_a_failure_rejects_with_order_failed_error_carrying_the_error(page: Any)
     assert error["error"]["message"] == "The oven broke down."
 
 
+def test_the_client_long_polls_when_the_server_offers_it(page: Any) -> None:
+    result = page.evaluate(
+        """async () => {
+            const A = await import("/static/async_orders/async-orders.mjs");
+            const urls = [];
+            const recording = (url, init) => { urls.push(String(url)); return fetch(url, init); };
+            const longPolling = new A.Client({ fetch: recording });
+            const order = await longPolling.run("shop:report", { kwargs: { size: 5 } });
+            const polls = urls.filter((url) => url.includes("/async/orders/"));
+            const longPolls = polls.filter((url) => url.includes("wait=20"));
+            return { status: order.status, polls, longPolls };
+        }"""
+    )
+
+    assert result["status"] == "completed"
+    assert result["longPolls"]
+    assert len(result["polls"]) <= 12  # five lines, ~0.1 s each: change-driven, no busy loop
+
+
 def test_aborting_a_queued_order_cancels_it_at_once(page: Any) -> None:
     result = page.evaluate(
         """async () => {

@@ -27,6 +27,9 @@
     interval: 500, // ms before the first poll without Retry-After; grows by `backoff`
     maxInterval: 30000, // ms: the longest wait between two polls, Retry-After included
     backoff: 1.5,
+    // Seconds a poll may wait on the server for the next change (`?wait=`), when the
+    // server offers it (its answers carry an ETag); 0 polls on Retry-After only.
+    longPoll: 20,
     headers: {}, // sent with every request, e.g. { Authorization: "Token ..." }
     credentials: "same-origin",
     fetch: null, // a fetch() to use instead of the global one
@@ -140,9 +143,12 @@
       return { url: response.url || order.url, response, order };
     }
 
-    async _poll(url, signal) {
+    /** GET the order; with `etag`, a 304 answers "unchanged" (and carries no order). */
+    async _poll(url, signal, etag = null) {
+      const headers = etag ? { "If-None-Match": etag } : {};
       for (let attempt = 0; ; attempt += 1) {
-        const response = await this._fetch(url, { signal });
+        const response = await this._fetch(url, { signal, headers });
+        if (response.status === 304) return { url, response, order: null };
         if (!RETRY_STATUSES.includes(response.status)) {
           const order = await readJson(response);
           if (![200, 201, 202].includes(response.status)) throw new HttpError(response, order);
@@ -153,12 +159,30 @@
     }
 
     async _follow({ url, response, order }, { onProgress, signal } = {}) {
+      let etag = null; // the state this client has, as the server names it
+      let changed = true; // the last answer brought a new state (not a 304)
+      let took = 0; // ms the last poll took
       try {
         for (let attempt = 0; ; attempt += 1) {
-          if (onProgress) onProgress(order);
-          if (FINISHED.includes(order.status)) return settle(order);
-          await sleep(this.delay(response.headers.get("Retry-After"), attempt), signal);
-          ({ response, order } = await this._poll(url, signal));
+          if (changed) {
+            etag = response.headers.get("ETag");
+            if (onProgress) onProgress(order);
+            if (FINISHED.includes(order.status)) return settle(order);
+          }
+          const longPoll = this.options.longPoll > 0 && etag !== null;
+          // Long-polling: ask again at once after a change or a real wait; otherwise
+          // honour Retry-After, so a server that ignores ?wait= is never polled in a loop.
+          if (!longPoll || !(changed || took >= this.options.longPoll * 500)) {
+            await sleep(this.delay(response.headers.get("Retry-After"), attempt), signal);
+          }
+          const asked = Date.now();
+          const next = longPoll
+            ? await this._poll(withWait(url, this.options.longPoll), signal, etag)
+            : await this._poll(url, signal);
+          took = Date.now() - asked;
+          changed = next.response.status !== 304;
+          response = next.response;
+          if (changed) order = next.order;
         }
       } catch (error) {
         if (!(signal && signal.aborted)) throw error;
@@ -194,6 +218,10 @@
     if (order.status === "failed") throw new OrderFailedError(order);
     if (order.status === "canceled") throw new OrderCanceledError(order);
     return order;
+  }
+
+  function withWait(url, seconds) {
+    return `${url}${url.includes("?") ? "&" : "?"}wait=${seconds}`;
   }
 
   function urlOf(order) {
