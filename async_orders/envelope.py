@@ -123,6 +123,8 @@ class EnvelopeSerializer(serializers.Serializer):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if "countdown" in attrs and "eta" in attrs:
             raise serializers.ValidationError({"eta": ["Give countdown or eta, not both."]})
+        if attrs.get("args") and attrs.get("kwargs"):
+            raise serializers.ValidationError({"args": ["Give args or kwargs, not both."]})
         return attrs
 
 
@@ -246,6 +248,10 @@ def _run_at(countdown: float | None, eta: datetime | None) -> datetime | None:
         return None
     now = timezone.now()
     horizon = conf.MAX_SCHEDULE_SECONDS
+    if countdown is not None and countdown > horizon:  # before timedelta() can overflow
+        raise InvalidEnvelope(
+            {"countdown": [f"Orders can be scheduled at most {horizon:g} seconds ahead."]}
+        )
     run_at = now + timedelta(seconds=countdown) if countdown is not None else eta
     if run_at <= now:  # due already: run as soon as possible, like Celery does
         return None

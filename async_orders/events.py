@@ -47,7 +47,7 @@ class OrderEventsView(OrderAPIView):
 
     @openapi.order_events
     def get(self, request: Request, pk: uuid.UUID) -> HttpResponse | StreamingHttpResponse:
-        order = self.get_order(pk)
+        order = self.get_order(pk, shown_only=True)
         stream = EventStream(pk, request, request.headers.get("Last-Event-ID"))
         if order.is_finished and stream.has_seen(order):
             return HttpResponse(status=204)

@@ -55,7 +55,11 @@ def execute_order(order_id: uuid.UUID | str) -> Order | None:
         except Exception as error:
             _retry_or_fail(order, run, error)
             return order
-    _record(order, response, run)
+    try:
+        _record(order, response, run)
+    except Exception:  # the database refused the outcome: fail it, never leave it running
+        logger.exception("Order %s: its outcome could not be stored.", order.pk)
+        order.fail(failure("exception", "The view's response could not be stored."))
     return order
 
 

@@ -7,14 +7,17 @@ that report nothing for a long time from being taken for dead.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from django.db import connection
+from django.db import DatabaseError, connection
 
 from async_orders.conf import conf
 from async_orders.models import Order
+
+logger = logging.getLogger("async_orders")
 
 
 @contextmanager
@@ -35,6 +38,10 @@ def heartbeat(order: Order) -> Iterator[None]:
 def _beat_until(order: Order, stop: threading.Event) -> None:
     try:
         while not stop.wait(conf.HEARTBEAT_INTERVAL):
-            order.beat()
+            try:
+                order.beat()
+            except DatabaseError:  # a blip must not silence the order for good
+                logger.warning("Heartbeat of order %s failed; trying again.", order.pk)
+                connection.close()
     finally:
         connection.close()  # this thread's own connection

@@ -7,6 +7,7 @@ fails at the database, whatever the timing and however many web processes race.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -30,10 +31,22 @@ class Locked(Exception):
         super().__init__(f"Locked by {holder}.")
 
 
+#: Longest key stored as it is; a longer one is stored as a digest of itself.
+MAX_KEY_LENGTH = 200
+
+
 def lock_key(view_name: str, **kwargs: Any) -> str:
     """The default key of an order of ``view_name`` with URL ``kwargs``; synchronous
-    code that touches the same object computes the same key to check or take it."""
-    return f"{view_name}:{json.dumps(kwargs, sort_keys=True, default=str)}"
+    code that touches the same object computes the same key to check or take it.
+
+    Values are taken as text, as they appear in the URL, so ``pk=5`` and ``pk="5"``
+    are one key; a key too long for the lock table is replaced by its SHA-256.
+    """
+    values = {name: str(value) for name, value in kwargs.items()}
+    key = f"{view_name}:{json.dumps(values, sort_keys=True)}"
+    if len(key) <= MAX_KEY_LENGTH:
+        return key
+    return f"{view_name[:100]}:sha256:{hashlib.sha256(key.encode()).hexdigest()}"
 
 
 def keys_for(options: ViewOptions, envelope: Envelope) -> list[str]:
@@ -42,7 +55,8 @@ def keys_for(options: ViewOptions, envelope: Envelope) -> list[str]:
         return []
     if options.locks is True:
         return [lock_key(envelope.view_name, **envelope.kwargs)]
-    return sorted(set(options.locks(envelope)))
+    keys = sorted(set(options.locks(envelope)))
+    return [key if len(key) <= MAX_KEY_LENGTH else lock_key("custom", key=key) for key in keys]
 
 
 def blocking_order(keys: Iterable[str]) -> Order | None:

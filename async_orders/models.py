@@ -7,12 +7,13 @@ it (a redelivered message, a late worker): the loser sees ``False`` and stops.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 from django.db.models import F, Q
 from django.db.models.expressions import Combinable
 from django.utils import timezone
@@ -80,22 +81,27 @@ SHOWN_FIELDS = (
 )
 
 
-def visible_requesters(user: Any, session_key: str | None) -> set[str] | None:
+def visible_requesters(
+    user: Any, session_key: str | None, *, listing: bool = False
+) -> set[str] | None:
     """Whose orders this requester may see; ``None`` for all of them (staff).
 
     An anonymous order placed without a session has no owner to check: whoever
     holds its unguessable URL (and has no account) may see it.
     """
-    if user.is_staff:
+    if getattr(user, "is_staff", False):
         return None
     mine = requester_key(user, session_key)
-    return {mine} if user.is_authenticated else {mine, ANONYMOUS}
+    if listing or (user is not None and user.is_authenticated):
+        return {mine} - {ANONYMOUS}  # nobody lists the orders that have no owner
+    return {mine, ANONYMOUS}
 
 
 class OrderQuerySet(models.QuerySet["Order"]):
-    def visible_to(self, user: Any, session_key: str | None) -> OrderQuerySet:
-        """The orders this requester may see: staff see all, others their own."""
-        requesters = visible_requesters(user, session_key)
+    def listed_for(self, user: Any, session_key: str | None) -> OrderQuerySet:
+        """The orders this requester may list: staff all, others their own. Orders with
+        no owner and no session are never listed: their URL is their only key."""
+        requesters = visible_requesters(user, session_key, listing=True)
         return self if requesters is None else self.filter(requester__in=requesters)
 
     def active(self) -> OrderQuerySet:
@@ -241,31 +247,42 @@ class Order(models.Model):
         return won
 
     def beat(self) -> bool:
-        """Record that the worker running this order is alive."""
-        return bool(
-            Order.objects.filter(pk=self.pk, status=Status.RUNNING).update(
-                heartbeat_at=timezone.now()
-            )
-        )
+        """Record that the worker running this attempt of the order is alive."""
+        mine = Order.objects.filter(self._this_attempt(), pk=self.pk, status=Status.RUNNING)
+        return bool(mine.update(heartbeat_at=timezone.now()))
+
+    def _this_attempt(self) -> Q:
+        """Changes a worker makes hold only for the attempt it claimed: a worker taken
+        for dead, whose order was queued again and claimed by another, changes nothing."""
+        return Q(attempts=self.attempts)
 
     def retry_at(self, run_at: datetime) -> bool:
         """running -> scheduled until ``run_at``: another attempt, unless asked to cancel."""
         return self._move(
             (Status.RUNNING,),
             Status.SCHEDULED,
-            due=Q(cancel_requested=False),
+            due=Q(cancel_requested=False) & self._this_attempt(),
             run_at=run_at,
             published_at=timezone.now(),
         )
 
     def requeue_lost(self, silent_since: datetime) -> bool:
-        """running -> queued when its worker went silent before ``silent_since``."""
+        """running -> queued when its worker went silent before ``silent_since`` (and
+        nobody asked to cancel it: see :meth:`cancel_lost`)."""
         return self._move(
             (Status.RUNNING,),
             Status.QUEUED,
-            due=Q(heartbeat_at__lt=silent_since),
+            due=Q(heartbeat_at__lt=silent_since, cancel_requested=False),
             run_at=None,
             published_at=timezone.now(),
+        )
+
+    def cancel_lost(self, silent_since: datetime) -> bool:
+        """running -> canceled when its worker went silent after it was asked to stop."""
+        return self._move(
+            (Status.RUNNING,),
+            Status.CANCELED,
+            due=Q(heartbeat_at__lt=silent_since, cancel_requested=True),
         )
 
     def fail_lost(self, silent_since: datetime, error: dict[str, Any]) -> bool:
@@ -274,16 +291,17 @@ class Order(models.Model):
             (Status.RUNNING,), Status.FAILED, due=Q(heartbeat_at__lt=silent_since), error=error
         )
 
-    def mark_published(self, published: bool) -> None:
-        """Note whether the message reached the broker; the reconciler retries if not."""
-        self.published_at = timezone.now() if published else None
-        Order.objects.filter(pk=self.pk).update(published_at=self.published_at)
+    def mark_unpublished(self) -> None:
+        """Note that the message never reached the broker: the reconciler sends it."""
+        self.published_at = None
+        Order.objects.filter(pk=self.pk).update(published_at=None)
 
     def complete(self, *, response: ViewResponse, resource_url: str) -> bool:
         """running -> completed, keeping the view's response."""
         return self._move(
             (Status.RUNNING,),
             Status.COMPLETED,
+            due=self._this_attempt(),
             resource_url=resource_url,
             **response.as_order_fields(),
         )
@@ -291,7 +309,9 @@ class Order(models.Model):
     def fail(self, error: dict[str, Any], response: ViewResponse | None = None) -> bool:
         """running -> failed with ``error`` (code, message, and the view's status/body if any)."""
         fields = response.as_order_fields() if response else {}
-        return self._move((Status.RUNNING,), Status.FAILED, error=error, **fields)
+        return self._move(
+            (Status.RUNNING,), Status.FAILED, due=self._this_attempt(), error=error, **fields
+        )
 
     def cancel(self) -> bool:
         """Cancel: at once if it has not started, else ask the running view to stop.
@@ -310,7 +330,11 @@ class Order(models.Model):
     def stop_canceled(self, current: int, total: int | None) -> bool:
         """running -> canceled once the view noticed, with the progress it had made."""
         return self._move(
-            (Status.RUNNING,), Status.CANCELED, progress_current=current, progress_total=total
+            (Status.RUNNING,),
+            Status.CANCELED,
+            due=self._this_attempt(),
+            progress_current=current,
+            progress_total=total,
         )
 
     def report_progress(self, current: int, total: int | None, message: str | None) -> bool:
@@ -320,7 +344,7 @@ class Order(models.Model):
         if message is not None:
             changes["message"] = message
         still_wanted = Order.objects.filter(
-            pk=self.pk, status=Status.RUNNING, cancel_requested=False
+            self._this_attempt(), pk=self.pk, status=Status.RUNNING, cancel_requested=False
         )
         if still_wanted.update(**changes, heartbeat_at=timezone.now()) != 1:
             return False
@@ -336,12 +360,16 @@ class Order(models.Model):
             changes["finished_at"] = timezone.now()
         changes["status"] = target
         candidates = Order.objects.filter(Q(pk=self.pk, status__in=sources), due or Q())
-        won = candidates.update(**changes) == 1
+        releases = target in FINISHED and bool(self.lock_keys)
+        # With locks to release, both in one transaction: a finished order never
+        # keeps its locks, whatever dies between the two statements.
+        with transaction.atomic() if releases else contextlib.nullcontext():
+            won = candidates.update(**changes) == 1
+            if won and releases:
+                OrderLock.objects.filter(order=self).delete()
         if won:
             previous = self.status
             self._set(changes)
-            if target in FINISHED and self.lock_keys:
-                OrderLock.objects.filter(order=self).delete()
             self._announce(previous)
         return won
 

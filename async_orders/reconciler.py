@@ -5,8 +5,8 @@ lost is found there and made right.
   been picked up for ``REPUBLISH_AFTER`` seconds (message dropped, Redis restarted)
   is published again. A duplicate message is harmless: only one worker can claim.
 - A running order whose worker has been silent for ``WORKER_LOST_AFTER`` seconds is
-  queued again if it has attempts left, else failed as "worker lost". Its locks are
-  released when it fails.
+  queued again if it has attempts left, else failed as "worker lost"; one asked to
+  cancel is canceled instead. Its locks are released when it ends.
 
 Run it periodically: the ``async_orders.reconcile`` Celery task (beat) or the
 ``reconcile_orders`` management command.
@@ -39,6 +39,7 @@ class Reconciliation:
     republished: list[uuid.UUID] = field(default_factory=list)
     requeued: list[uuid.UUID] = field(default_factory=list)
     failed: list[uuid.UUID] = field(default_factory=list)
+    canceled: list[uuid.UUID] = field(default_factory=list)
 
 
 def reconcile(now: datetime | None = None) -> Reconciliation:
@@ -73,7 +74,10 @@ def _recover_lost(now: datetime, report: Reconciliation) -> None:
     silent_since = now - timedelta(seconds=conf.WORKER_LOST_AFTER)
     lost = Order.objects.filter(status=Status.RUNNING, heartbeat_at__lt=silent_since)
     for order in lost[:BATCH]:
-        if order.attempts < order.max_attempts:
+        if order.cancel_requested:
+            if order.cancel_lost(silent_since):
+                report.canceled.append(order.pk)
+        elif order.attempts < order.max_attempts:
             if order.requeue_lost(silent_since):
                 publish(order)
                 report.requeued.append(order.pk)

@@ -119,7 +119,8 @@ def _callback(order: Order) -> dict[str, Any] | None:
 
 
 class ListQuerySerializer(serializers.Serializer):
-    """The query string of ``GET /async/orders/``; anything else there is refused."""
+    """The query string of ``GET /async/orders/``: bad values are refused (400);
+    parameters it does not name (a cache buster, say) are ignored."""
 
     status = serializers.ChoiceField(choices=Status.choices, required=False)
     view = serializers.CharField(required=False, max_length=200)

@@ -105,8 +105,13 @@ def _same_request(order: Order, envelope: Envelope) -> Order:
 
 
 def _check_active_cap(requester: str) -> None:
+    """``MAX_ACTIVE_ORDERS`` per requester. Anonymous requests without a session have
+    no identity to count by (one cap for all would let one client lock out the
+    rest): limit them with ``THROTTLE_CLASSES``."""
     cap = conf.MAX_ACTIVE_ORDERS
-    if cap is not None and Order.objects.filter(requester=requester).active().count() >= cap:
+    if cap is None or requester == ANONYMOUS:
+        return
+    if Order.objects.filter(requester=requester).active().count() >= cap:
         raise TooManyActiveOrders(cap, retry_after=conf.RETRY_AFTER)
 
 
@@ -135,4 +140,4 @@ def publish(order: Order) -> None:
         )
     except Exception:
         logger.exception("Order %s could not be published; the reconciler will retry.", order.pk)
-        order.mark_published(False)
+        order.mark_unpublished()

@@ -110,8 +110,8 @@ class OrderAPIView(APIView):
         classes = conf.THROTTLE_CLASSES
         return super().get_throttles() if classes is None else [c() for c in classes]
 
-    def visible_orders(self) -> Any:
-        return Order.objects.visible_to(self.request.user, self._session_key())
+    def listed_orders(self) -> Any:
+        return Order.objects.listed_for(self.request.user, self._session_key())
 
     def _session_key(self) -> str | None:
         return _session_key(self.request)
@@ -226,7 +226,7 @@ class OrderListView(OrderAPIView, generics.ListAPIView):
             for name, field in (("status", "status"), ("view", "view_name"))
             if name in query.validated_data
         }
-        return self.visible_orders().filter(**filters)
+        return self.listed_orders().shown().filter(**filters)
 
 
 def order_response(order: Order, request: Request) -> Response:

@@ -102,7 +102,7 @@ def test_a_message_that_arrives_before_the_order_is_due_does_not_start_it() -> N
 
 def test_an_order_never_published_is_republished(published: list[uuid.UUID]) -> None:
     order = make_order()
-    order.mark_published(False)
+    order.mark_unpublished()
 
     report = reconciler.reconcile()
 
@@ -161,6 +161,43 @@ def test_a_silent_worker_without_attempts_left_fails_its_order_and_frees_locks(
     assert not OrderLock.objects.exists()
 
 
+def test_a_silent_worker_of_an_order_asked_to_cancel_gets_it_canceled(published) -> None:
+    order = silent_running("gated-retrying")
+    order.cancel()
+
+    report = reconciler.reconcile()
+
+    order.refresh_from_db()
+    assert (report.canceled, report.requeued, published) == ([order.pk], [], [])
+    assert order.status == Status.CANCELED
+    assert not OrderLock.objects.exists()
+
+
+def test_a_worker_taken_for_dead_cannot_change_the_next_attempt() -> None:
+    stale = silent_running("gated-retrying")
+    reconciler_requeue = Order.objects.get(pk=stale.pk)
+    assert reconciler_requeue.requeue_lost(timezone.now())
+    fresh = Order.objects.get(pk=stale.pk)
+    assert fresh.start()  # a second worker claims attempt 2
+
+    assert stale.complete(response=_ok(), resource_url="/x/") is False
+    assert stale.report_progress(1, 1, None) is False
+    assert fresh.complete(response=_ok(), resource_url="/x/") is True
+
+
+def _ok() -> Any:
+    from async_orders.dispatch import ViewResponse
+
+    return ViewResponse(200, "application/json", b"{}", None)
+
+
+def test_equal_kwargs_make_one_lock_key_and_long_ones_are_digested() -> None:
+    assert locks.lock_key("v", pk=5) == locks.lock_key("v", pk="5")
+    long_key = locks.lock_key("v", slug="x" * 500)
+    assert len(long_key) < 200
+    assert long_key == locks.lock_key("v", slug="x" * 500)
+
+
 def test_a_running_order_with_a_fresh_heartbeat_is_left_alone(published) -> None:
     order = make_order()
     order.start()
@@ -174,7 +211,7 @@ def test_a_running_order_with_a_fresh_heartbeat_is_left_alone(published) -> None
 
 def test_the_reconcile_command_runs_the_reconciler(published, capsys) -> None:
     order = make_order()
-    order.mark_published(False)
+    order.mark_unpublished()
 
     call_command("reconcile_orders")
 

@@ -91,6 +91,18 @@ def test_without_a_session_the_unguessable_url_is_the_only_key() -> None:
     assert APIClient().get(f"/async/orders/{order.pk}/").status_code == 202
 
 
+def test_orders_without_owner_or_session_are_never_listed() -> None:
+    order_of(place(APIClient()))
+
+    assert APIClient().get("/async/orders/").json()["count"] == 0
+
+
+def test_anonymous_requests_without_a_session_share_no_active_order_cap(settings) -> None:
+    settings.ASYNC_ORDERS = {"MAX_ACTIVE_ORDERS": 1}
+
+    assert place(APIClient()).status_code == place(APIClient()).status_code == 302
+
+
 def test_a_user_does_not_see_anonymous_orders(api: APIClient, user: User) -> None:
     order = make_order()
     api.force_authenticate(user)
@@ -265,8 +277,11 @@ def test_a_body_over_the_limit_is_413(api: APIClient, settings) -> None:
     assert not Order.objects.exists()
 
 
-def test_too_many_active_orders_is_429_with_retry_after(api: APIClient, settings) -> None:
+def test_too_many_active_orders_is_429_with_retry_after(
+    api: APIClient, user: User, settings
+) -> None:
     settings.ASYNC_ORDERS = {"MAX_ACTIVE_ORDERS": 2, "RETRY_AFTER": 3}
+    api.force_authenticate(user)
     place(api)
     place(api)
 
@@ -278,8 +293,12 @@ def test_too_many_active_orders_is_429_with_retry_after(api: APIClient, settings
     assert Order.objects.count() == 2
 
 
-def test_finished_orders_do_not_count_against_the_cap(api: APIClient, settings) -> None:
+def test_finished_orders_do_not_count_against_the_cap(api: APIClient, user: User, settings) -> None:
     settings.ASYNC_ORDERS = {"MAX_ACTIVE_ORDERS": 1}
+    api.force_authenticate(user)
+    assert place(api).status_code == 302
+    assert place(api).status_code == 429  # the cap holds while the first is active
+    Order.objects.all().delete()
     execute_order(order_of(place(api)).pk)
 
     assert place(api).status_code == 302
