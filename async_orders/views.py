@@ -116,6 +116,14 @@ class OrderAPIView(APIView):
     def _session_key(self) -> str | None:
         return _session_key(self.request)
 
+    def _blocking_url(self, order: Order | None) -> str | None:
+        """The blocking order's URL, only for a caller who may see it: for an
+        anonymous order the URL is the key, and must not be handed out."""
+        if order is None or not order.is_visible_to(self.request.user, self._session_key()):
+            return None
+        path = reverse("async_orders:order-detail", args=[order.pk])
+        return self.request.build_absolute_uri(path)
+
     def get_order(self, pk: str, *, shown_only: bool = False) -> Order:
         """The order ``pk`` if the caller may see it; a 404 otherwise, whichever the reason
         (malformed id, unknown id, somebody else's order). ``shown_only`` loads just
@@ -153,7 +161,7 @@ class PlaceOrderView(OrderAPIView):
                 idempotency_key=_idempotency_key(request),
             )
         except Locked as locked:
-            raise OrderConflict(_order_url(request, locked.order)) from None
+            raise OrderConflict(self._blocking_url(locked.order)) from None
         body = OrderSerializer(order, context={"request": request}).data
         headers = {"Location": body["url"], "Vary": "Prefer"}
         if _prefers_respond_async(request):
@@ -254,12 +262,6 @@ def _replay(order: Order) -> HttpResponse:
         status=order.response_status or status.HTTP_200_OK,
         content_type=order.response_content_type or None,
     )
-
-
-def _order_url(request: Request, order: Order | None) -> str | None:
-    if order is None:
-        return None
-    return request.build_absolute_uri(reverse("async_orders:order-detail", args=[order.pk]))
 
 
 def _origin(request: Request) -> str:

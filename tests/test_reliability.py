@@ -347,3 +347,15 @@ def test_counted_view_records_each_execution() -> None:
     execute_order(order.pk)
 
     assert Execution.objects.filter(order_id=order.pk).count() == 1
+
+
+def test_a_conflict_does_not_reveal_an_order_the_caller_may_not_see(
+    api: APIClient, user: Any
+) -> None:
+    place(api, "bake-pizza", kwargs={"pk": 9})  # anonymous, no session: its URL is its key
+    api.force_authenticate(user)
+
+    clash = place(api, "bake-pizza", kwargs={"pk": 9})
+
+    assert clash.status_code == 409
+    assert clash.json()["blocking_order"] is None
