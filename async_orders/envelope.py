@@ -134,9 +134,10 @@ def parse_envelope(endpoint: Endpoint, body: Any) -> Envelope:
     if not serializer.is_valid():
         raise InvalidEnvelope(_flatten(serializer.errors))
     fields = serializer.validated_data
-    method = _method(endpoint, fields.get("method"))
+    by_method = endpoint.options_by_method()
+    method = _method(endpoint, by_method, fields.get("method"))
     _reverse(endpoint, fields["args"], fields["kwargs"])
-    options = endpoint.options_by_method()[method]
+    options = by_method[method]
     _check_inputs(options, fields)
     envelope = Envelope(
         view_name=endpoint.name,
@@ -197,8 +198,7 @@ def _messages(value: Any) -> list[str]:
     return [str(value)]
 
 
-def _method(endpoint: Endpoint, requested: str | None) -> str:
-    options = endpoint.options_by_method()
+def _method(endpoint: Endpoint, options: dict[str, ViewOptions], requested: str | None) -> str:
     method = (requested or next(iter(options.values())).default_method).upper()
     if method not in options:
         accepted = ", ".join(sorted(options))
