@@ -6,6 +6,9 @@ from django.apps import AppConfig
 class AsyncOrdersConfig(AppConfig):
     name = "async_orders"
     verbose_name = "Async orders"
+    # What the shipped migrations created (0005's WebhookDelivery.id): pinned here so
+    # the host's DEFAULT_AUTO_FIELD never makes makemigrations write into the package.
+    default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
         # Registers the system checks, the signal receivers and the webhook task.

@@ -1,0 +1,66 @@
+"""What the installed package does to the project that installs it: nothing it did
+not ask for. Each test runs a fresh interpreter, because the guarantee is about a
+host project's settings and imports, which the test suite's own process has fixed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT
+
+# A minimal host project, configured from the JSON of extra settings in argv[1]:
+# the suite's own settings pick BigAutoField and so would hide the defect.
+HOST_PROJECT_MAKEMIGRATIONS = """
+import json, sys
+import django
+from django.conf import settings
+settings.configure(
+    INSTALLED_APPS=[
+        "django.contrib.auth",
+        "django.contrib.contenttypes",
+        "rest_framework",
+        "async_orders",
+    ],
+    DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
+    **json.loads(sys.argv[1]),
+)
+django.setup()
+from django.core.management import call_command
+call_command("makemigrations", "async_orders", "--check", "--dry-run", verbosity=1)
+"""
+
+
+def run_python(code: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter from the repository root."""
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    "host_settings",
+    [
+        {"DEFAULT_AUTO_FIELD": "django.db.models.AutoField"},
+        {"DEFAULT_AUTO_FIELD": "django.db.models.BigAutoField"},
+        {},
+    ],
+    ids=["AutoField", "BigAutoField", "unset"],
+)
+def test_a_host_project_gets_no_migration_to_write_into_the_package(
+    host_settings: dict[str, Any],
+) -> None:
+    # A migration written into site-packages is lost on the next install and
+    # differs between hosts, so the app must pin its own auto field.
+    result = run_python(HOST_PROJECT_MAKEMIGRATIONS, json.dumps(host_settings))
+
+    assert result.returncode == 0, result.stdout + result.stderr
