@@ -64,3 +64,53 @@ def test_a_host_project_gets_no_migration_to_write_into_the_package(
     result = run_python(HOST_PROJECT_MAKEMIGRATIONS, json.dumps(host_settings))
 
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# Django and DRF made unimportable, as where only ``requests`` is installed; then
+# the two Django-free modules are imported and whatever Django got loaded is listed.
+WITHOUT_DJANGO = """
+import sys
+
+BLOCKED = {"django", "rest_framework"}
+
+
+class BlockDjango:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in BLOCKED:
+            raise ImportError(f"blocked by the test: {name}")
+        return None
+
+
+sys.meta_path.insert(0, BlockDjango())
+import async_orders.client
+import async_orders.signing
+
+assert async_orders.client.Client and async_orders.signing.verify_signature
+assert async_orders.__version__
+print(sorted(name for name in sys.modules if name.partition(".")[0] in BLOCKED))
+"""
+
+
+def test_the_client_and_signing_modules_import_without_django() -> None:
+    # Their docstrings promise "requests only" and "standard library only": a script
+    # or a webhook receiver installs the package without running a Django project.
+    result = run_python(WITHOUT_DJANGO)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_the_public_names_are_still_importable_from_the_package() -> None:
+    # Loading them lazily must not change what ``from async_orders import ...`` gives.
+    import async_orders
+    from async_orders import progress, registry
+
+    public = ["ProgressItems", "current_order", "fail_on_error", "schedulable"]
+    assert async_orders.__all__ == public
+    assert async_orders.ProgressItems is progress.ProgressItems
+    assert async_orders.current_order is progress.current_order
+    assert async_orders.fail_on_error is progress.fail_on_error
+    assert async_orders.schedulable is registry.schedulable
+    assert set(async_orders.__all__) <= set(dir(async_orders))
+    with pytest.raises(AttributeError, match="no_such_name"):
+        async_orders.no_such_name  # noqa: B018
