@@ -11,5 +11,6 @@ class AsyncOrdersConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Registers the system checks, the signal receivers and the webhook task.
-        from async_orders import checks, notify, webhooks  # noqa: F401
+        # Registers the system checks, the signal receivers (the workers' presence
+        # among them) and the webhook task.
+        from async_orders import checks, notify, webhooks, worker_presence  # noqa: F401

@@ -25,8 +25,10 @@ DEFAULTS: dict[str, Any] = {
     "MAX_ACTIVE_ORDERS": 100,
     "MAX_RESULT_BYTES": 10 * 1024 * 1024,
     "MAX_SCHEDULE_SECONDS": 7 * 24 * 3600,
-    "HEARTBEAT_INTERVAL": 10,
-    "WORKER_LOST_AFTER": 60,
+    "HEARTBEAT_INTERVAL": 5,
+    "WORKER_LOST_AFTER": 20,
+    "LEASE_MARGIN": 10,
+    "RECONCILE_INTERVAL": 5,
     "REPUBLISH_AFTER": 300,
     "MAX_RETRY_BACKOFF": 600,
     "RETENTION_SECONDS": 30 * 24 * 3600,
@@ -109,13 +111,28 @@ class Settings:
 
     @property
     def HEARTBEAT_INTERVAL(self) -> float:
-        """Seconds between two heartbeats of a running order's worker."""
+        """Seconds between two renewals of a running attempt's lease and of a worker's
+        presence."""
         return float(self._get("HEARTBEAT_INTERVAL"))
 
     @property
     def WORKER_LOST_AFTER(self) -> float:
-        """Seconds without a heartbeat after which the reconciler takes a worker for dead."""
+        """Seconds a lease is valid after its renewal: an attempt that could not renew
+        it for longer stops at its next checkpoint, and a worker not seen for longer is
+        taken for dead."""
         return float(self._get("WORKER_LOST_AFTER"))
+
+    @property
+    def LEASE_MARGIN(self) -> float:
+        """Seconds the reconciler waits past a lease's expiry before it starts another
+        attempt: the longest step a view may take between two checkpoints."""
+        return float(self._get("LEASE_MARGIN"))
+
+    @property
+    def RECONCILE_INTERVAL(self) -> float:
+        """Seconds between two passes of ``reconcile_orders --loop``; also how often
+        the reconciler must run to count the database as continuously reachable."""
+        return float(self._get("RECONCILE_INTERVAL"))
 
     @property
     def REPUBLISH_AFTER(self) -> float:

@@ -141,3 +141,16 @@ class InvalidWait(APIException):
 
     def __init__(self, value: str) -> None:
         super().__init__(f"wait must be a number of seconds, not {value!r}.")
+
+
+class DatabaseUnavailable(APIException):
+    """The database cannot be reached (restarting, failing over): try again shortly.
+    Nothing was stored, so a retry places the order once."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "database_unavailable"
+    default_detail = "The database cannot be reached right now; try again shortly."
+
+    def __init__(self, retry_after: int) -> None:
+        self.wait = retry_after  # DRF's exception handler turns it into Retry-After
+        super().__init__()

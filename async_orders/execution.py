@@ -8,66 +8,102 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from functools import partial
 
+from django.db import DatabaseError
 from django.urls import NoReverseMatch, Resolver404, reverse
 from django.utils import timezone
 
+from async_orders.attempt_lease import UNREACHABLE, LeaseLost, reconnect_later
 from async_orders.conf import conf
 from async_orders.dispatch import ViewResponse, call_view
 from async_orders.heartbeat import heartbeat
-from async_orders.models import Order
+from async_orders.models import Order, failure
+from async_orders.process_leases import this_process
 from async_orders.progress import OrderCanceled, OrderRun, running
 from async_orders.registry import ViewOptions, options_for
 
 logger = logging.getLogger("async_orders")
 
+#: How long a finished attempt keeps trying to store its outcome through a database
+#: outage before it leaves the order to the reconciler.
+STORE_RETRY_SECONDS = 300
 
-def execute_order(order_id: uuid.UUID | str) -> Order | None:
+
+def execute_order(order_id: uuid.UUID | str, worker: str = "") -> Order | None:
     """Run the order once; return it as it ended up (None if it does not exist).
 
-    A message for an order already started or finished is ignored. An order that
-    comes back ``scheduled`` (a retry after an exception, or a message that came
-    before the order was due) needs its message sent again: the caller's job,
-    so that this module knows nothing of Celery.
+    ``worker`` names the process claiming it (``<node>:<pid>``), so that the process
+    that supervises it can recover the order the moment it dies. A message for an
+    order already started or finished is ignored. An order that comes back
+    ``scheduled`` (a retry after an exception, or a message that came before the
+    order was due) needs its message sent again: the caller's job, so that this
+    module knows nothing of Celery.
     """
     order = Order.objects.select_related("owner").filter(pk=order_id).first()
     if order is None:
         logger.warning("Order %s does not exist; its message is dropped.", order_id)
         return None
-    if not order.start():
+    if not order.start(worker or this_process()):
         order.refresh_from_db(fields=["status", "run_at"])
         logger.info("Order %s is %s; this message does not start it.", order.pk, order.status)
         return order
-    with running(order) as run, heartbeat(order):
-        try:
-            response = call_view(order)
-        except OrderCanceled:
-            logger.info("Order %s stopped: it was canceled.", order.pk)
-            order.stop_canceled(*run.progress)
-            return order
-        except (NoReverseMatch, Resolver404):
-            logger.exception("Order %s: %r no longer resolves.", order.pk, order.view_name)
-            order.fail(failure("view_unavailable", "The ordered view is no longer available."))
-            return order
-        except Exception as error:
-            _retry_or_fail(order, run, error)
-            return order
-    try:
-        _record(order, response, run)
-    except Exception:  # the database refused the outcome: fail it, never leave it running
-        logger.exception("Order %s: its outcome could not be stored.", order.pk)
-        order.fail(failure("exception", "The view's response could not be stored."))
+    with running(order) as run, heartbeat(run.lease):
+        _store_outcome(run, _outcome_of(run))
     return order
+
+
+def _outcome_of(run: OrderRun) -> Callable[[], object]:
+    """Call the view; return how to store what came of it (a write that may be retried)."""
+    order = run.order
+    try:
+        response = call_view(order)
+    except OrderCanceled:
+        logger.info("Order %s stopped: it was canceled.", order.pk)
+        return lambda: order.stop_canceled(*run.progress)
+    except LeaseLost:
+        return lambda: None  # another attempt has the order: write nothing
+    except (NoReverseMatch, Resolver404):
+        logger.exception("Order %s: %r no longer resolves.", order.pk, order.view_name)
+        return lambda: order.fail(
+            failure("view_unavailable", "The ordered view is no longer available.")
+        )
+    except Exception as error:
+        return partial(_retry_or_fail, order, run, error)
+    return partial(_record_or_fail, order, response, run)
+
+
+def _store_outcome(run: OrderRun, write: Callable[[], object]) -> None:
+    """Store the attempt's outcome, trying again while the database is unreachable.
+
+    The heartbeat keeps the lease meanwhile, so nobody takes the order. After
+    :data:`STORE_RETRY_SECONDS` the attempt gives up and the order is left to the
+    reconciler, as if its worker had died; it is never failed for an outage.
+    """
+    deadline = time.monotonic() + STORE_RETRY_SECONDS
+    delay = 0.05
+    while not run.lease.lost:
+        try:
+            write()
+            return
+        except UNREACHABLE:
+            if time.monotonic() > deadline:
+                logger.error("Order %s: its outcome could not be stored; giving up.", run.order.pk)
+                return
+            reconnect_later()
+            time.sleep(delay)
+            delay = min(delay * 2, conf.HEARTBEAT_INTERVAL)
 
 
 def _retry_or_fail(order: Order, run: OrderRun, error: Exception) -> None:
     options = options_for(order.view_name, order.method)
     if order.attempts < order.max_attempts and options.retries_for(error):
         run_at = timezone.now() + timedelta(seconds=_backoff(options, order.attempts))
-        if order.retry_at(run_at):
+        if order.schedule_retry(run_at):
             logger.warning(
                 "Order %s: attempt %d of %d raised %r; retrying at %s.",
                 *(order.pk, order.attempts, order.max_attempts, error, run_at.isoformat()),
@@ -83,6 +119,18 @@ def _backoff(options: ViewOptions, attempt: int) -> float:
     return random.uniform(ceiling / 2, ceiling)
 
 
+def _record_or_fail(order: Order, response: ViewResponse, run: OrderRun) -> None:
+    """Store the view's response; a database that refuses it (not an outage: those
+    are retried) fails the order rather than leave it running."""
+    try:
+        _record(order, response, run)
+    except UNREACHABLE:
+        raise
+    except DatabaseError:
+        logger.exception("Order %s: its outcome could not be stored.", order.pk)
+        order.fail(failure("exception", "The view's response could not be stored."))
+
+
 def _record(order: Order, response: ViewResponse, run: OrderRun) -> None:
     if response.succeeded:
         order.complete(response=response, resource_url=response.location or result_path(order))
@@ -95,10 +143,3 @@ def _record(order: Order, response: ViewResponse, run: OrderRun) -> None:
 def result_path(order: Order) -> str:
     """Where the stored response of ``order`` is replayed."""
     return reverse("async_orders:order-result", kwargs={"pk": order.pk})
-
-
-def failure(
-    code: str, message: str, status_code: int | None = None, body: Any = None
-) -> dict[str, Any]:
-    """An order's ``error``, in the one shape clients see for every kind of failure."""
-    return {"code": code, "message": message, "status_code": status_code, "body": body}

@@ -1,31 +1,29 @@
 """A heartbeat for a running order, from a thread beside the view.
 
-The reconciler takes a running order whose heartbeat stopped for a dead worker's.
-A view that reports progress beats with every write too; this thread keeps views
-that report nothing for a long time from being taken for dead.
+It renews the attempt's lease every ``HEARTBEAT_INTERVAL`` seconds, so that views
+that report no progress for a long time keep their order; progress writes renew it
+too. It survives an unreachable database (the next beat reconnects) and stops at
+once when a renewal is refused: the view then stops at its next checkpoint.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from django.db import DatabaseError, connection
+from django.db import connection
 
+from async_orders.attempt_lease import AttemptLease
 from async_orders.conf import conf
-from async_orders.models import Order
-
-logger = logging.getLogger("async_orders")
 
 
 @contextmanager
-def heartbeat(order: Order) -> Iterator[None]:
-    """Beat every ``HEARTBEAT_INTERVAL`` seconds while the block runs."""
+def heartbeat(lease: AttemptLease) -> Iterator[None]:
+    """Renew ``lease`` every ``HEARTBEAT_INTERVAL`` seconds while the block runs."""
     stop = threading.Event()
     beater = threading.Thread(
-        target=_beat_until, args=(order, stop), name=f"heartbeat-{order.pk}", daemon=True
+        target=_beat_until, args=(lease, stop), name=f"heartbeat-{lease.order.pk}", daemon=True
     )
     beater.start()
     try:
@@ -35,13 +33,10 @@ def heartbeat(order: Order) -> Iterator[None]:
         beater.join()
 
 
-def _beat_until(order: Order, stop: threading.Event) -> None:
+def _beat_until(lease: AttemptLease, stop: threading.Event) -> None:
     try:
         while not stop.wait(conf.HEARTBEAT_INTERVAL):
-            try:
-                order.beat()
-            except DatabaseError:  # a blip must not silence the order for good
-                logger.warning("Heartbeat of order %s failed; trying again.", order.pk)
-                connection.close()
+            if lease.renew() is False:
+                return
     finally:
         connection.close()  # this thread's own connection

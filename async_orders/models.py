@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import models, transaction
 from django.db.models import F, Q
 from django.db.models.expressions import Combinable
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from async_orders import signals
@@ -79,6 +80,13 @@ SHOWN_FIELDS = (
     "started_at",
     "finished_at",
 )
+
+
+def failure(
+    code: str, message: str, status_code: int | None = None, body: Any = None
+) -> dict[str, Any]:
+    """An order's ``error``, in the one shape clients see for every kind of failure."""
+    return {"code": code, "message": message, "status_code": status_code, "body": body}
 
 
 def visible_requesters(
@@ -192,7 +200,14 @@ class Order(models.Model):
         help_text="Last time its message was handed to the broker; empty: publishing failed.",
     )
     heartbeat_at = models.DateTimeField(
-        null=True, blank=True, help_text="Last sign of life of the worker running it."
+        null=True,
+        blank=True,
+        help_text="Last renewal of the running attempt's lease, on the database's clock.",
+    )
+    worker = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="The process running (or that last ran) the order: <celery node>:<pid>.",
     )
 
     objects = OrderQuerySet.as_manager()
@@ -228,8 +243,15 @@ class Order(models.Model):
         requesters = visible_requesters(user, session_key)
         return requesters is None or self.requester in requesters
 
-    def start(self) -> bool:
-        """Claim the order for one worker: scheduled/queued -> running, one attempt more.
+    @property
+    def attempt(self) -> int:
+        """The number of the attempt running (or that ran last): the fencing token to
+        hand to side effects, so that they can refuse an attempt older than one seen."""
+        return self.attempts
+
+    def start(self, worker: str = "") -> bool:
+        """Claim the order for one worker: scheduled/queued -> running, one attempt more,
+        its lease taken on the database's clock.
 
         Only once due: a message that arrives early (a duplicate) cannot start it.
         """
@@ -239,24 +261,26 @@ class Order(models.Model):
             Status.RUNNING,
             due=Q(run_at__isnull=True) | Q(run_at__lte=now),
             started_at=now,
-            heartbeat_at=now,
+            heartbeat_at=Now(),
             attempts=F("attempts") + 1,
+            worker=worker,
         )
         if won:
             self.attempts += 1
         return won
 
-    def beat(self) -> bool:
-        """Record that the worker running this attempt of the order is alive."""
+    def renew_lease(self) -> bool:
+        """Extend this attempt's lease; ``False`` when the attempt has lost the order
+        (it was recovered and maybe claimed again, or it finished): stop, write nothing."""
         mine = Order.objects.filter(self._this_attempt(), pk=self.pk, status=Status.RUNNING)
-        return bool(mine.update(heartbeat_at=timezone.now()))
+        return bool(mine.update(heartbeat_at=Now()))
 
     def _this_attempt(self) -> Q:
         """Changes a worker makes hold only for the attempt it claimed: a worker taken
         for dead, whose order was queued again and claimed by another, changes nothing."""
         return Q(attempts=self.attempts)
 
-    def retry_at(self, run_at: datetime) -> bool:
+    def schedule_retry(self, run_at: datetime) -> bool:
         """running -> scheduled until ``run_at``: another attempt, unless asked to cancel."""
         return self._move(
             (Status.RUNNING,),
@@ -266,29 +290,29 @@ class Order(models.Model):
             published_at=timezone.now(),
         )
 
-    def requeue_lost(self, silent_since: datetime) -> bool:
-        """running -> queued when its worker went silent before ``silent_since`` (and
-        nobody asked to cancel it: see :meth:`cancel_lost`)."""
-        return self._move(
-            (Status.RUNNING,),
-            Status.QUEUED,
-            due=Q(heartbeat_at__lt=silent_since, cancel_requested=False),
-            run_at=None,
-            published_at=timezone.now(),
-        )
+    def recover_lost(self, lost: Q) -> Status | None:
+        """End the attempt whose worker is gone (``lost`` says how that is known: its
+        lease expired long ago, or the process running it died): queue the order again
+        if it has attempts left, cancel it if it was asked to stop, else fail it as
+        ``worker_lost``. The status it moved to, or ``None`` if it had moved on.
 
-    def cancel_lost(self, silent_since: datetime) -> bool:
-        """running -> canceled when its worker went silent after it was asked to stop."""
-        return self._move(
-            (Status.RUNNING,),
-            Status.CANCELED,
-            due=Q(heartbeat_at__lt=silent_since, cancel_requested=True),
-        )
+        Fenced by attempt, so a late decision never touches a newer attempt.
+        """
+        lost &= self._this_attempt()
+        if self.cancel_requested:
+            target, changes = Status.CANCELED, {}
+        elif self.attempts < self.max_attempts:
+            lost &= Q(cancel_requested=False)
+            target, changes = Status.QUEUED, {"run_at": None, "published_at": timezone.now()}
+        else:
+            target, changes = Status.FAILED, {"error": self._worker_lost()}
+        return target if self._move((Status.RUNNING,), target, lost, **changes) else None
 
-    def fail_lost(self, silent_since: datetime, error: dict[str, Any]) -> bool:
-        """running -> failed when its worker went silent and no attempt is left."""
-        return self._move(
-            (Status.RUNNING,), Status.FAILED, due=Q(heartbeat_at__lt=silent_since), error=error
+    def _worker_lost(self) -> dict[str, Any]:
+        return failure(
+            "worker_lost",
+            "The worker running this order stopped responding "
+            f"(attempt {self.attempts} of {self.max_attempts}).",
         )
 
     def mark_unpublished(self) -> None:
@@ -419,3 +443,18 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"webhook of order {self.order_id}, attempt {self.attempt}"
+
+
+class ProcessLease(models.Model):
+    """A lease one process holds and renews while it lives, on the database's clock:
+    the reconciler's leadership (``reconciler``) and each worker's presence
+    (``worker:<node>:<incarnation>``). A lease not renewed for long is taken over
+    (leadership) or read as the process having died (presence)."""
+
+    name = models.CharField(max_length=255, primary_key=True)
+    holder = models.CharField(max_length=255)
+    renewed_at = models.DateTimeField()
+    since = models.DateTimeField(help_text="Start of the holder's unbroken run of renewals.")
+
+    def __str__(self) -> str:
+        return f"{self.name} held by {self.holder}"

@@ -15,6 +15,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Generic, TypeVar
 
+from async_orders.attempt_lease import UNREACHABLE, AttemptLease, LeaseLost, reconnect_later
 from async_orders.conf import conf
 
 if TYPE_CHECKING:
@@ -52,30 +53,62 @@ class OrderRun:
     last_report: float = field(default_factory=time.monotonic)
     #: The latest progress counted, written or not: kept when the order stops.
     progress: tuple[int, int | None] = (0, None)
+    lease: AttemptLease = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.lease = AttemptLease(self.order)
 
     def report(
         self, current: int, total: int | None, message: str | None, *, final: bool = False
     ) -> None:
-        """Store progress, throttled; raise :class:`OrderCanceled` if asked to stop.
+        """A checkpoint: store progress, throttled; raise :class:`OrderCanceled` if asked
+        to stop, :class:`~async_orders.attempt_lease.LeaseLost` if the order is no longer ours.
 
         The ``final`` report of a loop is always written and never raises: the work
         it reports is done, so stopping now would only throw it away.
         """
         self.progress = (current, total)
+        if not final:
+            self.lease.check()
         now = time.monotonic()
         if final or now - self.last_report >= conf.PROGRESS_INTERVAL:
             self.last_report = now
-            if not self.order.report_progress(current, total, message) and not final:
+            self._write(current, total, message, final=final)
+
+    def _write(self, current: int, total: int | None, message: str | None, *, final: bool) -> None:
+        """One progress write, which renews the lease too. An unreachable database
+        only delays the progress shown: the lease decides when the view must wait."""
+        asked_at = time.monotonic()
+        try:
+            if self.order.report_progress(current, total, message):
+                self.lease.record(True, asked_at)
+                return
+            if final:
+                return
+            if self.order.renew_lease():  # still ours, so it was asked to stop
                 raise OrderCanceled(self.order.pk)
+        except UNREACHABLE:
+            reconnect_later()
+            return
+        self.lease.record(False, asked_at)
+        raise LeaseLost(self.order.pk)
 
 
 _current_run: ContextVar[OrderRun | None] = ContextVar("async_orders_run", default=None)
 
 
 def current_order() -> Order | None:
-    """The order the calling code runs in, or ``None`` outside a worker's order."""
+    """The order the calling code runs in, or ``None`` outside a worker's order.
+
+    A checkpoint too: it raises :class:`~async_orders.attempt_lease.LeaseLost` when this
+    attempt has lost the order, and waits while its lease cannot be renewed. Hand
+    ``current_order().attempt`` to side effects as their fencing token.
+    """
     run = _current_run.get()
-    return run.order if run else None
+    if run is None:
+        return None
+    run.lease.check()
+    return run.order
 
 
 @contextmanager

@@ -2,96 +2,150 @@
 lost is found there and made right.
 
 - A due order whose message was never sent (broker down at POST time) or has not
-  been picked up for ``REPUBLISH_AFTER`` seconds (message dropped, Redis restarted)
-  is published again. A duplicate message is harmless: only one worker can claim.
-- A running order whose worker has been silent for ``WORKER_LOST_AFTER`` seconds is
-  queued again if it has attempts left, else failed as "worker lost"; one asked to
-  cancel is canceled instead. Its locks are released when it ends.
+  been picked up for ``REPUBLISH_AFTER`` seconds is published again.
+- When the broker lost its messages (Redis restarted empty: a key the reconciler
+  keeps there is gone) or a worker died (its presence lease expired, taking the
+  messages it had prefetched), every order still waiting is published again at once.
+- A running order whose lease has gone unrenewed for ``WORKER_LOST_AFTER`` +
+  ``LEASE_MARGIN`` seconds is queued again if it has attempts left, else failed as
+  "worker lost"; one asked to cancel is canceled instead. Its locks are released when
+  it ends. Only after the reconciler itself has reached the database for that long
+  without a gap: time the database was unreachable never makes a worker look dead.
 
-Run it periodically: the ``async_orders.reconcile`` Celery task (beat) or the
-``reconcile_orders`` management command.
+Duplicate messages are harmless: only one worker can claim an order. Run it with
+``manage.py reconcile_orders --loop``: several may run, one leads.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from django.db.models import Q
+from django.db.models.functions import Now
 from django.utils import timezone
 
+from async_orders import process_leases
+from async_orders.attempt_lease import UNREACHABLE, reconnect_later
 from async_orders.conf import conf
 from async_orders.models import STARTABLE, Order, Status
-from async_orders.tasks import publish
+from async_orders.tasks import broker_lost_messages, publish
 
 logger = logging.getLogger("async_orders")
 
-#: Orders handled per kind per run, so one run stays short after a long outage.
+#: Orders handled per query, so that one statement stays short after a long outage.
 BATCH = 500
 
 
 @dataclass
 class Reconciliation:
-    """What one run did, order ids per outcome."""
+    """What one pass did, order ids per outcome; ``leader`` is False when another
+    reconciler leads and this one did nothing."""
 
+    leader: bool = True
     republished: list[uuid.UUID] = field(default_factory=list)
     requeued: list[uuid.UUID] = field(default_factory=list)
     failed: list[uuid.UUID] = field(default_factory=list)
     canceled: list[uuid.UUID] = field(default_factory=list)
 
 
-def reconcile(now: datetime | None = None) -> Reconciliation:
-    """One pass over the orders that need help; safe to run from several places."""
-    now = now or timezone.now()
+def reconcile(holder: str | None = None) -> Reconciliation:
+    """One pass over the orders that need help, if ``holder`` leads (or may take the
+    lead). Safe to run from several places at once."""
+    watched = process_leases.hold(
+        process_leases.RECONCILER, holder or process_leases.this_process(), _leadership_ttl()
+    )
+    if watched is None:
+        return Reconciliation(leader=False)
     report = Reconciliation()
-    _republish_unsent(now, report)
-    _recover_lost(now, report)
-    if report.republished or report.requeued or report.failed:
+    _republish_waiting(_messages_lost(), report)
+    _republish_unsent(report)
+    if watched > timedelta(seconds=_grace()):
+        _recover_lost(report)
+    if report.republished or report.requeued or report.failed or report.canceled:
         logger.warning(
-            "Reconciled orders: %d republished, %d requeued, %d failed as worker lost.",
-            len(report.republished),
-            len(report.requeued),
-            len(report.failed),
+            "Reconciled orders: %d republished, %d requeued, %d failed as worker lost, "
+            "%d canceled.",
+            *(len(report.republished), len(report.requeued), len(report.failed)),
+            len(report.canceled),
         )
     return report
 
 
-def _republish_unsent(now: datetime, report: Reconciliation) -> None:
-    stale = now - timedelta(seconds=conf.REPUBLISH_AFTER)
+def reconcile_forever(stop: threading.Event) -> None:
+    """Run a pass every ``RECONCILE_INTERVAL`` seconds until ``stop`` is set; an
+    unreachable database or broker is logged and the next pass tries again."""
+    holder = f"{process_leases.this_process()}:{uuid.uuid4().hex[:8]}"
+    while True:
+        try:
+            reconcile(holder)
+        except UNREACHABLE:
+            logger.warning("The reconciler cannot reach the database; trying again.")
+            reconnect_later()
+        except Exception:
+            logger.exception("A reconciler pass failed; trying again.")
+        if stop.wait(conf.RECONCILE_INTERVAL):
+            return
+
+
+def _leadership_ttl() -> float:
+    """A leader silent for this long is replaced, and its successor starts watching
+    afresh: a gap this long may hide a database outage."""
+    return 3 * conf.RECONCILE_INTERVAL
+
+
+def _grace() -> float:
+    return conf.WORKER_LOST_AFTER + conf.LEASE_MARGIN
+
+
+def _messages_lost() -> bool:
+    """Whether the broker restarted empty, or a worker died with prefetched messages."""
+    lost = broker_lost_messages()
+    for gone in process_leases.expired(process_leases.WORKER_PREFIX, conf.WORKER_LOST_AFTER):
+        if process_leases.forget(gone):
+            logger.warning("Worker %s is gone; orders waiting are published again.", gone.name)
+            lost = True
+    return lost
+
+
+def _republish_waiting(lost: bool, report: Reconciliation) -> None:
+    if lost:
+        _republish(Q(published_at__lt=timezone.now()), report)
+
+
+def _republish_unsent(report: Reconciliation) -> None:
+    stale = timezone.now() - timedelta(seconds=conf.REPUBLISH_AFTER)
     waiting_long = Q(published_at__lt=stale) & (Q(run_at__isnull=True) | Q(run_at__lt=stale))
-    unsent = Order.objects.filter(Q(published_at__isnull=True) | waiting_long)
-    for order in unsent.filter(status__in=STARTABLE)[:BATCH]:
-        # Claim the re-send, so that two reconcilers never both publish it.
-        claimed = Order.objects.filter(pk=order.pk, published_at=order.published_at)
-        if claimed.filter(status__in=STARTABLE).update(published_at=now):
-            publish(order)
-            report.republished.append(order.pk)
+    _republish(Q(published_at__isnull=True) | waiting_long, report)
 
 
-def _recover_lost(now: datetime, report: Reconciliation) -> None:
-    silent_since = now - timedelta(seconds=conf.WORKER_LOST_AFTER)
-    lost = Order.objects.filter(status=Status.RUNNING, heartbeat_at__lt=silent_since)
-    for order in lost[:BATCH]:
-        if order.cancel_requested:
-            if order.cancel_lost(silent_since):
-                report.canceled.append(order.pk)
-        elif order.attempts < order.max_attempts:
-            if order.requeue_lost(silent_since):
+def _republish(which: Q, report: Reconciliation) -> None:
+    """Publish the startable orders ``which`` selects again, each claimed first (its
+    ``published_at`` moved on) so that two reconcilers never both send it."""
+    waiting = Order.objects.filter(which, status__in=STARTABLE).order_by("pk")
+    after = Q()
+    while batch := list(waiting.filter(after)[:BATCH]):
+        after = Q(pk__gt=batch[-1].pk)
+        for order in batch:
+            claimed = Order.objects.filter(pk=order.pk, published_at=order.published_at)
+            if claimed.filter(status__in=STARTABLE).update(published_at=timezone.now()):
                 publish(order)
-                report.requeued.append(order.pk)
-        elif order.fail_lost(silent_since, _worker_lost(order)):
-            report.failed.append(order.pk)
+                report.republished.append(order.pk)
 
 
-def _worker_lost(order: Order) -> dict[str, object]:
-    return {
-        "code": "worker_lost",
-        "message": (
-            f"The worker running this order stopped responding "
-            f"(attempt {order.attempts} of {order.max_attempts})."
-        ),
-        "status_code": None,
-        "body": None,
+def _recover_lost(report: Reconciliation) -> None:
+    lost = Q(heartbeat_at__lt=Now() - timedelta(seconds=_grace()))
+    outcomes = {
+        Status.QUEUED: report.requeued,
+        Status.FAILED: report.failed,
+        Status.CANCELED: report.canceled,
     }
+    for order in Order.objects.filter(lost, status=Status.RUNNING)[:BATCH]:
+        outcome = order.recover_lost(lost)
+        if outcome == Status.QUEUED:
+            publish(order)
+        if outcome is not None:
+            outcomes[outcome].append(order.pk)

@@ -7,14 +7,19 @@ up through ``app.autodiscover_tasks()`` with no extra wiring.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import replace
 from functools import partial
 from typing import Any
 
-from celery import shared_task
+from billiard.exceptions import WorkerLostError
+from celery import Task, shared_task
+from celery.worker.request import Request
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 
 from async_orders import execution, locks
+from async_orders.attempt_lease import UNREACHABLE
 from async_orders.conf import conf
 from async_orders.envelope import Envelope
 from async_orders.exceptions import IdempotencyKeyReused, TooManyActiveOrders
@@ -27,22 +32,60 @@ logger = logging.getLogger("async_orders")
 TASK_NAME = "async_orders.execute_order"
 
 
-@shared_task(name=TASK_NAME, ignore_result=True, acks_late=True, reject_on_worker_lost=True)
-def execute_order(order_id: str) -> None:
+class OrderRequest(Request):
+    """The order task's request, in the worker's main process: when the pool process
+    running an order dies (OOM killer, SIGKILL, a crash in C), that process knows at
+    once, and so the order is recovered at once instead of when its lease expires."""
+
+    def on_failure(self, exc_info: Any, send_failed_event: bool = True, return_ok: bool = False):
+        super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
+        if _lost_its_process(exc_info.exception) and self.worker_pid:
+            _recover_order_of(self.args[0], f"{self.hostname}:{self.worker_pid}")
+
+
+def _lost_its_process(error: BaseException) -> bool:
+    error = getattr(error, "exc", error)  # billiard's ExceptionWithTraceback
+    return isinstance(error, (WorkerLostError, SystemExit, KeyboardInterrupt))
+
+
+def _recover_order_of(order_id: str, process: str) -> None:
+    """Recover the order ``process`` was running when it died, if it still is."""
+    died_running_it = Q(worker=process)
+    order = Order.objects.filter(died_running_it, pk=order_id, status=Status.RUNNING).first()
+    if order is not None and order.recover_lost(died_running_it) == Status.QUEUED:
+        publish(order)
+
+
+@shared_task(
+    name=TASK_NAME,
+    bind=True,
+    Request=OrderRequest,
+    ignore_result=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=UNREACHABLE,
+    retry_backoff=1,
+    retry_backoff_max=30,
+    max_retries=20,
+)
+def execute_order(task: Task, order_id: str) -> None:
     """Run one order; see :func:`async_orders.execution.execute_order`.
 
     Acknowledged only once done, and given back to the broker when its worker
     process dies, so a message is never lost with a worker; running it twice is
-    harmless because only one worker can claim the order.
+    harmless because only one worker can claim the order. A database that cannot be
+    reached before the claim sends the message again later, with backoff.
     """
-    order = execution.execute_order(order_id)
+    worker = f"{task.request.hostname}:{os.getpid()}"
+    order = execution.execute_order(order_id, worker=worker)
     if order is not None and order.status == Status.SCHEDULED:
         publish(order)  # a retry, or a message that came before the order was due
 
 
 @shared_task(name="async_orders.reconcile", ignore_result=True)
 def reconcile_orders() -> None:
-    """Periodic: re-send lost messages, recover orders of dead workers (see docs)."""
+    """One reconciler pass; prefer ``manage.py reconcile_orders --loop``, which does
+    not wait behind the orders' backlog for a worker (see docs/deployment.md)."""
     from async_orders.reconciler import reconcile  # it publishes through this module
 
     reconcile()
@@ -141,3 +184,21 @@ def publish(order: Order) -> None:
     except Exception:
         logger.exception("Order %s could not be published; the reconciler will retry.", order.pk)
         order.mark_unpublished()
+
+
+#: The key whose absence tells that the (Redis) broker lost what it held.
+BROKER_SENTINEL = "async_orders:broker-sentinel"
+
+
+def broker_lost_messages() -> bool:
+    """Whether the broker lost its messages since this was last asked: a Redis broker
+    restarted empty or flushed no longer has the key this sets. Always ``False`` for
+    brokers that keep messages on disk (RabbitMQ) or that cannot be reached now."""
+    try:
+        with execute_order.app.pool.acquire(block=True) as connection:
+            if connection.transport.driver_type != "redis":
+                return False
+            return bool(connection.default_channel.client.set(BROKER_SENTINEL, 1, nx=True))
+    except Exception:
+        logger.warning("The broker cannot be reached; its messages are checked next time.")
+        return False

@@ -26,10 +26,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView, exception_handler
 
 from async_orders import schema as openapi
+from async_orders.attempt_lease import UNREACHABLE
 from async_orders.conditional import etag_matches, order_etag, requested_wait
 from async_orders.conf import conf
 from async_orders.envelope import parse_envelope
 from async_orders.exceptions import (
+    DatabaseUnavailable,
     FieldErrors,
     InvalidIdempotencyKey,
     InvalidQuery,
@@ -62,7 +64,10 @@ IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 
 
 def handle_exception(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """Render every error of our endpoints as ``{"code", "detail"[, "fields"]}``."""
+    """Render every error of our endpoints as ``{"code", "detail"[, "fields"]}``; an
+    unreachable database is a 503 the client may retry, never a 500."""
+    if isinstance(exc, UNREACHABLE):
+        exc = DatabaseUnavailable(retry_after=conf.RETRY_AFTER)
     response = exception_handler(exc, context)
     if response is None:
         return None

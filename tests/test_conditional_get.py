@@ -166,6 +166,6 @@ def test_a_heartbeat_does_not_change_the_etag() -> None:
     request = RequestFactory().get("/")
     before = order_etag(Order.objects.get(pk=order.pk), request)
 
-    order.beat()
+    order.renew_lease()
 
     assert order_etag(Order.objects.get(pk=order.pk), request) == before

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from async_orders import ProgressItems, current_order, fail_on_error
+from async_orders.attempt_lease import LeaseLost
 from async_orders.models import Order, Status
 from async_orders.progress import OrderCanceled, running
 from tests.factories import make_order
@@ -78,7 +79,7 @@ def test_progress_writes_are_throttled(order: Order, settings, django_assert_max
 def test_progress_items_stops_an_order_that_is_no_longer_running(order: Order) -> None:
     Order.objects.filter(pk=order.pk).update(status=Status.FAILED)
 
-    with running(order), pytest.raises(OrderCanceled):
+    with running(order), pytest.raises(LeaseLost):
         list(ProgressItems(range(3)))
     order.refresh_from_db()
 

@@ -8,12 +8,14 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
+from django.db.models import Q
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from async_orders import locks, reconciler, signals
+from async_orders import locks, process_leases, reconciler, signals, tasks
+from async_orders.conf import conf
 from async_orders.execution import _backoff, execute_order
-from async_orders.models import Order, OrderLock, Status
+from async_orders.models import Order, OrderLock, ProcessLease, Status
 from async_orders.registry import ViewOptions
 from async_orders.retention import purge_finished
 from tests.conftest import wait_until
@@ -32,11 +34,25 @@ def run(order: Order) -> Order:
 
 @pytest.fixture
 def published(monkeypatch: pytest.MonkeyPatch) -> list[uuid.UUID]:
-    """Messages the reconciler sends, recorded instead of sent: the integration
-    tests send them for real."""
+    """Messages the reconciler sends, recorded instead of sent, with a broker that
+    lost nothing: the integration tests send them and restart the broker for real."""
     sent: list[uuid.UUID] = []
     monkeypatch.setattr(reconciler, "publish", lambda order: sent.append(order.pk))
+    monkeypatch.setattr(reconciler, "broker_lost_messages", lambda: False)
     return sent
+
+
+@pytest.fixture
+def watching() -> None:
+    """The reconciler has led, with no gap, for an hour: the database was reachable
+    long enough for every live worker to have renewed its leases."""
+    an_hour_ago = timezone.now() - timedelta(hours=1)
+    ProcessLease.objects.create(
+        name=process_leases.RECONCILER,
+        holder=process_leases.this_process(),
+        renewed_at=timezone.now(),
+        since=an_hour_ago,
+    )
 
 
 # --- retries -------------------------------------------------------------------------
@@ -134,7 +150,7 @@ def silent_running(view: str = "gated-retrying", **envelope: Any) -> Order:
     return order
 
 
-def test_a_silent_worker_with_attempts_left_gets_its_order_requeued(published) -> None:
+def test_a_silent_worker_with_attempts_left_gets_its_order_requeued(published, watching) -> None:
     order = silent_running("gated-retrying")
 
     report = reconciler.reconcile()
@@ -146,7 +162,7 @@ def test_a_silent_worker_with_attempts_left_gets_its_order_requeued(published) -
 
 
 def test_a_silent_worker_without_attempts_left_fails_its_order_and_frees_locks(
-    published,
+    published, watching
 ) -> None:
     order = silent_running("gated-once")
 
@@ -161,7 +177,7 @@ def test_a_silent_worker_without_attempts_left_fails_its_order_and_frees_locks(
     assert not OrderLock.objects.exists()
 
 
-def test_a_silent_worker_of_an_order_asked_to_cancel_gets_it_canceled(published) -> None:
+def test_a_silent_worker_of_an_order_asked_to_cancel_gets_it_canceled(published, watching) -> None:
     order = silent_running("gated-retrying")
     order.cancel()
 
@@ -176,7 +192,7 @@ def test_a_silent_worker_of_an_order_asked_to_cancel_gets_it_canceled(published)
 def test_a_worker_taken_for_dead_cannot_change_the_next_attempt() -> None:
     stale = silent_running("gated-retrying")
     reconciler_requeue = Order.objects.get(pk=stale.pk)
-    assert reconciler_requeue.requeue_lost(timezone.now())
+    assert reconciler_requeue.recover_lost(Q()) == Status.QUEUED
     fresh = Order.objects.get(pk=stale.pk)
     assert fresh.start()  # a second worker claims attempt 2
 
@@ -198,7 +214,67 @@ def test_equal_kwargs_make_one_lock_key_and_long_ones_are_digested() -> None:
     assert long_key == locks.lock_key("v", slug="x" * 500)
 
 
-def test_a_running_order_with_a_fresh_heartbeat_is_left_alone(published) -> None:
+def test_a_reconciler_that_just_started_leading_recovers_nothing_yet(published) -> None:
+    """It cannot know whether the database was reachable before: live workers get a
+    whole lease and its margin to renew theirs first."""
+    order = silent_running("gated-retrying")
+
+    report = reconciler.reconcile()
+
+    assert (report.leader, report.requeued, report.failed) == (True, [], [])
+    order.refresh_from_db()
+    assert order.status == Status.RUNNING
+
+
+def test_a_gap_in_the_reconcilers_passes_restarts_its_watch(published, watching) -> None:
+    """A gap may have been a database outage, during which no worker could renew."""
+    order = silent_running("gated-retrying")
+    gap = timedelta(seconds=3 * conf.RECONCILE_INTERVAL + 1)
+    ProcessLease.objects.update(renewed_at=timezone.now() - gap)
+
+    assert reconciler.reconcile().requeued == []
+    order.refresh_from_db()
+    assert order.status == Status.RUNNING
+
+
+def test_a_lease_expired_by_less_than_the_margin_is_left_alone(published, watching) -> None:
+    order = make_order("gated-retrying", kwargs={"steps": 1})
+    order.start()
+    within_margin = timedelta(seconds=conf.WORKER_LOST_AFTER + conf.LEASE_MARGIN / 2)
+    Order.objects.filter(pk=order.pk).update(heartbeat_at=timezone.now() - within_margin)
+
+    assert reconciler.reconcile().requeued == []
+
+
+def test_only_one_of_two_reconcilers_leads(published, watching) -> None:
+    assert reconciler.reconcile("another-host:1").leader is False
+    assert reconciler.reconcile().leader is True
+
+
+def test_a_worker_whose_presence_expired_gets_waiting_orders_published_again(
+    published, watching
+) -> None:
+    waiting = make_order()
+    silent = timezone.now() - timedelta(seconds=conf.WORKER_LOST_AFTER + 1)
+    ProcessLease.objects.create(
+        name="worker:celery@gone:1", holder="w", renewed_at=silent, since=silent
+    )
+
+    assert reconciler.reconcile().republished == published == [waiting.pk]
+    assert not ProcessLease.objects.filter(name__startswith="worker:").exists()
+    assert reconciler.reconcile().republished == []  # once per death
+
+
+def test_the_broker_sentinel_tells_a_broker_that_lost_its_data(broker: str) -> None:
+    from tests.conftest import redis_client
+
+    redis_client(broker).delete(tasks.BROKER_SENTINEL)
+
+    assert tasks.broker_lost_messages() is True
+    assert tasks.broker_lost_messages() is False
+
+
+def test_a_running_order_with_a_fresh_heartbeat_is_left_alone(published, watching) -> None:
     order = make_order()
     order.start()
 

@@ -1,0 +1,90 @@
+"""The running attempt's lease on its order, as the worker sees it.
+
+The order row holds the lease on the database's clock (``heartbeat_at``); the
+reconciler starts another attempt only once it has gone unrenewed for
+``WORKER_LOST_AFTER`` plus ``LEASE_MARGIN`` seconds of a reachable database. The
+attempt keeps its own, stricter view on its monotonic clock: it may go on only
+until ``WORKER_LOST_AFTER`` after the start of its last successful renewal. At
+each checkpoint past that, it waits until a renewal succeeds (the database was
+only unreachable: nobody took the order meanwhile) or is refused (the order was
+recovered: stop, and never write again). Two attempts therefore never run at the
+same time as long as the time between two checkpoints stays below the margin.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from django.db import InterfaceError, OperationalError, connection
+
+from async_orders.conf import conf
+
+if TYPE_CHECKING:
+    from async_orders.models import Order
+
+logger = logging.getLogger("async_orders")
+
+#: Errors that say the database could not be reached, not that a statement was wrong.
+UNREACHABLE = (OperationalError, InterfaceError)
+
+
+class LeaseLost(BaseException):
+    """Raised at a checkpoint of an attempt that lost its order to another attempt.
+
+    A ``BaseException``, like :class:`~async_orders.progress.OrderCanceled`, so that
+    a view's broad ``except Exception`` cannot swallow it and carry on.
+    """
+
+
+def reconnect_later() -> None:
+    """Drop this thread's broken database connection, so the next query reconnects."""
+    connection.close()
+
+
+class AttemptLease:
+    """What the attempt knows of its lease: until when it is surely valid, and
+    whether a renewal was refused. Shared by the view's thread and the heartbeat's."""
+
+    def __init__(self, order: Order) -> None:
+        self.order = order
+        #: The claim just took the lease.
+        self.valid_until = time.monotonic() + conf.WORKER_LOST_AFTER
+        self.lost = False
+
+    def renew(self) -> bool | None:
+        """Renew now: ``True`` renewed, ``False`` refused (lost), ``None`` unreachable."""
+        asked_at = time.monotonic()
+        try:
+            renewed = self.order.renew_lease()
+        except UNREACHABLE:
+            logger.warning("Order %s: its lease could not be renewed; retrying.", self.order.pk)
+            reconnect_later()
+            return None
+        self.record(renewed, asked_at)
+        return renewed
+
+    def record(self, renewed: bool, asked_at: float) -> None:
+        """Note a renewal's answer; ``asked_at`` is when it was sent (monotonic), since
+        the database may have stamped it any time after that."""
+        if renewed:
+            self.valid_until = max(self.valid_until, asked_at + conf.WORKER_LOST_AFTER)
+        elif not self.lost:
+            self.lost = True
+            logger.warning(
+                "Order %s: attempt %d lost its lease; it stops and writes nothing more.",
+                self.order.pk,
+                self.order.attempt,
+            )
+
+    def check(self) -> None:
+        """A checkpoint: raise :class:`LeaseLost` if the order is no longer this
+        attempt's; past the lease's validity, wait here until it is renewed or refused."""
+        delay = 0.05
+        while not self.lost and time.monotonic() >= self.valid_until:
+            if self.renew() is None:
+                time.sleep(delay)
+                delay = min(delay * 2, conf.HEARTBEAT_INTERVAL)
+        if self.lost:
+            raise LeaseLost(self.order.pk)

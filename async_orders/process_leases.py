@@ -1,0 +1,73 @@
+"""Named process leases on the database's clock: who leads the reconcilers, and
+which workers are alive.
+
+A lease is one row, renewed by one conditional UPDATE that only its holder, or
+anyone once it has expired, can win: several reconcilers can run, one leads. The
+row also remembers since when its holder has renewed without a gap, which is how
+the reconciler knows the database has been reachable long enough for every live
+worker to have renewed its own leases.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.db.models import Case, Q, When
+from django.db.models.functions import Now
+
+from async_orders.models import ProcessLease
+
+#: The reconcilers' leadership.
+RECONCILER = "reconciler"
+#: Prefix of the workers' presence leases.
+WORKER_PREFIX = "worker:"
+
+
+def this_process() -> str:
+    """A name for the calling process: ``<host>:<pid>``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def hold(name: str, holder: str, ttl: float) -> timedelta | None:
+    """Take or renew the lease ``name`` for ``holder``; ``ttl`` seconds without a
+    renewal let another holder take it over.
+
+    Returns for how long ``holder`` has held it without a gap, or ``None`` when
+    another holder has it.
+    """
+    expired = Q(renewed_at__lt=Now() - timedelta(seconds=ttl))
+    mine = ProcessLease.objects.filter(Q(holder=holder) | expired, name=name)
+    renewed = mine.update(
+        holder=holder,
+        since=Case(When(Q(holder=holder) & ~expired, then="since"), default=Now()),
+        renewed_at=Now(),
+    )
+    if not renewed and not _create(name, holder):
+        return None
+    since, now = ProcessLease.objects.values_list("since", Now()).get(name=name)
+    return now - since
+
+
+def _create(name: str, holder: str) -> bool:
+    try:
+        with transaction.atomic():
+            ProcessLease.objects.create(name=name, holder=holder, renewed_at=Now(), since=Now())
+    except IntegrityError:  # someone else holds it
+        return False
+    return True
+
+
+def expired(prefix: str, ttl: float) -> list[ProcessLease]:
+    """The leases named ``prefix...`` not renewed for ``ttl`` seconds."""
+    stale = Now() - timedelta(seconds=ttl)
+    return list(ProcessLease.objects.filter(name__startswith=prefix, renewed_at__lt=stale))
+
+
+def forget(lease: ProcessLease) -> bool:
+    """Delete an expired lease, if it is still as it was read: ``True`` for exactly
+    one of the processes that try, so that what its expiry triggers happens once."""
+    same = ProcessLease.objects.filter(name=lease.name, renewed_at=lease.renewed_at)
+    return same.delete()[0] == 1

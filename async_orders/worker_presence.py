@@ -1,0 +1,56 @@
+"""Each Celery worker's presence: a lease its main process renews while it lives.
+
+A worker that dies without a clean shutdown (SIGKILL after a container's stop
+timeout, a lost machine) takes the messages it had prefetched with it; with the
+Redis transport they come back only after the visibility timeout (an hour). Its
+presence lease expiring is how the reconciler learns of it within seconds, and it
+then publishes the waiting orders again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from typing import Any
+
+from celery.signals import worker_ready, worker_shutdown
+from django.db import connection
+
+from async_orders import process_leases
+from async_orders.attempt_lease import UNREACHABLE, reconnect_later
+from async_orders.conf import conf
+
+logger = logging.getLogger("async_orders")
+
+_stop = threading.Event()
+
+
+@worker_ready.connect
+def start_presence(sender: Any, **kwargs: Any) -> None:
+    """Start renewing this worker's presence, under a name new at every start."""
+    name = f"{process_leases.WORKER_PREFIX}{sender.hostname}:{uuid.uuid4().hex[:8]}"
+    _stop.clear()
+    threading.Thread(
+        target=_renew_until_stopped, args=(name,), name="presence", daemon=True
+    ).start()
+
+
+@worker_shutdown.connect
+def stop_presence(**kwargs: Any) -> None:
+    _stop.set()
+
+
+def _renew_until_stopped(name: str) -> None:
+    try:
+        while True:
+            try:
+                process_leases.hold(name, name, conf.WORKER_LOST_AFTER)
+            except UNREACHABLE:
+                reconnect_later()
+            except Exception:
+                logger.exception("The presence of worker %s could not be renewed.", name)
+            if _stop.wait(conf.HEARTBEAT_INTERVAL):
+                return
+    finally:
+        connection.close()
