@@ -18,9 +18,10 @@ from asgiref.sync import async_to_sync, iscoroutinefunction
 from django.contrib.auth.models import AnonymousUser
 from django.core.handlers.wsgi import WSGIRequest
 from django.http import HttpResponseBase
-from django.urls import resolve, reverse
+from django.urls import Resolver404, ResolverMatch
 
 from async_orders.conf import conf
+from async_orders.registry import find_endpoint, route_to
 
 if TYPE_CHECKING:
     from async_orders.models import Order
@@ -68,15 +69,32 @@ class ViewResponse:
         return fields
 
 
+class NotOptedIn(Resolver404):
+    """The order's view is no longer schedulable with the order's method."""
+
+    def __init__(self, order: Order) -> None:
+        super().__init__(f"{order.view_name!r} cannot be ordered with {order.method} any more.")
+
+
 def call_view(order: Order) -> ViewResponse:
-    """Call the order's view and return its rendered response. Exceptions propagate."""
-    path = reverse(order.view_name, args=order.args or None, kwargs=order.kwargs or None)
-    match = resolve(path)
+    """Call the order's view and return its rendered response. Exceptions propagate:
+    ``NoReverseMatch`` or ``Resolver404`` when the name no longer leads to the view
+    that was opted in (the URLconf changed since the order was placed)."""
+    path, match = _route(order)
     request = build_request(order, path)
     request.resolver_match = match
     view = async_to_sync(match.func) if iscoroutinefunction(match.func) else match.func
     response = view(request, *match.args, **match.kwargs)
     return _capture(response)
+
+
+def _route(order: Order) -> tuple[str, ResolverMatch]:
+    """The path and match of the order's view, checked again now: only the opted-in
+    view may run, never whatever else the URLconf serves under its name or path."""
+    endpoint = find_endpoint(order.view_name)
+    if endpoint is None or order.method not in endpoint.options_by_method():
+        raise NotOptedIn(order)
+    return route_to(endpoint, order.args, order.kwargs)
 
 
 def build_request(order: Order, path: str) -> WSGIRequest:

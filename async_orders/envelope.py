@@ -14,14 +14,14 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.urls import NoReverseMatch, reverse
+from django.urls import NoReverseMatch
 from django.utils import timezone
 from rest_framework import serializers
 
 from async_orders.conf import conf
-from async_orders.exceptions import InvalidEnvelope
+from async_orders.exceptions import InvalidEnvelope, ViewShadowed
 from async_orders.locks import keys_for
-from async_orders.registry import Endpoint, ViewOptions
+from async_orders.registry import Endpoint, ShadowedRoute, ViewOptions, route_to
 from async_orders.webhooks import check_callback_url
 
 JSONScalar = str | int | float | bool | None
@@ -209,14 +209,17 @@ def _method(endpoint: Endpoint, options: dict[str, ViewOptions], requested: str 
 
 
 def _reverse(endpoint: Endpoint, args: list[Any], kwargs: dict[str, Any]) -> None:
-    """Raise :class:`InvalidEnvelope` unless the arguments reverse to a path."""
+    """Raise :class:`InvalidEnvelope` unless the arguments reverse to a path, and
+    :class:`ViewShadowed` unless that path resolves to the endpoint's own view."""
     _check_kwargs(endpoint, kwargs)
     try:
-        reverse(endpoint.name, args=args or None, kwargs=kwargs or None)
+        route_to(endpoint, args, kwargs)
     except NoReverseMatch:
         raise InvalidEnvelope(
             {"kwargs": [f"These arguments do not fit the route {endpoint.route!r}."]}
         ) from None
+    except ShadowedRoute as shadowed:
+        raise ViewShadowed(shadowed.name, shadowed.path) from None
 
 
 def _check_kwargs(endpoint: Endpoint, kwargs: dict[str, Any]) -> None:

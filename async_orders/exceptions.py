@@ -49,6 +49,20 @@ class InvalidEnvelope(FieldErrors):
     lead = "Invalid order request."
 
 
+class ViewShadowed(APIException):
+    """The view's name and arguments lead to a path that another view serves: a later
+    route with the same URL name, or an earlier route that catches the path."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "view_shadowed"
+
+    def __init__(self, view_name: str, path: str) -> None:
+        super().__init__(
+            f"{view_name!r} with these arguments leads to {path!r}, which another view "
+            "serves; the order would not run the view that was opted in."
+        )
+
+
 class InvalidQuery(FieldErrors):
     """The order list's query string has a bad value."""
 

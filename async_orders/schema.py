@@ -71,7 +71,7 @@ place_order = extend_schema(
         ),
         400: _error(
             "invalid_envelope (see fields), parse_error, invalid_idempotency_key, "
-            "or the view's input serializer rejected data/query"
+            "view_shadowed, or the view's input serializer rejected data/query"
         ),
         404: _error("unknown_view: no such URL name, or not schedulable"),
         409: _error("order_conflict: an active order holds a lock key; see blocking_order"),
