@@ -98,6 +98,18 @@ class ResultNotStored(APIException):
     default_detail = "The view's response was larger than MAX_RESULT_BYTES and was not stored."
 
 
+class LengthRequired(APIException):
+    """A body of undeclared length (chunked) that this server cannot hand over: refused,
+    never taken for an empty one."""
+
+    status_code = status.HTTP_411_LENGTH_REQUIRED
+    default_code = "length_required"
+    default_detail = (
+        "This server cannot read a request body without Content-Length (a chunked one); "
+        "send the Content-Length header."
+    )
+
+
 class RequestTooLarge(APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_code = "request_too_large"
