@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, register
 
 from async_orders.conf import DEFAULTS, conf
-from async_orders.registry import find_endpoint
+from async_orders.registry import colliding_endpoints, find_endpoint
 
 
 @register()
@@ -47,4 +47,19 @@ def check_schedulable_views(app_configs: Any = None, **kwargs: Any) -> list[Chec
         )
         for name in conf.SCHEDULABLE_VIEWS
         if find_endpoint(name) is None
+    ]
+
+
+@register(Tags.urls)
+def check_unique_names(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    return [
+        Error(
+            f"The URL name {name!r} of a schedulable view is given to {len(endpoints)} routes "
+            f"of different views ({', '.join(repr(e.route) for e in endpoints)}); reverse() "
+            "picks the last that fits, so its orders cannot be run.",
+            hint="Give the schedulable view's route a unique URL name.",
+            id="async_orders.E004",
+        )
+        for name, endpoints in colliding_endpoints().items()
+        if any(endpoint.is_schedulable for endpoint in endpoints)
     ]

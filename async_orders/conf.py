@@ -24,6 +24,7 @@ DEFAULTS: dict[str, Any] = {
     "MAX_BODY_BYTES": 1024 * 1024,
     "MAX_ACTIVE_ORDERS": 100,
     "MAX_RESULT_BYTES": 10 * 1024 * 1024,
+    "RESULT_ALLOWED_HOSTS": [],
     "MAX_SCHEDULE_SECONDS": 7 * 24 * 3600,
     "HEARTBEAT_INTERVAL": 5,
     "WORKER_LOST_AFTER": 20,
@@ -103,6 +104,12 @@ class Settings:
     def MAX_RESULT_BYTES(self) -> int:
         """Largest view response body stored; a larger one is dropped, and the order says so."""
         return int(self._get("MAX_RESULT_BYTES"))
+
+    @property
+    def RESULT_ALLOWED_HOSTS(self) -> list[str]:
+        """Hosts besides the order's own (``ALLOWED_HOSTS`` syntax) that a view's
+        ``Location`` may name and still become the order's ``resource_url``."""
+        return list(self._get("RESULT_ALLOWED_HOSTS"))
 
     @property
     def MAX_SCHEDULE_SECONDS(self) -> float:

@@ -12,15 +12,20 @@ import json
 import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import SplitResult, urlencode, urlsplit
 
 from asgiref.sync import async_to_sync, iscoroutinefunction
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.core.handlers.wsgi import WSGIRequest
 from django.http import HttpResponseBase
-from django.urls import resolve, reverse
+from django.http.request import validate_host
+from django.shortcuts import resolve_url
+from django.urls import Resolver404, ResolverMatch
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from async_orders.conf import conf
+from async_orders.registry import find_endpoint, route_to
 
 if TYPE_CHECKING:
     from async_orders.models import Order
@@ -43,6 +48,25 @@ class ViewResponse:
     def storable(self) -> bool:
         """Whether the body fits ``MAX_RESULT_BYTES``; a larger one is not kept at all."""
         return len(self.body) <= conf.MAX_RESULT_BYTES
+
+    def location_on_site(self, origin: str) -> str | None:
+        """The ``Location`` if following it keeps a client on the site the order was
+        placed on (the ``origin``'s host, or one of ``RESULT_ALLOWED_HOSTS``), else
+        ``None``: an order's result must not send its client anywhere else."""
+        if not self.location:
+            return None
+        return self.location if _on_site(self.location, origin) else None
+
+    @property
+    def asks_for_login(self) -> bool:
+        """A redirect to ``LOGIN_URL`` (``login_required`` and the like): the view wanted
+        a signed-in user; its login page is no result of the order."""
+        if not (300 <= self.status_code < 400 and self.location):
+            return False
+        target, login = _split(self.location), _split(resolve_url(settings.LOGIN_URL))
+        if target is None or login is None:
+            return False
+        return target.path == login.path and login.netloc in ("", target.netloc)
 
     def json(self) -> Any:
         """The body as JSON, or ``None`` when it is not JSON (or too large to keep)."""
@@ -68,15 +92,51 @@ class ViewResponse:
         return fields
 
 
+class NotOptedIn(Resolver404):
+    """The order's view is no longer schedulable with the order's method."""
+
+    def __init__(self, order: Order) -> None:
+        super().__init__(f"{order.view_name!r} cannot be ordered with {order.method} any more.")
+
+
+def _on_site(location: str, origin: str) -> bool:
+    allowed = {urlsplit(origin).netloc}
+    target = _split(location)
+    if target is None:
+        return False
+    if target.hostname and validate_host(target.hostname, conf.RESULT_ALLOWED_HOSTS):
+        allowed.add(target.netloc)
+    # Django's own test for redirect targets: it knows "//host", "\\host", "https:host"...
+    return url_has_allowed_host_and_scheme(location, allowed_hosts=allowed)
+
+
+def _split(url: str) -> SplitResult | None:
+    """``urlsplit(url)``, or ``None`` for a URL it cannot take apart."""
+    try:
+        return urlsplit(url)
+    except ValueError:  # "http://[::1" and the like
+        return None
+
+
 def call_view(order: Order) -> ViewResponse:
-    """Call the order's view and return its rendered response. Exceptions propagate."""
-    path = reverse(order.view_name, args=order.args or None, kwargs=order.kwargs or None)
-    match = resolve(path)
+    """Call the order's view and return its rendered response. Exceptions propagate:
+    ``NoReverseMatch`` or ``Resolver404`` when the name no longer leads to the view
+    that was opted in (the URLconf changed since the order was placed)."""
+    path, match = _route(order)
     request = build_request(order, path)
     request.resolver_match = match
     view = async_to_sync(match.func) if iscoroutinefunction(match.func) else match.func
     response = view(request, *match.args, **match.kwargs)
     return _capture(response)
+
+
+def _route(order: Order) -> tuple[str, ResolverMatch]:
+    """The path and match of the order's view, checked again now: only the opted-in
+    view may run, never whatever else the URLconf serves under its name or path."""
+    endpoint = find_endpoint(order.view_name)
+    if endpoint is None or order.method not in endpoint.options_by_method():
+        raise NotOptedIn(order)
+    return route_to(endpoint, order.args, order.kwargs)
 
 
 def build_request(order: Order, path: str) -> WSGIRequest:

@@ -14,17 +14,24 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.urls import NoReverseMatch, reverse
+from django.urls import NoReverseMatch
 from django.utils import timezone
 from rest_framework import serializers
 
 from async_orders.conf import conf
-from async_orders.exceptions import InvalidEnvelope
+from async_orders.exceptions import InvalidEnvelope, ViewShadowed
 from async_orders.locks import keys_for
-from async_orders.registry import Endpoint, ViewOptions
+from async_orders.registry import Endpoint, ShadowedRoute, ViewOptions, route_to
 from async_orders.webhooks import check_callback_url
 
 JSONScalar = str | int | float | bool | None
+
+#: Text no database keeps: NUL (PostgreSQL's jsonb refuses it) and lone surrogates
+#: (no UTF-8 encoding exists for them). JSON's ``\u`` escapes can carry both.
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+UNSTORABLE_MESSAGE = (
+    "Holds a NUL character or a lone surrogate (U+D800-U+DFFF), which cannot be stored."
+)
 
 
 #: Envelope fields stored on the order under the same names.
@@ -130,6 +137,7 @@ class EnvelopeSerializer(serializers.Serializer):
 
 def parse_envelope(endpoint: Endpoint, body: Any) -> Envelope:
     """Validate ``body`` for ``endpoint``; raise :class:`InvalidEnvelope` naming each bad field."""
+    _check_text(body)
     serializer = EnvelopeSerializer(data=body)
     if not serializer.is_valid():
         raise InvalidEnvelope(_flatten(serializer.errors))
@@ -152,6 +160,31 @@ def parse_envelope(endpoint: Endpoint, body: Any) -> Envelope:
         callback_url=fields.get("callback_url", ""),
     )
     return replace(envelope, lock_keys=keys_for(options, envelope))
+
+
+def _check_text(body: Any) -> None:
+    """Raise :class:`InvalidEnvelope` naming each place in ``body`` (keys included) that
+    holds unstorable text. Walked with a stack: JSON nests deeper than Python recurses."""
+    errors: dict[str, list[str]] = {}
+    pending: list[tuple[str, Any]] = [("body", body)]
+    while pending:
+        where, value = pending.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if UNSTORABLE.search(key):
+                    errors[where] = [f"A key: {UNSTORABLE_MESSAGE}"]
+                else:
+                    pending.append((_member(where, key), item))
+        elif isinstance(value, list):
+            pending.extend((_member(where, str(index)), item) for index, item in enumerate(value))
+        elif isinstance(value, str) and UNSTORABLE.search(value):
+            errors[where] = [UNSTORABLE_MESSAGE]
+    if errors:
+        raise InvalidEnvelope(errors)
+
+
+def _member(where: str, name: str) -> str:
+    return name if where == "body" else f"{where}.{name}"
 
 
 def _fingerprint(view_name: str, body: dict[str, Any]) -> str:
@@ -209,14 +242,17 @@ def _method(endpoint: Endpoint, options: dict[str, ViewOptions], requested: str 
 
 
 def _reverse(endpoint: Endpoint, args: list[Any], kwargs: dict[str, Any]) -> None:
-    """Raise :class:`InvalidEnvelope` unless the arguments reverse to a path."""
+    """Raise :class:`InvalidEnvelope` unless the arguments reverse to a path, and
+    :class:`ViewShadowed` unless that path resolves to the endpoint's own view."""
     _check_kwargs(endpoint, kwargs)
     try:
-        reverse(endpoint.name, args=args or None, kwargs=kwargs or None)
+        route_to(endpoint, args, kwargs)
     except NoReverseMatch:
         raise InvalidEnvelope(
             {"kwargs": [f"These arguments do not fit the route {endpoint.route!r}."]}
         ) from None
+    except ShadowedRoute as shadowed:
+        raise ViewShadowed(shadowed.name, shadowed.path) from None
 
 
 def _check_kwargs(endpoint: Endpoint, kwargs: dict[str, Any]) -> None:

@@ -49,6 +49,20 @@ class InvalidEnvelope(FieldErrors):
     lead = "Invalid order request."
 
 
+class ViewShadowed(APIException):
+    """The view's name and arguments lead to a path that another view serves: a later
+    route with the same URL name, or an earlier route that catches the path."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "view_shadowed"
+
+    def __init__(self, view_name: str, path: str) -> None:
+        super().__init__(
+            f"{view_name!r} with these arguments leads to {path!r}, which another view "
+            "serves; the order would not run the view that was opted in."
+        )
+
+
 class InvalidQuery(FieldErrors):
     """The order list's query string has a bad value."""
 
@@ -82,6 +96,18 @@ class ResultNotStored(APIException):
     status_code = status.HTTP_410_GONE
     default_code = "result_not_stored"
     default_detail = "The view's response was larger than MAX_RESULT_BYTES and was not stored."
+
+
+class LengthRequired(APIException):
+    """A body of undeclared length (chunked) that this server cannot hand over: refused,
+    never taken for an empty one."""
+
+    status_code = status.HTTP_411_LENGTH_REQUIRED
+    default_code = "length_required"
+    default_detail = (
+        "This server cannot read a request body without Content-Length (a chunked one); "
+        "send the Content-Length header."
+    )
 
 
 class RequestTooLarge(APIException):

@@ -132,8 +132,15 @@ def _record_or_fail(order: Order, response: ViewResponse, run: OrderRun) -> None
 
 
 def _record(order: Order, response: ViewResponse, run: OrderRun) -> None:
+    if response.asks_for_login:
+        message = "The view needs a signed-in user: it redirected to LOGIN_URL."
+        order.fail(failure("unauthenticated", message, response.status_code), response)
+        return
     if response.succeeded:
-        order.complete(response=response, resource_url=response.location or result_path(order))
+        # A Location off the site stays in the stored response; the client is sent to it
+        # only by following the result itself, never by the order's 201.
+        resource_url = response.location_on_site(order.origin) or result_path(order)
+        order.complete(response=response, resource_url=resource_url)
         return
     message = run.failure_message or f"The view answered {response.status_code}."
     error = failure("http_error", message, response.status_code, response.json())

@@ -12,7 +12,15 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
-from django.urls import URLPattern, URLResolver, get_resolver
+from django.urls import (
+    Resolver404,
+    ResolverMatch,
+    URLPattern,
+    URLResolver,
+    get_resolver,
+    resolve,
+    reverse,
+)
 from rest_framework.serializers import Serializer
 
 from async_orders.conf import conf
@@ -149,6 +157,34 @@ def options_for(view_name: str, method: str) -> ViewOptions:
     return options.get(method, ViewOptions())
 
 
+class ShadowedRoute(Resolver404):
+    """``reverse()`` of an opted-in URL name leads to a path that another view serves:
+    the name is given to a later route too, or an earlier route catches the path."""
+
+    def __init__(self, name: str, path: str) -> None:
+        self.name, self.path = name, path
+        super().__init__(f"{name!r} leads to {path!r}, which another view serves.")
+
+
+def route_to(
+    endpoint: Endpoint, args: list[Any], kwargs: dict[str, Any]
+) -> tuple[str, ResolverMatch]:
+    """The path ``reverse(endpoint.name, ...)`` and its ``resolve()`` match, which must be
+    the endpoint's own view: an order runs exactly the view that was opted in, or nothing.
+
+    Raises ``NoReverseMatch`` when the arguments do not fit the route,
+    :class:`ShadowedRoute` when the path they reverse to is another view's.
+    """
+    path = reverse(endpoint.name, args=args or None, kwargs=kwargs or None)
+    try:
+        match = resolve(path)
+    except Resolver404:
+        raise ShadowedRoute(endpoint.name, path) from None
+    if match.func is not endpoint.callback:
+        raise ShadowedRoute(endpoint.name, path)
+    return path, match
+
+
 def find_endpoint(name: str) -> Endpoint | None:
     """The route named ``name`` (``"ns:name"`` for a namespaced one) in the root URLconf."""
     return _endpoint_index(get_resolver()).get(name)
@@ -157,6 +193,23 @@ def find_endpoint(name: str) -> Endpoint | None:
 def iter_endpoints() -> Iterator[Endpoint]:
     """Every named route of the root URLconf, in URLconf order."""
     yield from _endpoint_index(get_resolver()).values()
+
+
+def colliding_endpoints() -> dict[str, list[Endpoint]]:
+    """URL names given to routes of different views, each with those routes.
+
+    ``reverse()`` picks the last route of a name that fits its arguments, so an
+    order of such a name could reach a view other than the one opted in. Routes of
+    one view under one name (DRF's format suffixes) are no collision.
+    """
+    by_name: dict[str, list[Endpoint]] = {}
+    for endpoint in _walk(get_resolver().url_patterns, route="", namespace="", converters={}):
+        by_name.setdefault(endpoint.name, []).append(endpoint)
+    return {
+        name: endpoints
+        for name, endpoints in by_name.items()
+        if len({id(endpoint.callback) for endpoint in endpoints}) > 1
+    }
 
 
 @functools.lru_cache(maxsize=8)

@@ -71,12 +71,13 @@ place_order = extend_schema(
         ),
         400: _error(
             "invalid_envelope (see fields), parse_error, invalid_idempotency_key, "
-            "or the view's input serializer rejected data/query"
+            "view_shadowed, or the view's input serializer rejected data/query"
         ),
         404: _error("unknown_view: no such URL name, or not schedulable"),
         409: _error("order_conflict: an active order holds a lock key; see blocking_order"),
+        411: _error("length_required: a chunked body this server cannot read"),
         413: _error("request_too_large"),
-        415: _error("unsupported_media_type"),
+        415: _error("unsupported_media_type: not Content-Type: application/json"),
         422: _error("idempotency_key_reused"),
         **AUTH_ERRORS,
         429: _error("too_many_active_orders (MAX_ACTIVE_ORDERS) or throttled"),
@@ -153,6 +154,7 @@ cancel_order = extend_schema(
         202: OpenApiResponse(OrderSerializer, description="Running: asked to stop."),
         404: NOT_FOUND,
         409: _error("order_finished"),
+        415: _error("unsupported_media_type: a body that is not application/json"),
         **AUTH_ERRORS,
     },
 )

@@ -17,9 +17,7 @@ from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
 from rest_framework import generics, status
-from rest_framework.exceptions import ParseError, UnsupportedMediaType
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -27,6 +25,7 @@ from rest_framework.views import APIView, exception_handler
 
 from async_orders import schema as openapi
 from async_orders.attempt_lease import UNREACHABLE
+from async_orders.body import JSONBodyParser, has_body, json_body, require_json
 from async_orders.conditional import etag_matches, order_etag, requested_wait
 from async_orders.conf import conf
 from async_orders.envelope import parse_envelope
@@ -38,7 +37,6 @@ from async_orders.exceptions import (
     OrderConflict,
     OrderFinished,
     OrderNotFound,
-    RequestTooLarge,
     ResultNotReady,
     ResultNotStored,
     UnknownView,
@@ -81,16 +79,6 @@ def handle_exception(exc: Exception, context: dict[str, Any]) -> Response | None
     body.update(getattr(exc, "extra", {}))
     response.data = body
     return response
-
-
-class JSONBodyParser(JSONParser):
-    """DRF's JSON parser, with absurdly deep nesting refused as a 400, not a 500."""
-
-    def parse(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return super().parse(*args, **kwargs)
-        except RecursionError:
-            raise ParseError("JSON parse error - nested too deeply.") from None
 
 
 @method_decorator(never_cache, name="dispatch")
@@ -155,8 +143,7 @@ class PlaceOrderView(OrderAPIView):
         endpoint = find_endpoint(view_name)
         if endpoint is None or not endpoint.is_schedulable:
             raise UnknownView(view_name)
-        _check_body(request)
-        envelope = parse_envelope(endpoint, request.data)
+        envelope = parse_envelope(endpoint, json_body(request._request))
         try:
             order, _ = place_order(
                 envelope,
@@ -193,7 +180,10 @@ class OrderDetailView(OrderAPIView):
 
     @openapi.cancel_order
     def delete(self, request: Request, pk: str) -> Response:
-        """200 when canceled at once, 202 when a running order was asked to stop."""
+        """200 when canceled at once, 202 when a running order was asked to stop. A body
+        is not needed, but one that is not JSON is refused, as for placing an order."""
+        if has_body(request._request):
+            require_json(request._request)
         order = self.get_order(pk)
         if not order.cancel():
             order.refresh_from_db(fields=["status"])
@@ -278,19 +268,6 @@ def _prefers_respond_async(request: Request) -> bool:
     preferences = request.headers.get("Prefer", "").split(",")
     tokens = (preference.split(";")[0].split("=")[0] for preference in preferences)
     return any(token.strip().lower() == "respond-async" for token in tokens)
-
-
-def _check_body(request: Request) -> None:
-    try:
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
-    if length > conf.MAX_BODY_BYTES:
-        raise RequestTooLarge(conf.MAX_BODY_BYTES)
-    # DRF ignores a body sent without Content-Type; an order must never silently
-    # lose its envelope, so refuse it instead.
-    if length and not request.content_type:
-        raise UnsupportedMediaType("", detail="Send the order request as application/json.")
 
 
 def _session_key(request: Request) -> str | None:

@@ -4,23 +4,28 @@ The URL is checked when the order is placed (a 400 naming ``callback_url``) and 
 before every delivery, since settings and DNS can change in between: its host must
 match ``WEBHOOK_ALLOWED_HOSTS``, and unless ``WEBHOOK_ALLOW_PRIVATE`` it must resolve
 to public addresses only, so an order cannot make the server call into its own
-network. Deliveries run in a Celery task, are signed (:mod:`async_orders.signing`),
-retried with exponential backoff, and each attempt is kept as a
+network. A delivery resolves the host once, checks every address, and connects to
+one of those: the name is never resolved again (DNS rebinding), while the ``Host``
+header and TLS (SNI, certificate) still use the name. An IPv6 address that embeds
+an IPv4 one (NAT64, 6to4, Teredo, IPv4-mapped) is judged by the IPv4 address.
+
+Deliveries run in a Celery task, are signed (:mod:`async_orders.signing`), retried
+with exponential backoff, and each attempt is kept as a
 :class:`~async_orders.models.WebhookDelivery`.
 """
 
 from __future__ import annotations
 
+import http.client
 import ipaddress
 import logging
 import socket
+import ssl
 import time
-import urllib.error
-import urllib.request
 import uuid
 from functools import partial
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import SplitResult, urljoin, urlsplit
 
 from celery import shared_task
 from django.db import transaction
@@ -39,26 +44,71 @@ logger = logging.getLogger("async_orders")
 TASK_NAME = "async_orders.deliver_webhook"
 
 
+#: IPv6 prefixes whose last 32 bits are an IPv4 address: NAT64 (RFC 6052) and the
+#: deprecated IPv4-compatible addresses.
+IPV4_IN_LAST_32_BITS = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("::/96"))
+#: Local-use NAT64 (RFC 8215): it translates into a private network's addresses.
+LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")
+
+
 def check_callback_url(url: str) -> None:
     """Raise :class:`ValueError`, with a message for the client, unless ``url`` may be called."""
+    parts = _allowed_parts(url)
+    if not conf.WEBHOOK_ALLOW_PRIVATE:
+        _checked_addresses(parts)
+
+
+def callback_addresses(url: str) -> list[str]:
+    """The addresses a delivery to ``url`` may connect to: its host resolved once, every
+    answer checked. Raise :class:`ValueError` like :func:`check_callback_url`."""
+    return _checked_addresses(_allowed_parts(url))
+
+
+def _allowed_parts(url: str) -> SplitResult:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         raise ValueError("Only http and https callback URLs are accepted.")
+    if not validate_host(parts.hostname or "", conf.WEBHOOK_ALLOWED_HOSTS):
+        raise ValueError(f"{parts.hostname or ''!r} is not among the hosts allowed for webhooks.")
+    return parts
+
+
+def _checked_addresses(parts: SplitResult) -> list[str]:
     host = parts.hostname or ""
-    if not validate_host(host, conf.WEBHOOK_ALLOWED_HOSTS):
-        raise ValueError(f"{host!r} is not among the hosts allowed for webhooks.")
-    if not conf.WEBHOOK_ALLOW_PRIVATE:
-        _refuse_private(host, parts.port or (443 if parts.scheme == "https" else 80))
-
-
-def _refuse_private(host: str, port: int) -> None:
     try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)}
+        answers = socket.getaddrinfo(host, _port(parts), type=socket.SOCK_STREAM)
     except OSError:
         raise ValueError(f"{host!r} does not resolve.") from None
-    for address in sorted(addresses):
-        if not ipaddress.ip_address(address.split("%")[0]).is_global:
-            raise ValueError(f"{host!r} is a private, loopback or reserved address.")
+    addresses = list(dict.fromkeys(str(answer[4][0]) for answer in answers))
+    if not conf.WEBHOOK_ALLOW_PRIVATE and not all(map(is_public, addresses)):
+        raise ValueError(f"{host!r} is a private, loopback or reserved address.")
+    return addresses
+
+
+def is_public(address: str) -> bool:
+    """Whether ``address`` is globally reachable; an IPv6 address embedding an IPv4 one
+    is judged by that (``64:ff9b::7f00:1`` reaches 127.0.0.1 through a NAT64 gateway)."""
+    ip = ipaddress.ip_address(address.split("%")[0])
+    if isinstance(ip, ipaddress.IPv4Address):
+        return ip.is_global
+    embedded = _embedded_ipv4(ip)
+    if embedded:
+        return all(ipv4.is_global for ipv4 in embedded)
+    return ip.is_global and ip not in LOCAL_NAT64
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    if ip.ipv4_mapped:
+        return [ip.ipv4_mapped]
+    if any(ip in prefix for prefix in IPV4_IN_LAST_32_BITS):
+        return [ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)]
+    if ip.sixtofour:
+        return [ip.sixtofour]
+    return list(ip.teredo or ())  # the Teredo server and client
+
+
+def _port(parts: SplitResult) -> int:
+    return parts.port or (443 if parts.scheme == "https" else 80)
 
 
 @receiver(signals.order_finished, dispatch_uid="async_orders.webhooks")
@@ -84,11 +134,11 @@ def deliver_webhook(task: Any, order_id: str) -> None:
         return  # a redelivered message: the receiver has it already
     attempt = order.webhook_deliveries.count() + 1
     try:
-        check_callback_url(order.callback_url)
+        addresses = callback_addresses(order.callback_url)
     except ValueError as refusal:
         _record(order, attempt, None, f"Not sent: {refusal}")
         return  # no longer allowed (settings or DNS changed): retrying cannot help
-    if not deliver(order, attempt).delivered and attempt < conf.WEBHOOK_MAX_ATTEMPTS:
+    if not deliver(order, attempt, addresses).delivered and attempt < conf.WEBHOOK_MAX_ATTEMPTS:
         raise task.retry(countdown=retry_delay(attempt), max_retries=None)
 
 
@@ -97,10 +147,11 @@ def retry_delay(attempt: int) -> float:
     return conf.WEBHOOK_RETRY_BACKOFF * 2 ** (attempt - 1)
 
 
-def deliver(order: Order, attempt: int) -> WebhookDelivery:
-    """POST the order's representation to its callback URL once and record how it went."""
+def deliver(order: Order, attempt: int, addresses: list[str]) -> WebhookDelivery:
+    """POST the order's representation to its callback URL once, connecting to one of
+    ``addresses`` (those :func:`callback_addresses` checked), and record how it went."""
     body = JSONRenderer().render(representation(order))
-    status, error = _post(order.callback_url, body, _headers(order, body))
+    status, error = _post(order.callback_url, addresses, body, _headers(order, body))
     return _record(order, attempt, status, error)
 
 
@@ -128,25 +179,52 @@ def _headers(order: Order, body: bytes) -> dict[str, str]:
     }
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A redirect is the receiver's answer, never a new target: it could point anywhere."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-_opener = urllib.request.build_opener(_NoRedirects)
-
-
-def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str]:
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+def _post(
+    url: str, addresses: list[str], body: bytes, headers: dict[str, str]
+) -> tuple[int | None, str]:
+    """POST once; a redirect is the receiver's answer, never a new target (it could
+    point anywhere), so none is followed."""
+    parts = urlsplit(url)
+    connection = _pinned_connection(parts, addresses)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     try:
-        with _opener.open(request, timeout=conf.WEBHOOK_TIMEOUT) as response:
-            return response.status, ""
-    except urllib.error.HTTPError as error:
-        return error.code, f"The receiver answered {error.code}."
-    except (OSError, ValueError) as error:
+        connection.request("POST", target, body=body, headers=headers)
+        status = connection.getresponse().status
+    except (OSError, http.client.HTTPException, ValueError) as error:
         return None, str(error)[:500]
+    finally:
+        connection.close()
+    return status, "" if 200 <= status < 300 else f"The receiver answered {status}."
+
+
+def _pinned_connection(parts: SplitResult, addresses: list[str]) -> http.client.HTTPConnection:
+    """A connection to the URL's host name (its ``Host`` header, TLS SNI and certificate
+    check) whose socket goes to one of ``addresses``, without resolving the name again."""
+    host, port, timeout = parts.hostname or "", _port(parts), conf.WEBHOOK_TIMEOUT
+    if parts.scheme == "https":
+        context = ssl.create_default_context()
+        connection: http.client.HTTPConnection = http.client.HTTPSConnection(
+            host, port, timeout=timeout, context=context
+        )
+    else:
+        connection = http.client.HTTPConnection(host, port, timeout=timeout)
+    # http.client opens its socket through this attribute: (host, port), timeout, source.
+    connection._create_connection = partial(_connect_first, addresses)  # type: ignore[attr-defined]
+    return connection
+
+
+def _connect_first(
+    addresses: list[str], target: tuple[str, int], *args: Any, **kwargs: Any
+) -> socket.socket:
+    """``socket.create_connection`` to the first of ``addresses`` that answers, on the
+    target's port; the target's host name is ignored, on purpose."""
+    error: OSError = OSError("The callback host has no address.")
+    for address in addresses:
+        try:
+            return socket.create_connection((address, target[1]), *args, **kwargs)
+        except OSError as refused:
+            error = refused
+    raise error
 
 
 def _record(order: Order, attempt: int, status: int | None, error: str) -> WebhookDelivery:

@@ -187,3 +187,51 @@ def test_starting_an_order_twice_wins_once() -> None:
 
     assert order.start() is True
     assert twin.start() is False
+
+
+# --- results never send clients off-site (issue 11, item 7) --------------------------
+
+
+def redirected_to(location: str) -> Order:
+    return run(make_order("redirects", query={"to": location}))
+
+
+@pytest.mark.parametrize(
+    "location",
+    ["https://evil.example/", "//evil.example/x", "http://testserver.evil.example/", "https:x"],
+)
+def test_a_location_off_site_is_stored_but_not_the_resource_url(location: str) -> None:
+    order = redirected_to(location)
+
+    assert order.status == Status.COMPLETED
+    assert order.response_status == 302
+    assert order.resource_url == f"/async/orders/{order.pk}/result/"
+
+
+@pytest.mark.parametrize("location", ["/shop/items/1/", "http://testserver/shop/items/1/"])
+def test_a_location_on_the_orders_own_site_is_the_resource_url(location: str) -> None:
+    assert redirected_to(location).resource_url == location
+
+
+def test_a_location_on_a_result_allowed_host_is_the_resource_url(settings) -> None:
+    settings.ASYNC_ORDERS = {**settings.ASYNC_ORDERS, "RESULT_ALLOWED_HOSTS": [".example.com"]}
+
+    assert redirected_to("https://files.example.com/r/1").resource_url == (
+        "https://files.example.com/r/1"
+    )
+
+
+def test_a_redirect_to_the_login_page_fails_the_order_unauthenticated() -> None:
+    order = run(make_order("members-only"))
+
+    assert order.status == Status.FAILED
+    assert order.error["code"] == "unauthenticated"
+    assert order.error["status_code"] == 302
+    assert order.resource_url == ""
+
+
+def test_a_signed_in_owner_runs_a_login_required_view(user: User) -> None:
+    order = run(make_order("members-only", owner=user))
+
+    assert order.status == Status.COMPLETED
+    assert body_of(order) == {"member": "alice"}

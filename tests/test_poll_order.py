@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -103,9 +103,38 @@ def test_another_users_order_is_404(api: APIClient, user: User) -> None:
     assert poll(api, order).status_code == 404
 
 
-def test_staff_see_every_order(api: APIClient, user: User, staff: User) -> None:
+@pytest.fixture
+def viewer(db: None) -> User:
+    """Not staff, but allowed to view orders."""
+    viewer = User.objects.create_user("viewer")
+    viewer.user_permissions.add(Permission.objects.get(codename="view_order"))
+    return viewer
+
+
+def test_staff_without_the_view_order_permission_see_only_their_own_orders(
+    api: APIClient, user: User, staff: User
+) -> None:
     order = make_order(owner=user)
     api.force_authenticate(staff)
+
+    assert poll(api, order).status_code == 404
+    assert poll(api, order, "result/").status_code == 404
+    assert api.get("/async/orders/").json()["count"] == 0
+
+
+def test_the_view_order_permission_shows_every_order(
+    api: APIClient, user: User, viewer: User
+) -> None:
+    order = make_order(owner=user)
+    api.force_authenticate(viewer)
+
+    assert poll(api, order).status_code == 202
+    assert api.get("/async/orders/").json()["count"] == 1
+
+
+def test_a_superuser_sees_every_order(api: APIClient, user: User) -> None:
+    order = make_order(owner=user)
+    api.force_authenticate(User.objects.create_superuser("admin"))
 
     assert poll(api, order).status_code == 202
 

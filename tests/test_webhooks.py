@@ -3,14 +3,21 @@ Delivery through a real worker is in test_waiting.py."""
 
 from __future__ import annotations
 
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
 from django.contrib.auth.models import User
 from django.core.checks import run_checks
 from rest_framework.test import APIClient
 
-from async_orders.models import Order, WebhookDelivery
+from async_orders.models import Order, Status, WebhookDelivery
 from async_orders.signing import sign, verify_signature
-from async_orders.webhooks import retry_delay
+from async_orders.webhooks import deliver_webhook, retry_delay
+from tests.test_waiting import WebhookReceiver
 
 pytestmark = pytest.mark.django_db
 
@@ -105,3 +112,143 @@ def test_the_admin_shows_the_delivery_attempts(client) -> None:
 
     assert page.status_code == 200
     assert b"HTTP 500" in page.content
+
+
+# --- addresses embedding an IPv4 address (issue 11, item 6) ---------------------------
+
+
+@pytest.mark.usefixtures("public_only")
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[64:ff9b::7f00:1]/hook",  # NAT64 of 127.0.0.1
+        "http://[64:ff9b::a9fe:a9fe]/latest/meta-data",  # NAT64 of 169.254.169.254
+        "http://[2002:7f00:1::]/hook",  # 6to4 of 127.0.0.1
+        "http://[2002:a00:7::1]/hook",  # 6to4 of 10.0.0.7
+        "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/hook",  # Teredo, client 127.0.0.1
+        "http://[::ffff:127.0.0.1]/hook",  # IPv4-mapped
+        "http://[::7f00:1]/hook",  # IPv4-compatible (deprecated)
+        "http://[64:ff9b:1::5db8:d822]/hook",  # local-use NAT64: a private network's
+    ],
+)
+def test_an_ipv6_address_embedding_a_private_ipv4_is_judged_by_it(api: APIClient, url: str) -> None:
+    response = place(api, url)
+
+    assert response.status_code == 400
+    assert "private, loopback or reserved" in response.json()["fields"]["callback_url"][0]
+
+
+@pytest.mark.usefixtures("public_only")
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[64:ff9b::5db8:d822]/hook",  # NAT64 of 93.184.216.34
+        "http://[2002:5db8:d822::1]/hook",  # 6to4 of 93.184.216.34
+        "http://[2001:0:4136:e378:8000:63bf:a247:27dd]/hook",  # Teredo, client 93.184.216.34
+    ],
+)
+def test_an_ipv6_address_embedding_a_public_ipv4_is_accepted(api: APIClient, url: str) -> None:
+    assert place(api, url).status_code == 302
+
+
+# --- a delivery connects to the address that was checked ------------------------------
+
+
+@pytest.fixture
+def dns(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """hooks.example.com resolves to each address of this list in turn, the last one for
+    good: DNS rebinding on demand. Other names resolve as usual."""
+    answers: list[str] = []
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host != "hooks.example.com":
+            return real(host, port, *args, **kwargs)
+        return real(answers.pop(0) if len(answers) > 1 else answers[0], port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return answers
+
+
+@pytest.fixture
+def connections(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """Every TCP connection attempted, each refused."""
+    attempted: list[tuple[str, int]] = []
+
+    def create_connection(address: tuple[str, int], *args: Any, **kwargs: Any) -> Any:
+        attempted.append(address)
+        raise ConnectionRefusedError(f"{address} refused the connection")
+
+    monkeypatch.setattr(socket, "create_connection", create_connection)
+    return attempted
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver() as receiver:
+        thread = threading.Thread(target=receiver.serve_forever, daemon=True)
+        thread.start()
+        yield receiver
+        receiver.shutdown()
+        thread.join(timeout=10)
+
+
+def deliver_once(callback_url: str) -> WebhookDelivery:
+    order = Order.objects.create(
+        view_name="echo",
+        origin="http://testserver",
+        status=Status.COMPLETED,
+        callback_url=callback_url,
+    )
+    deliver_webhook(str(order.pk))
+    return order.webhook_deliveries.get()
+
+
+@pytest.fixture
+def one_attempt(settings) -> None:
+    settings.ASYNC_ORDERS = {**settings.ASYNC_ORDERS, "WEBHOOK_MAX_ATTEMPTS": 1}
+
+
+@pytest.mark.usefixtures("public_only", "one_attempt")
+def test_a_delivery_connects_to_the_address_it_checked_not_a_rebound_one(
+    dns: list[str], connections: list[tuple[str, int]]
+) -> None:
+    dns.extend(["93.184.216.34", "127.0.0.1"])
+
+    delivery = deliver_once("http://hooks.example.com/hook")
+
+    assert connections == [("93.184.216.34", 80)]
+    assert not delivery.delivered
+
+
+@pytest.mark.usefixtures("one_attempt")
+def test_a_pinned_delivery_keeps_the_host_name_in_the_host_header(
+    dns: list[str], receiver: WebhookReceiver
+) -> None:
+    dns.append("127.0.0.1")
+    port = receiver.server_address[1]
+
+    delivery = deliver_once(f"http://hooks.example.com:{port}/hook?x=1")
+
+    assert delivery.delivered
+    headers, _ = receiver.received[0]
+    assert headers["Host"] == f"hooks.example.com:{port}"
+
+
+@pytest.mark.usefixtures("one_attempt")
+def test_a_pinned_https_delivery_verifies_the_certificate_of_the_host_name(
+    dns: list[str], receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dns.append("127.0.0.1")
+    server_names: list[str | None] = []
+
+    def wrap_socket(context: Any, sock: Any, server_hostname: str | None = None, **kw: Any) -> Any:
+        server_names.append(server_hostname)
+        raise ssl.SSLError("the test stops here")
+
+    monkeypatch.setattr(ssl.SSLContext, "wrap_socket", wrap_socket)
+
+    delivery = deliver_once(f"https://hooks.example.com:{receiver.server_address[1]}/hook")
+
+    assert server_names == ["hooks.example.com"]
+    assert not delivery.delivered

@@ -36,6 +36,8 @@ urlpatterns = [
     path("gated-once/<int:steps>/", views.gated_once, name="gated-once"),
     path("pizzas/<int:pk>/bake/", views.bake_pizza, name="bake-pizza"),
     path("big/", views.big_response, name="big-response"),
+    path("redirects/", views.redirects, name="redirects"),
+    path("members/", views.members_only, name="members-only"),
     path("csrf/", views.csrf_token, name="csrf-token"),
     path("shop/", include((router.urls, "shop"), namespace="shop")),
 ]

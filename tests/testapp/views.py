@@ -7,7 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from django.http import HttpRequest, JsonResponse
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponseRedirect, JsonResponse
 from django.middleware.csrf import get_token
 from django.views import View
 from django.views.decorators.csrf import ensure_csrf_cookie
@@ -44,6 +45,24 @@ def echo(request: HttpRequest, **kwargs: Any) -> JsonResponse:
 
 def not_opted_in(request: HttpRequest) -> JsonResponse:
     return JsonResponse({})
+
+
+def catch_all(request: HttpRequest, **kwargs: Any) -> JsonResponse:
+    """Not opted in; a route that shadows later ones (tests/shadowing_urls.py)."""
+    return JsonResponse({"caught": True})
+
+
+@schedulable
+def redirects(request: HttpRequest) -> HttpResponseRedirect:
+    """Redirects wherever ``?to=`` says, as a view could after creating something."""
+    return HttpResponseRedirect(request.GET["to"])
+
+
+@schedulable
+@login_required
+def members_only(request: HttpRequest) -> JsonResponse:
+    """Redirects an anonymous caller to LOGIN_URL, as ``login_required`` does."""
+    return JsonResponse({"member": request.user.get_username()})
 
 
 def listed_in_settings(request: HttpRequest) -> JsonResponse:
