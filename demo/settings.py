@@ -71,9 +71,9 @@ CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or os.environ.get(
     "REDIS_URL", "redis://127.0.0.1:6379/0"
 )
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# The demo's worker runs beat too (--beat): the reconciler and the purge.
+# The demo's worker runs beat too (--beat), for the purge; demo/run.py runs the
+# reconciler as a process of its own (manage.py reconcile_orders --loop).
 CELERY_BEAT_SCHEDULE = {
-    "async-orders-reconcile": {"task": "async_orders.reconcile", "schedule": 30.0},
     "async-orders-purge": {"task": "async_orders.purge", "schedule": 3600.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")

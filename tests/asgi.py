@@ -6,9 +6,7 @@ import os
 
 from django.core.asgi import get_asgi_application
 
-from tests.celery_app import app as celery_app  # as a project's __init__ would
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 application = get_asgi_application()
 
-__all__ = ["application", "celery_app"]
+__all__ = ["application"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 from tests import services
@@ -59,9 +60,13 @@ ASYNC_ORDERS = {
     "PROGRESS_INTERVAL": 0,
     # The uvicorn (ASGI) test server serves the order endpoint as an async view.
     "LONG_POLL_ASYNC": os.environ.get("ASYNC_ORDERS_TEST_ASGI") == "1",
-    # Fast heartbeats, so that a killed worker is noticed in seconds.
+    # Short leases and frequent reconciler passes, so that a lost worker is noticed
+    # in seconds (HEARTBEAT_INTERVAL + 3 x RECONCILE_INTERVAL < WORKER_LOST_AFTER +
+    # LEASE_MARGIN, as with the defaults).
     "HEARTBEAT_INTERVAL": 0.2,
     "WORKER_LOST_AFTER": 1.5,
+    "LEASE_MARGIN": 0.5,
+    "RECONCILE_INTERVAL": 0.2,
     "SCHEDULABLE_VIEWS": ["listed-in-settings"],
     # Webhooks to the tests' own receiver on 127.0.0.1, retried quickly.
     "WEBHOOK_ALLOWED_HOSTS": ["127.0.0.1", "hooks.example.com"],
@@ -70,6 +75,8 @@ ASYNC_ORDERS = {
     "WEBHOOK_RETRY_BACKOFF": 0.05,
     "WEBHOOK_MAX_ATTEMPTS": 3,
     "WEBHOOK_TIMEOUT": 5,
+    # A fault test's processes may be started with settings of their own.
+    **json.loads(os.environ.get("ASYNC_ORDERS_TEST_SETTINGS", "{}")),
 }
 
 LOGGING = {

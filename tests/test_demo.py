@@ -34,7 +34,7 @@ def test_the_demo_runs_an_order_and_ctrl_c_stops_every_process(tmp_path: Path) -
             what="the demo order to complete",
         )
         assert requests.get(done.headers["Location"], timeout=5).json()["name"] == "funghi"
-        assert len(_processes_in_session(runner.pid)) >= 4  # runner, redis, worker, web
+        assert len(_processes_in_session(runner.pid)) >= 5  # runner, redis, worker, reconciler, web
     finally:
         stop_demo(runner)
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
 
+import redis
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponseRedirect, JsonResponse
 from django.middleware.csrf import get_token
@@ -233,3 +235,26 @@ class ItemViewSet(viewsets.ModelViewSet):
 
     def perform_create(self, serializer: ItemSerializer) -> None:
         serializer.save(owner=self.request.user)
+
+
+def _ledgered(request: HttpRequest, steps: int) -> JsonResponse:
+    """Appends ``<order>:<attempt>:<step>:<pid>`` to a Redis list at every step, then
+    sleeps ``step_seconds``: the record, outside the database under test, of which
+    attempt did what in which order."""
+    envelope = json.loads(request.body)
+    ledger = redis.Redis.from_url(envelope["ledger"])
+    for step in ProgressItems(range(steps)):
+        order = current_order()
+        ledger.rpush("ledger", f"{order.pk}:{order.attempt}:{step}:{os.getpid()}")
+        time.sleep(envelope["step_seconds"])
+    return JsonResponse({"steps": steps})
+
+
+@schedulable
+def ledgered(request: HttpRequest, steps: int) -> JsonResponse:
+    return _ledgered(request, steps)
+
+
+@schedulable(retries=1)
+def ledgered_retrying(request: HttpRequest, steps: int) -> JsonResponse:
+    return _ledgered(request, steps)
