@@ -259,14 +259,13 @@ def results(measure: str, samples: dict[str, harness.Samples]) -> Iterator[harne
 
 
 def run(size: Size) -> None:
-    """Every measure, drain first: the polls read the jobs it finished."""
-    report("drain", drain(size))
+    """Every measure, drain first (the polls read the jobs it finished); the rows are
+    reported at the end, in their numbers' order."""
+    samples = {"drain": drain(size)}
     with harness.gunicorn() as base_url:
-        report("poll", poll(size, base_url))
-        report("enqueue", enqueue(size, base_url))
-        report("latency", latency_ms(size, base_url))
-
-
-def report(measure: str, samples: dict[str, harness.Samples]) -> None:
-    for result in results(measure, samples):
-        harness.report(result)
+        samples["poll"] = poll(size, base_url)
+        samples["enqueue"] = enqueue(size, base_url)
+        samples["latency"] = latency_ms(size, base_url)
+    for measure in sorted(samples, key=lambda name: ROWS[name][0]):
+        for result in results(measure, samples[measure]):
+            harness.report(result)
