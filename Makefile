@@ -51,7 +51,7 @@ $(BENCH_INSTALLED): $(INSTALLED) benchmarks/requirements.txt
 	command -v wrk >/dev/null || apt-get install -y wrk || (apt-get update && apt-get install -y wrk)
 	touch $@
 
-# Timing benchmarks: not part of `make test`; about 15 minutes on 2 cores.
+# Timing benchmarks: not part of `make test`; about 10 minutes on 2 cores.
 bench: $(BENCH_INSTALLED)
 	$(BIN)/python -m benchmarks.run
 
