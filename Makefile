@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: demo test test-embedded lint format docs browser clean bench profile
+.PHONY: demo test test-embedded lint format docs browser clean bench bench-peers profile
 
 $(INSTALLED): setup.cfg pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -51,9 +51,14 @@ $(BENCH_INSTALLED): $(INSTALLED) benchmarks/requirements.txt
 	command -v wrk >/dev/null || apt-get install -y wrk || (apt-get update && apt-get install -y wrk)
 	touch $@
 
-# Timing benchmarks: not part of `make test`; about 8 minutes on 2 cores.
+# Timing benchmarks: not part of `make test`; about 10 minutes on 2 cores.
 bench: $(BENCH_INSTALLED)
 	$(BIN)/python -m benchmarks.run
+
+# Rows 8-11 alone (async_orders against its peers); a quick run of the machinery:
+#   make bench-peers ARGS="--jobs 50 --seconds 1 --samples 3 --runs 1"
+bench-peers: $(BENCH_INSTALLED)
+	$(BIN)/python -m benchmarks.peers $(ARGS)
 
 # pyinstrument call trees of the hot paths, e.g. `make profile PATHS="poll retrieve"`.
 profile: $(BENCH_INSTALLED)

@@ -8,6 +8,7 @@ in time (wrk's ``-d``) or in count (a fixed number of tasks or requests).
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import re
@@ -18,7 +19,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -40,10 +41,14 @@ class Result:
     subject: float
     baseline: float
     unit: str
-    target: float
+    #: ``None`` for a figure printed for information only (it always passes).
+    target: float | None
     #: True when the subject must reach ``target`` x baseline (throughput); False when
     #: it must stay under it (latency, time).
     at_least: bool
+    #: (min, max) of the repetitions when ``subject`` and ``baseline`` are medians.
+    subject_range: tuple[float, float] | None = None
+    baseline_range: tuple[float, float] | None = None
 
     @property
     def ratio(self) -> float:
@@ -51,19 +56,58 @@ class Result:
 
     @property
     def passed(self) -> bool:
+        if self.target is None:
+            return True
         return self.ratio >= self.target if self.at_least else self.ratio <= self.target
 
     @property
     def target_text(self) -> str:
+        if self.target is None:
+            return "none"
         return f"{'>=' if self.at_least else '<='} {self.target:g}"
 
+    @property
+    def verdict(self) -> str:
+        if self.target is None:
+            return "info"
+        return "pass" if self.passed else "FAIL"
+
+    @property
+    def subject_text(self) -> str:
+        return _figure(self.subject, self.subject_range)
+
+    @property
+    def baseline_text(self) -> str:
+        return _figure(self.baseline, self.baseline_range)
+
     def line(self) -> str:
-        verdict = "PASS" if self.passed else "FAIL"
         return (
-            f"row {self.row} [{self.database}] {self.what}: {self.subject:,.2f} vs "
-            f"{self.baseline:,.2f} {self.unit} -> ratio {self.ratio:.2f} "
-            f"(target {self.target_text}) {verdict}"
+            f"row {self.row} [{self.database}] {self.what}: {self.subject_text} vs "
+            f"{self.baseline_text} {self.unit} -> ratio {self.ratio:.2f} "
+            f"(target {self.target_text}) {self.verdict.upper()}"
         )
+
+
+def _figure(value: float, spread: tuple[float, float] | None) -> str:
+    """``value``, with the min-max of its repetitions when it is their median."""
+    if spread is None:
+        return f"{value:,.2f}"
+    return f"{value:,.2f} ({spread[0]:,.2f}-{spread[1]:,.2f})"
+
+
+@dataclass(frozen=True)
+class Samples:
+    """One figure per repetition of a measure; reported as median with min-max."""
+
+    values: list[float]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values)
+
+    @property
+    def spread(self) -> tuple[float, float]:
+        return min(self.values), max(self.values)
 
 
 def report(result: Result) -> None:
@@ -77,12 +121,18 @@ def report(result: Result) -> None:
 
 def main(run: Callable[[str], None], databases: tuple[str, ...] = ("postgres",)) -> None:
     """Command line of one benchmark module: ``--db`` picks the database, then ``run``."""
-    parser = argparse.ArgumentParser()
+    run(parse_and_prepare(argparse.ArgumentParser(), databases).db)
+
+
+def parse_and_prepare(
+    parser: argparse.ArgumentParser, databases: tuple[str, ...] = ("postgres",)
+) -> argparse.Namespace:
+    """Add ``--db`` to a benchmark's own options, parse them, set Django and the database up."""
     parser.add_argument("--db", choices=databases, default=databases[0])
-    database = parser.parse_args().db
-    setup_django(database)
+    args = parser.parse_args()
+    setup_django(args.db)
     prepare_database()
-    run(database)
+    return args
 
 
 def setup_django(database: str) -> None:
@@ -102,6 +152,7 @@ def log(message: str) -> None:
 
 def prepare_database() -> None:
     """Create the benchmark database if need be, migrate it, and empty its tables."""
+    from django.apps import apps
     from django.conf import settings
     from django.core.management import call_command
     from django.db import connection
@@ -112,7 +163,8 @@ def prepare_database() -> None:
         _postgres_admin(f'CREATE DATABASE "{settings.DATABASE_NAME}"')
     call_command("migrate", verbosity=0)
     with connection.cursor() as cursor:
-        for table in ("async_orders_order", "benchmarks_row"):
+        for label in settings.BENCHMARK_MODELS:
+            table = apps.get_model(label)._meta.db_table
             cursor.execute(
                 f"TRUNCATE {table} CASCADE"
                 if connection.vendor == "postgresql"
@@ -199,13 +251,19 @@ def gunicorn(workers: int = 2) -> Iterator[str]:
 
 
 @contextmanager
-def celery_worker(concurrency: int = 2) -> Iterator[None]:
-    """One ``celery worker`` process, prefork with ``concurrency`` children, ready to consume."""
+def celery_worker(concurrency: int = 2, app: str = "benchmarks.celery") -> Iterator[None]:
+    """One ``celery worker`` process of the Celery app in module ``app``, prefork with
+    ``concurrency`` children, ready to consume that app's default queue.
+
+    The app's module must import :mod:`benchmarks.celery`, whose signal handlers say
+    when the worker is ready and count finished tasks.
+    """
     from benchmarks import celery as celery_app
 
+    queue = importlib.import_module(app).app.conf.task_default_queue
     client = celery_app.redis_client()
     client.delete(celery_app.READY_KEY)
-    command = [sys.executable, "-m", "celery", "-A", "benchmarks.celery", "worker"]
+    command = [sys.executable, "-m", "celery", "-A", app, "worker"]
     options = [
         "--pool=prefork",
         f"--concurrency={concurrency}",
@@ -214,9 +272,9 @@ def celery_worker(concurrency: int = 2) -> Iterator[None]:
         "--without-heartbeat",
         "--loglevel=WARNING",
         "-Q",
-        celery_app.app.conf.task_default_queue,
+        queue,
     ]
-    with process([*command, *options], "worker") as worker:
+    with process([*command, *options], f"worker-{app}") as worker:
         wait_until(
             lambda: worker.poll() is not None or client.exists(celery_app.READY_KEY),
             "the Celery worker to start",
@@ -224,11 +282,32 @@ def celery_worker(concurrency: int = 2) -> Iterator[None]:
         yield
 
 
+#: How often an idle ``db_worker`` looks for new tasks (its default is 1 s).
+DB_WORKER_INTERVAL = 0.05
+
+
+@contextmanager
+def db_workers(processes: int = 2) -> Iterator[None]:
+    """``processes`` django-tasks-db ``db_worker`` processes (each runs one task at a time).
+
+    There is nothing to wait for: a worker that has not started yet only finds the
+    queue later, which the benchmarks' first-completion clocks leave out.
+    """
+    command = [sys.executable, "-m", "django", "db_worker", "--no-startup-delay"]
+    options = ["--interval", str(DB_WORKER_INTERVAL), "--verbosity", "0", "--no-reload"]
+    with ExitStack() as workers:
+        for number in range(processes):
+            workers.enter_context(process([*command, *options], f"db-worker-{number}"))
+        yield
+
+
 def purge_queue() -> None:
-    """Drop messages left in the benchmark queue (POSTs publish orders nobody runs)."""
+    """Drop messages left in the benchmark queues (POSTs publish orders nobody runs)."""
+    from django.conf import settings
+
     from benchmarks import celery as celery_app
 
-    celery_app.redis_client().delete(celery_app.app.conf.task_default_queue)
+    celery_app.redis_client().delete(*settings.BENCHMARK_QUEUES)
 
 
 # Load ----------------------------------------------------------------------------
@@ -290,6 +369,22 @@ def best_of(runs: int, subject: Callable[[], float], baseline: Callable[[], floa
         baselines.append(baseline())
         subjects.append(subject())
     return max(subjects), max(baselines)
+
+
+def alternate(runs: int, sides: dict[str, Callable[[], float]]) -> dict[str, Samples]:
+    """Measure every side ``runs`` times, in turn, starting each round one side later.
+
+    Alternating spreads any drift of the machine over all sides alike; rotating the
+    start keeps any side from always running first (on a cold cache) or last.
+    """
+    names = list(sides)
+    values: dict[str, list[float]] = {name: [] for name in names}
+    for round_ in range(runs):
+        shift = round_ % len(names)
+        for name in names[shift:] + names[:shift]:
+            values[name].append(sides[name]())
+            log(f"{name}: {values[name][-1]:,.2f}")
+    return {name: Samples(figures) for name, figures in values.items()}
 
 
 def median_ms(samples: list[float]) -> float:

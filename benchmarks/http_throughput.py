@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterable
 
 from benchmarks import harness
 
@@ -43,8 +44,8 @@ end
 """
 
 
-def rate(base_url: str, path: str, script: str) -> float:
-    load = harness.wrk(base_url + path, script, SECONDS)
+def rate(base_url: str, path: str, script: str, seconds: float = SECONDS) -> float:
+    load = harness.wrk(base_url + path, script, seconds)
     if load.unexpected_statuses or load.socket_errors:
         raise RuntimeError(f"{path}: {load}; the figure would not be a fair one")
     harness.purge_queue()
@@ -59,10 +60,20 @@ def compare(base_url: str, subject: tuple[str, str], baseline: tuple[str, str]) 
     )
 
 
+def post_script(body: object, sessions: list[str]) -> str:
+    """wrk's script POSTing ``body`` as JSON, each request from one of ``sessions``."""
+    return POST_SCRIPT % (json.dumps(body), ", ".join(f'"{key}"' for key in sessions))
+
+
+def get_script(paths: Iterable[str]) -> str:
+    """wrk's script GETting one of ``paths`` at random per request."""
+    return GET_SCRIPT % ", ".join(f'"{path}"' for path in paths)
+
+
 def place_orders(database: str, base_url: str) -> harness.Result:
-    cookies = ", ".join(f'"{key}"' for key in client_sessions())
-    place = ("/async/noop/order/", POST_SCRIPT % (json.dumps({"data": {"name": "x"}}), cookies))
-    create = ("/baseline/rows/", POST_SCRIPT % (json.dumps({"name": "x"}), cookies))
+    sessions = client_sessions()
+    place = ("/async/noop/order/", post_script({"data": {"name": "x"}}, sessions))
+    create = ("/baseline/rows/", post_script({"name": "x"}, sessions))
     subject, baseline = compare(base_url, place, create)
     return harness.Result(
         1, "POST order vs DRF create", database, subject, baseline, "req/s", 0.8, True
@@ -71,8 +82,8 @@ def place_orders(database: str, base_url: str) -> harness.Result:
 
 def poll_orders(database: str, base_url: str) -> harness.Result:
     order_ids, row_ids = polled_rows()
-    poll = ("/", GET_SCRIPT % ", ".join(f'"/async/orders/{pk}/"' for pk in order_ids))
-    retrieve = ("/", GET_SCRIPT % ", ".join(f'"/baseline/rows/{pk}/"' for pk in row_ids))
+    poll = ("/", get_script(f"/async/orders/{pk}/" for pk in order_ids))
+    retrieve = ("/", get_script(f"/baseline/rows/{pk}/" for pk in row_ids))
     subject, baseline = compare(base_url, poll, retrieve)
     return harness.Result(
         2, "GET order (poll) vs DRF retrieve", database, subject, baseline, "req/s", 1.0, True

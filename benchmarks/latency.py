@@ -34,13 +34,14 @@ def request(base_url: str, method: str, path: str, body: str = "") -> tuple[int,
         connection.close()
 
 
-def one_order(base_url: str) -> float:
-    """Seconds from the POST to the 201 of its order."""
+def one_order(base_url: str, wait: float = 0) -> float:
+    """Seconds from the POST to the 201 of its order; with ``wait``, each GET long-polls
+    (``?wait=``) instead of coming back at once."""
     started = time.perf_counter()
     status, location = request(base_url, "POST", "/async/noop/order/", "{}")
     if status != 302:
         raise RuntimeError(f"POST answered {status}")
-    path = urlsplit(location).path
+    path = urlsplit(location).path + (f"?wait={wait:g}" if wait else "")
     while (status := request(base_url, "GET", path)[0]) != 201:
         if status != 202 or time.perf_counter() - started > TIMEOUT:
             raise RuntimeError(f"the order answered {status}")

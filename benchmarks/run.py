@@ -27,6 +27,7 @@ PLAN = [
     ("latency", "sqlite"),
     ("progress", "postgres"),
     ("table_size", "postgres"),
+    ("peers", "postgres"),
 ]
 
 
@@ -45,8 +46,8 @@ def table(results: list[harness.Result]) -> str:
     ]
     for r in results:
         lines.append(
-            f"| {r.row} | {r.what} | {r.database} | {r.subject:,.2f} | {r.baseline:,.2f} "
-            f"| {r.unit} | {r.ratio:.2f} | {r.target_text} | {'pass' if r.passed else 'FAIL'} |"
+            f"| {r.row} | {r.what} | {r.database} | {r.subject_text} | {r.baseline_text} "
+            f"| {r.unit} | {r.ratio:.2f} | {r.target_text} | {r.verdict} |"
         )
     return "\n".join(lines)
 

@@ -25,6 +25,10 @@ INSTALLED_APPS = [
     "rest_framework",
     "async_orders",
     "benchmarks",
+    # The peers of benchmarks.peers: what users pick instead of async_orders.
+    "django_celery_results",
+    "django_tasks",
+    "django_tasks_db",
 ]
 # What ``startproject`` gives, less the apps this project does not install.
 MIDDLEWARE = [
@@ -72,6 +76,20 @@ CELERY_RESULT_BACKEND = REDIS_URL
 CELERY_TASK_DEFAULT_QUEUE = "async-orders-bench"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+#: The Celery + django-celery-results peer's own queue (its app: benchmarks.peers.celery_results).
+PEER_CELERY_QUEUE = "async-orders-bench-peer"
+BENCHMARK_QUEUES = [CELERY_TASK_DEFAULT_QUEUE, PEER_CELERY_QUEUE]
+
+#: The django-tasks-db peer: its rows in this same database, run by ``db_worker``.
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
+
+#: Emptied before each benchmark, so no run sees the rows of the one before.
+BENCHMARK_MODELS = [
+    "async_orders.Order",
+    "benchmarks.Row",
+    "django_celery_results.TaskResult",
+    "django_tasks_database.DBTaskResult",
+]
 
 # The library's defaults, spelled out: the benchmarks measure what users get.
 ASYNC_ORDERS: dict[str, object] = {}

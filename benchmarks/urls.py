@@ -9,4 +9,5 @@ urlpatterns = [
     path("baseline/rows/", views.RowCreate.as_view(), name="row-create"),
     path("baseline/rows/<uuid:pk>/", views.RowDetail.as_view(), name="row-detail"),
     path("noop/", views.noop, name="noop"),
+    path("peers/", include("benchmarks.peers.urls")),
 ]

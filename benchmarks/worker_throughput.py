@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 from benchmarks import harness
 
@@ -37,22 +38,30 @@ def publish_raw(count: int) -> None:
         noop_task.apply_async(ignore_result=True)
 
 
-def drain(publish: Callable[[int], None]) -> float:
-    """Completions per second of one batch, from the first completion to the last."""
+def drain(
+    publish: Callable[[int], None],
+    batch: int = BATCH,
+    worker: Callable[[], AbstractContextManager[object]] = harness.celery_worker,
+) -> float:
+    """Completions per second of one batch, from the first completion to the last.
+
+    ``worker`` starts the processes that drain the batch; each completion must bump
+    :data:`benchmarks.celery.DONE_KEY` (the peers' workers do it too).
+    """
     from benchmarks import celery
 
     client = celery.redis_client()
     harness.purge_queue()
     client.set(celery.DONE_KEY, 0)
-    publish(BATCH)
-    with harness.celery_worker(concurrency=2):
+    publish(batch)
+    with worker():
         harness.wait_until(lambda: int(client.get(celery.DONE_KEY)) >= 1, "a first completion")
         first = time.monotonic()
         harness.wait_until(
-            lambda: int(client.get(celery.DONE_KEY)) >= BATCH, "the batch", DRAIN_TIMEOUT
+            lambda: int(client.get(celery.DONE_KEY)) >= batch, "the batch", DRAIN_TIMEOUT
         )
         last = time.monotonic()
-    return (BATCH - 1) / (last - first)
+    return (batch - 1) / (last - first)
 
 
 def completed_orders() -> int:
