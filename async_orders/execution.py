@@ -44,16 +44,20 @@ def execute_order(order_id: uuid.UUID | str, worker: str = "") -> Order | None:
     order was due) needs its message sent again: the caller's job, so that this
     module knows nothing of Celery.
     """
-    order = Order.objects.select_related("owner").filter(pk=order_id).first()
+    order = Order.claim(order_id, worker or this_process())
     if order is None:
-        logger.warning("Order %s does not exist; its message is dropped.", order_id)
-        return None
-    if not order.start(worker or this_process()):
-        order.refresh_from_db(fields=["status", "run_at"])
-        logger.info("Order %s is %s; this message does not start it.", order.pk, order.status)
-        return order
+        return _not_started(order_id)
     with running(order) as run, heartbeat(run.lease):
         _store_outcome(run, _outcome_of(run))
+    return order
+
+
+def _not_started(order_id: uuid.UUID | str) -> Order | None:
+    order = Order.objects.filter(pk=order_id).first()
+    if order is None:
+        logger.warning("Order %s does not exist; its message is dropped.", order_id)
+    else:
+        logger.info("Order %s is %s; this message does not start it.", order.pk, order.status)
     return order
 
 

@@ -13,10 +13,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.db import models, transaction
-from django.db.models import F, Q
+from django.db import connections, models, transaction
+from django.db.models import F, Field, Q
 from django.db.models.expressions import Combinable
 from django.db.models.functions import Now
+from django.db.models.sql import UpdateQuery
 from django.utils import timezone
 
 from async_orders import signals
@@ -124,6 +125,26 @@ class OrderQuerySet(models.QuerySet["Order"]):
         """Only the shown columns (and the requester, to check who may see them): a
         poll never loads a stored response of megabytes."""
         return self.only(*SHOWN_FIELDS, "requester")
+
+    def update_returning(self, changes: dict[str, Any], fields: list[Field]) -> Order | None:
+        """UPDATE the one row this selects with ``changes`` and return it as it is now,
+        with ``fields`` loaded, in one statement (``RETURNING``); ``None`` when no row
+        matched. Django's own compiler writes the UPDATE and converts the values."""
+        query = self.query.chain(UpdateQuery)
+        query.add_update_values(changes)
+        compiler = query.get_compiler(self.db)
+        statement, params = compiler.as_sql()
+        quote = connections[self.db].ops.quote_name
+        statement += " RETURNING " + ", ".join(quote(field.column) for field in fields)
+        with connections[self.db].cursor() as cursor:
+            cursor.execute(statement, params)
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        columns = [field.get_col(self.model._meta.db_table) for field in fields]
+        converters = compiler.get_converters(columns)
+        values = next(iter(compiler.apply_converters([row], converters))) if converters else row
+        return self.model.from_db(self.db, [field.attname for field in fields], values)
 
     def one(self, pk: uuid.UUID) -> Order | None:
         """The order ``pk`` or None, without the ORDER BY that ``first()`` would add."""
@@ -257,25 +278,36 @@ class Order(models.Model):
         hand to side effects, so that they can refuse an attempt older than one seen."""
         return self.attempts
 
-    def start(self, worker: str = "") -> bool:
-        """Claim the order for one worker: scheduled/queued -> running, one attempt more,
-        its lease taken on the database's clock.
-
-        Only once due: a message that arrives early (a duplicate) cannot start it.
+    @classmethod
+    def claim(cls, pk: uuid.UUID | str, worker: str = "") -> Order | None:
+        """Claim the order ``pk`` for one worker, in one statement that returns what
+        running it needs: scheduled/queued -> running, one attempt more, its lease taken
+        on the database's clock. ``None`` when it cannot start now: running, finished,
+        or not yet due (a message that arrives early, a duplicate, cannot start it).
         """
         now = timezone.now()
-        won = self._move(
-            STARTABLE,
-            Status.RUNNING,
-            due=Q(run_at__isnull=True) | Q(run_at__lte=now),
-            started_at=now,
-            heartbeat_at=Now(),
-            attempts=F("attempts") + 1,
-            worker=worker,
-        )
-        if won:
-            self.attempts += 1
-        return won
+        startable = Q(pk=pk, status__in=STARTABLE) & (Q(run_at__isnull=True) | Q(run_at__lte=now))
+        changes = {
+            "status": Status.RUNNING,
+            "started_at": now,
+            "heartbeat_at": Now(),
+            "attempts": F("attempts") + 1,
+            "worker": worker,
+        }
+        order = cls.objects.filter(startable).update_returning(changes, _claimed_fields())
+        if order is not None:
+            # Only a scheduled order has a run_at: a queued one never does.
+            order._announce(Status.SCHEDULED if order.run_at else Status.QUEUED)
+        return order
+
+    def start(self, worker: str = "") -> bool:
+        """Claim this order (see :meth:`claim`); it takes the claimed values."""
+        claimed = Order.claim(self.pk, worker)
+        if claimed is None:
+            return False
+        for field in _claimed_fields():
+            setattr(self, field.attname, getattr(claimed, field.attname))
+        return True
 
     def renew_lease(self) -> bool:
         """Extend this attempt's lease; ``False`` when the attempt has lost the order
@@ -416,6 +448,11 @@ class Order(models.Model):
         for name, value in changes.items():
             if not isinstance(value, Combinable):  # an F() expression: the database's to compute
                 setattr(self, name, value)
+
+
+def _claimed_fields() -> list[Field]:
+    """What a claim loads: every column but the stored response, which may be large."""
+    return [field for field in Order._meta.concrete_fields if field.name != "response_body"]
 
 
 class OrderLock(models.Model):

@@ -38,7 +38,7 @@ def hold(name: str, holder: str, ttl: float) -> timedelta | None:
     Returns for how long ``holder`` has held it without a gap, or ``None`` when
     another holder has it.
     """
-    expired = Q(renewed_at__lt=Now() - timedelta(seconds=ttl))
+    expired = Q(renewed_at__lt=_ago(ttl))
     mine = ProcessLease.objects.filter(Q(holder=holder) | expired, name=name)
     renewed = mine.update(
         holder=holder,
@@ -60,14 +60,18 @@ def _create(name: str, holder: str) -> bool:
     return True
 
 
-def expired(prefix: str, ttl: float) -> list[ProcessLease]:
-    """The leases named ``prefix...`` not renewed for ``ttl`` seconds."""
-    stale = Now() - timedelta(seconds=ttl)
-    return list(ProcessLease.objects.filter(name__startswith=prefix, renewed_at__lt=stale))
+def expired(prefix: str, ttl: float) -> list[str]:
+    """The names of the leases named ``prefix...`` not renewed for ``ttl`` seconds."""
+    stale = ProcessLease.objects.filter(name__startswith=prefix, renewed_at__lt=_ago(ttl))
+    return list(stale.values_list("name", flat=True))
 
 
-def forget(lease: ProcessLease) -> bool:
-    """Delete an expired lease, if it is still as it was read: ``True`` for exactly
-    one of the processes that try, so that what its expiry triggers happens once."""
-    same = ProcessLease.objects.filter(name=lease.name, renewed_at=lease.renewed_at)
-    return same.delete()[0] == 1
+def forget(name: str, ttl: float) -> bool:
+    """Delete the lease ``name`` if it is still expired: ``True`` for exactly one of
+    the processes that try, so that what its expiry triggers happens once."""
+    still_expired = ProcessLease.objects.filter(name=name, renewed_at__lt=_ago(ttl))
+    return still_expired.delete()[0] == 1
+
+
+def _ago(seconds: float) -> Now:
+    return Now() - timedelta(seconds=seconds)

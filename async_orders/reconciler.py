@@ -104,9 +104,10 @@ def _grace() -> float:
 def _messages_lost() -> bool:
     """Whether the broker restarted empty, or a worker died with prefetched messages."""
     lost = broker_lost_messages()
-    for gone in process_leases.expired(process_leases.WORKER_PREFIX, conf.WORKER_LOST_AFTER):
-        if process_leases.forget(gone):
-            logger.warning("Worker %s is gone; orders waiting are published again.", gone.name)
+    ttl = conf.WORKER_LOST_AFTER
+    for gone in process_leases.expired(process_leases.WORKER_PREFIX, ttl):
+        if process_leases.forget(gone, ttl):
+            logger.warning("Worker %s is gone; orders waiting are published again.", gone)
             lost = True
     return lost
 

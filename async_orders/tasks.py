@@ -15,7 +15,7 @@ from typing import Any
 from billiard.exceptions import WorkerLostError
 from celery import Task, shared_task
 from celery.worker.request import Request
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, close_old_connections, transaction
 from django.db.models import Q
 
 from async_orders import execution, locks
@@ -76,6 +76,9 @@ def execute_order(task: Task, order_id: str) -> None:
     harmless because only one worker can claim the order. A database that cannot be
     reached before the claim sends the message again later, with backoff.
     """
+    # As at the start of a web request: a connection kept from the last task (with
+    # CELERY_DB_REUSE_MAX and CONN_MAX_AGE) is checked, and closed if broken or old.
+    close_old_connections()
     worker = f"{task.request.hostname}:{os.getpid()}"
     order = execution.execute_order(order_id, worker=worker)
     if order is not None and order.status == Status.SCHEDULED:

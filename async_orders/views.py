@@ -6,6 +6,7 @@ DESIGN.md's status table (order status -> HTTP status and headers) lives in
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import uuid
@@ -47,6 +48,8 @@ from async_orders.registry import find_endpoint
 from async_orders.serializers import ListQuerySerializer, OrderSerializer
 from async_orders.tasks import place_order
 
+logger = logging.getLogger("async_orders")
+
 #: HTTP status of ``GET /async/orders/<id>/`` for each order status (DESIGN.md).
 POLL_STATUS = {
     Status.SCHEDULED: status.HTTP_202_ACCEPTED,
@@ -65,6 +68,7 @@ def handle_exception(exc: Exception, context: dict[str, Any]) -> Response | None
     """Render every error of our endpoints as ``{"code", "detail"[, "fields"]}``; an
     unreachable database is a 503 the client may retry, never a 500."""
     if isinstance(exc, UNREACHABLE):
+        logger.warning("The database cannot be reached: %s", exc)
         exc = DatabaseUnavailable(retry_after=conf.RETRY_AFTER)
     response = exception_handler(exc, context)
     if response is None:

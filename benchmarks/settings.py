@@ -54,6 +54,7 @@ if DATABASE == "postgres":
             # Persistent connections, as any production deployment has them: without,
             # every request and task would pay a PostgreSQL connect on top.
             "CONN_MAX_AGE": 600,
+            "CONN_HEALTH_CHECKS": True,
         }
     }
 else:
@@ -76,6 +77,9 @@ CELERY_RESULT_BACKEND = REDIS_URL
 CELERY_TASK_DEFAULT_QUEUE = "async-orders-bench"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Celery closes Django's connections around every task unless told otherwise; the
+# order task checks a kept connection as a web request does (docs/deployment.md).
+CELERY_DB_REUSE_MAX = 1000
 #: The Celery + django-celery-results peer's own queue (its app: benchmarks.peers.celery_results).
 PEER_CELERY_QUEUE = "async-orders-bench-peer"
 BENCHMARK_QUEUES = [CELERY_TASK_DEFAULT_QUEUE, PEER_CELERY_QUEUE]

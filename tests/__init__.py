@@ -2,6 +2,4 @@
 loads its own, so that every process of it (web, worker, reconciler) publishes
 through the configured broker."""
 
-from tests.celery_app import app as celery_app
-
-__all__ = ["celery_app"]
+import tests.celery_app  # noqa: F401

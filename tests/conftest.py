@@ -80,7 +80,11 @@ def start_worker(queue: str, name: str) -> subprocess.Popen[bytes]:
     from django.db import connection
 
     log_path = Path(services.SCRATCH) / f"{name}.log"
-    env = {**os.environ, "ASYNC_ORDERS_TEST_DB_NAME": str(connection.settings_dict["NAME"])}
+    env = {
+        **os.environ,
+        "ASYNC_ORDERS_TEST_DB_NAME": str(connection.settings_dict["NAME"]),
+        services.WORKER_VARIABLE: "1",
+    }
     command = [sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker", "-Q", queue]
     options = ["--pool=solo", "--without-gossip", "--without-mingle", "--loglevel=INFO"]
     with open(log_path, "wb") as log:

@@ -117,7 +117,7 @@ class Stack:
         return redis.Redis(unix_socket_path=str(self.ledger_server.socket_path))
 
     def start(
-        self, name: str, *arguments: str, ready: bytes | None = None
+        self, name: str, *arguments: str, ready: bytes | None = None, **env: str
     ) -> subprocess.Popen[bytes]:
         """Start ``python <arguments>`` in a session of its own; with ``ready``, wait
         until its log shows that text."""
@@ -126,7 +126,7 @@ class Stack:
             process = subprocess.Popen(
                 [sys.executable, *arguments],
                 cwd=ROOT,
-                env=self.env,
+                env={**self.env, **env},
                 stdout=log,
                 stderr=log,
                 start_new_session=True,
@@ -162,7 +162,8 @@ class Stack:
         command = ["-m", "celery", "-A", "tests.celery_app", "worker", "-n", f"{name}@%h"]
         pool = options or ("--pool=solo",)
         quiet = ("--without-gossip", "--without-mingle", "--loglevel=INFO")
-        return self.start(name, *command, *pool, *quiet, ready=b" ready.")
+        worker_env = {services.WORKER_VARIABLE: "1"}
+        return self.start(name, *command, *pool, *quiet, ready=b" ready.", **worker_env)
 
     def reconciler(self) -> subprocess.Popen[bytes]:
         return self.start(

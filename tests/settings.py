@@ -54,6 +54,8 @@ DATABASES = {"default": services.database_settings()}
 CELERY_BROKER_URL = services.broker_url()
 CELERY_TASK_DEFAULT_QUEUE = services.QUEUE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Workers keep their database connection across tasks, as docs/deployment.md advises.
+CELERY_DB_REUSE_MAX = 1000
 
 ASYNC_ORDERS = {
     # Every progress step is written, so tests can watch each one.
