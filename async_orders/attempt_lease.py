@@ -67,16 +67,12 @@ class AttemptLease:
 
     def record(self, renewed: bool, asked_at: float) -> None:
         """Note a renewal's answer; ``asked_at`` is when it was sent (monotonic), since
-        the database may have stamped it any time after that."""
+        the database may have stamped it any time after that. A refusal is silent
+        here: the heartbeat's last renewal may race the attempt's own outcome."""
         if renewed:
             self.valid_until = max(self.valid_until, asked_at + conf.WORKER_LOST_AFTER)
-        elif not self.lost:
+        else:
             self.lost = True
-            logger.warning(
-                "Order %s: attempt %d lost its lease; it stops and writes nothing more.",
-                self.order.pk,
-                self.order.attempt,
-            )
 
     def check(self) -> None:
         """A checkpoint: raise :class:`LeaseLost` if the order is no longer this
@@ -87,4 +83,9 @@ class AttemptLease:
                 time.sleep(delay)
                 delay = min(delay * 2, conf.HEARTBEAT_INTERVAL)
         if self.lost:
+            logger.warning(
+                "Order %s: attempt %d lost its lease; it stops and writes nothing more.",
+                self.order.pk,
+                self.order.attempt,
+            )
             raise LeaseLost(self.order.pk)

@@ -15,7 +15,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from async_orders.attempt_lease import UNREACHABLE, AttemptLease, LeaseLost, reconnect_later
+from async_orders.attempt_lease import UNREACHABLE, AttemptLease, reconnect_later
 from async_orders.conf import conf
 
 if TYPE_CHECKING:
@@ -91,7 +91,7 @@ class OrderRun:
             reconnect_later()
             return
         self.lease.record(False, asked_at)
-        raise LeaseLost(self.order.pk)
+        self.lease.check()  # raises LeaseLost
 
 
 _current_run: ContextVar[OrderRun | None] = ContextVar("async_orders_run", default=None)
