@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing
+from contextlib import closing, contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ import pytest
 import redis
 import requests
 from django.conf import settings as django_settings
+from django.db import connection
 
 from async_orders import notify
 from async_orders.signing import SIGNATURE_HEADER, verify_signature
@@ -34,6 +35,8 @@ pytestmark = [
 ]
 
 RESPOND_ASYNC = {"Prefer": "respond-async"}
+#: Concurrent waiters of one client: LONG_POLL_MAX_WAITERS_PER_CLIENT by default.
+WAITERS = 2
 LATENCY_STEPS = 50
 LATENCY_LIMIT = 0.1
 
@@ -290,6 +293,78 @@ def test_the_event_stream_of_another_users_order_is_404(
     )
 
     assert response.status_code == 404
+
+
+# --- what waiting costs -------------------------------------------------------------------
+
+
+def database_connections() -> int:
+    """Connections to the test database other than this test's own."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return int(cursor.fetchone()[0])
+
+
+def long_polls(order_url: str, count: int) -> Iterator[None]:
+    with ThreadPoolExecutor(count) as pool:
+        for _ in range(count):
+            pool.submit(requests.get, order_url, params={"wait": 20}, timeout=30)
+        yield
+        requests.delete(order_url, timeout=10)  # the change that ends every wait
+
+
+def event_streams(order_url: str, count: int) -> Iterator[None]:
+    streams = [EventStreamClient(f"{order_url}events/") for _ in range(count)]
+    for stream in streams:
+        stream.next_event()
+    yield
+    for stream in streams:
+        stream.close()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="counts PostgreSQL backends")
+@pytest.mark.parametrize("waiting", [long_polls, event_streams], ids=["long-poll", "events"])
+def test_waiting_clients_hold_no_database_connection(
+    server: str, subscribers: Callable[[str], int], waiting: Callable[..., Iterator[None]]
+) -> None:
+    order_url = place(server, "echo", countdown=3600)  # nothing changes it meanwhile
+    before = database_connections()
+
+    with contextmanager(waiting)(order_url, WAITERS):
+        wait_until(lambda: subscribers(order_url) == WAITERS, what="the clients to wait")
+        during = database_connections()
+
+    assert during <= before
+
+
+def test_an_event_stream_ends_after_its_lifetime(live_server: Any, settings: Any) -> None:
+    settings.ASYNC_ORDERS = {**settings.ASYNC_ORDERS, "SSE_MAX_LIFETIME": 0.5}
+    order_url = place(live_server.url, "echo", countdown=3600)
+
+    with closing(EventStreamClient(f"{order_url}events/")) as stream:
+        first = stream.next_event()
+        ended = stream.next_event() is None
+
+    assert first is not None
+    assert first["event"] == "progress"
+    assert ended
+
+
+def test_past_the_cap_an_event_stream_sends_the_state_and_ends(
+    live_server: Any, settings: Any
+) -> None:
+    settings.ASYNC_ORDERS = {**settings.ASYNC_ORDERS, "LONG_POLL_MAX_WAITERS_PER_CLIENT": 0}
+    order_url = place(live_server.url, "echo", countdown=3600)
+
+    with closing(EventStreamClient(f"{order_url}events/")) as stream:
+        events = [stream.next_event(), stream.next_event()]
+
+    assert events[0] is not None
+    assert events[0]["data"]["status"] == "scheduled"
+    assert events[1] is None
 
 
 class WebhookReceiver(ThreadingHTTPServer):
