@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -33,7 +33,7 @@ from async_orders.conf import conf
 from async_orders.models import Order
 from async_orders.serializers import OrderSerializer
 from async_orders.views import OrderAPIView
-from async_orders.waiting import Waiter, afollow, follow, release_connections, released, room
+from async_orders.waiting import Waiter, afollow, follow, released, room
 
 HEARTBEAT = ": heartbeat\n\n"
 
@@ -55,11 +55,17 @@ class OrderEventsView(OrderAPIView):
         stream = EventStream(pk, request, request.headers.get("Last-Event-ID"), waiter)
         if order.is_finished and stream.has_seen(order):
             return HttpResponse(status=204)
-        release_connections()  # the stream reads the order again, on a connection of its own
         chunks = stream.aiter() if asynchronous else iter(stream)
         response = StreamingHttpResponse(chunks, content_type="text/event-stream")
         response["X-Accel-Buffering"] = "no"  # nginx: pass events on as they come
         return response
+
+
+def order_events_view() -> Callable[..., Any]:
+    """The callable of the events endpoint, for ``urls.py``: the view reads the order
+    as waiters do (:func:`~async_orders.waiting.released`), so that a crowd of streams
+    opening at once holds few database connections, and none once they stream."""
+    return released(OrderEventsView.as_view())
 
 
 class EventStream:

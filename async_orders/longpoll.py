@@ -40,6 +40,7 @@ from async_orders.waiting import (
     crowded,
     follow,
     release_connections,
+    released,
     room,
 )
 
@@ -81,8 +82,13 @@ _detail = OrderDetailView.as_view()
 
 @csrf_exempt  # as DRF's views are: DRF enforces CSRF itself for session authentication
 async def order_detail(request: HttpRequest, pk: str) -> HttpResponseBase:
-    """The order endpoint as an async view; ``GET`` with ``?wait=`` awaits a change."""
-    response = await sync_to_async(_detail)(request, pk=pk)
+    """The order endpoint as an async view; ``GET`` with ``?wait=`` awaits a change.
+
+    A request that may wait reads the order as waiters do (:func:`released`): however
+    many arrive at once, they hold few database connections, and none once answered.
+    """
+    answer = sync_to_async(released(_detail) if "wait" in request.GET else _detail)
+    response = await answer(request, pk=pk)
     if request.method != "GET" or not waits(request, response):
         return response
     wait = requested_wait(request)
@@ -91,10 +97,9 @@ async def order_detail(request: HttpRequest, pk: str) -> HttpResponseBase:
     with room.admit(Waiter.of(request, blocking=False)) as admitted:
         if not admitted:
             return crowded(response)
-        await sync_to_async(release_connections)()
         async for _ in afollow(pk, UntilChange.of(response, pk, request, wait)):
             pass
-    return await sync_to_async(_detail)(request, pk=pk)
+    return await answer(request, pk=pk)
 
 
 # The schema generator documents DRF views only: describe this endpoint as the DRF

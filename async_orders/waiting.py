@@ -39,6 +39,15 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+#: Most reads of waiting requests that run at once in one process, each on a database
+#: connection of its own: a thousand waiters arriving (or woken) together queue for
+#: these instead of opening a thousand connections, and ordinary requests still find
+#: the database. A read is one indexed primary-key SELECT, so the queue moves fast.
+MAX_CONCURRENT_READS = 8
+
+_reads = threading.BoundedSemaphore(MAX_CONCURRENT_READS)
+
+
 def release_connections() -> None:
     """Close this thread's database connections, so that waiting holds none.
 
@@ -51,14 +60,20 @@ def release_connections() -> None:
 
 
 def released(function: Callable[P, R]) -> Callable[P, R]:
-    """``function``, closing the thread's database connections once it returns."""
+    """``function``, run among at most :data:`MAX_CONCURRENT_READS` of its kind, with
+    the thread's database connections closed once it returns.
+
+    Sync code only: under ASGI it runs in the request's thread, which may block on the
+    semaphore; the event loop never does.
+    """
 
     @wraps(function)
     def call(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return function(*args, **kwargs)
-        finally:
-            release_connections()
+        with _reads:
+            try:
+                return function(*args, **kwargs)
+            finally:
+                release_connections()
 
     return call
 

@@ -80,7 +80,11 @@ def start_worker(queue: str, name: str) -> subprocess.Popen[bytes]:
     from django.db import connection
 
     log_path = Path(services.SCRATCH) / f"{name}.log"
-    env = {**os.environ, "ASYNC_ORDERS_TEST_DB_NAME": str(connection.settings_dict["NAME"])}
+    env = {
+        **os.environ,
+        "ASYNC_ORDERS_TEST_DB_NAME": str(connection.settings_dict["NAME"]),
+        "ASYNC_ORDERS_TEST_ROLE": "worker",
+    }
     command = [sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker", "-Q", queue]
     options = ["--pool=solo", "--without-gossip", "--without-mingle", "--loglevel=INFO"]
     with open(log_path, "wb") as log:
@@ -131,6 +135,7 @@ def asgi_server(django_db_setup: None, django_db_blocker: Any) -> Iterator[str]:
         **os.environ,
         "ASYNC_ORDERS_TEST_DB_NAME": str(connection.settings_dict["NAME"]),
         "ASYNC_ORDERS_TEST_ASGI": "1",
+        "ASYNC_ORDERS_TEST_ROLE": "asgi",
     }
     command = [sys.executable, "-m", "uvicorn", "tests.asgi:application", "--lifespan", "off"]
     options = ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]

@@ -88,6 +88,8 @@ def database_settings() -> dict[str, object]:
             "HOST": POSTGRES[0],
             "PORT": POSTGRES[1],
             "TEST": {"NAME": f"test_async_orders_{CHECKOUT}"},
+            # Which process a connection belongs to, for tests that count them.
+            "OPTIONS": {"application_name": f"async-orders-{role()}"},
         }
     sqlite_file = os.path.join(SCRATCH, "test.sqlite3")
     return {
@@ -101,6 +103,11 @@ def database_settings() -> dict[str, object]:
             "init_command": "PRAGMA journal_mode=WAL;",
         },
     }
+
+
+def role() -> str:
+    """``tests`` (the pytest process and its live server), ``worker`` or ``asgi``."""
+    return os.environ.get("ASYNC_ORDERS_TEST_ROLE", "tests")
 
 
 def broker_url() -> str:
