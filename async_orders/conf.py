@@ -184,8 +184,8 @@ class Settings:
 
     @property
     def LONG_POLL_MAX_ASYNC_WAITERS_PER_PROCESS(self) -> int:
-        """Most waiters of one ASGI process (coroutines: each costs a socket and a Redis
-        connection, no database connection)."""
+        """Most waiters of one ASGI process (coroutines: each costs a socket, a Redis
+        connection and Django's idle per-request thread, no database connection)."""
         return int(self._get("LONG_POLL_MAX_ASYNC_WAITERS_PER_PROCESS"))
 
     @property
