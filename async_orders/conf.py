@@ -39,6 +39,10 @@ DEFAULTS: dict[str, Any] = {
     "NOTIFY_REDIS_URL": None,
     "NOTIFY_DB_POLL_INTERVAL": 0.25,
     "SSE_HEARTBEAT": 15,
+    "SSE_MAX_LIFETIME": 60,
+    "LONG_POLL_MAX_WAITERS_PER_PROCESS": 4,
+    "LONG_POLL_MAX_ASYNC_WAITERS_PER_PROCESS": 1000,
+    "LONG_POLL_MAX_WAITERS_PER_CLIENT": 2,
     "WEBHOOK_ALLOWED_HOSTS": [],
     "WEBHOOK_ALLOW_PRIVATE": False,
     "WEBHOOK_SECRET": "",
@@ -188,6 +192,31 @@ class Settings:
     def SSE_HEARTBEAT(self) -> float:
         """Seconds of silence after which an event stream sends a comment, so proxies keep it."""
         return float(self._get("SSE_HEARTBEAT"))
+
+    @property
+    def SSE_MAX_LIFETIME(self) -> float:
+        """Seconds after which an event stream ends; ``EventSource`` resumes it with
+        ``Last-Event-ID``. Bounds what one stream holds (a thread, under WSGI)."""
+        return float(self._get("SSE_MAX_LIFETIME"))
+
+    @property
+    def LONG_POLL_MAX_WAITERS_PER_PROCESS(self) -> int:
+        """Most long-polls and event streams waiting in one process while holding a
+        thread (WSGI); keep it below the threads per process, so plain requests always
+        find one. Past it a request is answered at once, as a plain poll."""
+        return int(self._get("LONG_POLL_MAX_WAITERS_PER_PROCESS"))
+
+    @property
+    def LONG_POLL_MAX_ASYNC_WAITERS_PER_PROCESS(self) -> int:
+        """Most waiters of one ASGI process (coroutines: each costs a socket, a Redis
+        connection and Django's idle per-request thread, no database connection)."""
+        return int(self._get("LONG_POLL_MAX_ASYNC_WAITERS_PER_PROCESS"))
+
+    @property
+    def LONG_POLL_MAX_WAITERS_PER_CLIENT(self) -> int:
+        """Most waiters one client (signed-in user, else IP address as DRF's throttles
+        see it) may have in one process, so one client cannot fill the room."""
+        return int(self._get("LONG_POLL_MAX_WAITERS_PER_CLIENT"))
 
     @property
     def WEBHOOK_ALLOWED_HOSTS(self) -> list[str]:

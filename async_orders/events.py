@@ -10,13 +10,15 @@ tells ``EventSource`` not to reconnect. A comment line is sent after
 
 Under ASGI the stream is an async generator (waiting holds no thread); under WSGI a
 plain generator, which holds the request's thread for as long as the stream lasts.
+Either way it holds no database connection while it waits, counts against the caps
+of :mod:`async_orders.waiting`, and ends after ``SSE_MAX_LIFETIME`` seconds.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -29,9 +31,9 @@ from async_orders import schema as openapi
 from async_orders.conditional import order_etag
 from async_orders.conf import conf
 from async_orders.models import Order
-from async_orders.notify import alistening, listening
 from async_orders.serializers import OrderSerializer
 from async_orders.views import OrderAPIView
+from async_orders.waiting import Waiter, afollow, follow, released, room
 
 HEARTBEAT = ": heartbeat\n\n"
 
@@ -48,50 +50,65 @@ class OrderEventsView(OrderAPIView):
     @openapi.order_events
     def get(self, request: Request, pk: uuid.UUID) -> HttpResponse | StreamingHttpResponse:
         order = self.get_order(pk, shown_only=True)
-        stream = EventStream(pk, request, request.headers.get("Last-Event-ID"))
+        asynchronous = isinstance(request._request, ASGIRequest)
+        waiter = Waiter.of(request, blocking=not asynchronous)
+        stream = EventStream(pk, request, request.headers.get("Last-Event-ID"), waiter)
         if order.is_finished and stream.has_seen(order):
             return HttpResponse(status=204)
-        chunks = stream.aiter() if isinstance(request._request, ASGIRequest) else iter(stream)
+        chunks = stream.aiter() if asynchronous else iter(stream)
         response = StreamingHttpResponse(chunks, content_type="text/event-stream")
         response["X-Accel-Buffering"] = "no"  # nginx: pass events on as they come
         return response
 
 
-class EventStream:
-    """The events of one order for one client; :meth:`step` holds all the logic."""
+def order_events_view() -> Callable[..., Any]:
+    """The callable of the events endpoint, for ``urls.py``: the view reads the order
+    as waiters do (:func:`~async_orders.waiting.released`), so that a crowd of streams
+    opening at once holds few database connections, and none once they stream."""
+    return released(OrderEventsView.as_view())
 
-    def __init__(self, pk: uuid.UUID, request: Request, last_event_id: str | None) -> None:
+
+class EventStream:
+    """The events of one order for one client; :meth:`step` holds all the logic.
+
+    The stream lasts ``SSE_MAX_LIFETIME`` seconds at most, then ends; ``EventSource``
+    reconnects after ``retry`` with ``Last-Event-ID`` and misses nothing. A stream with
+    no room to wait (:mod:`async_orders.waiting`) sends the current state and ends at
+    once: to the client, a plain poll.
+    """
+
+    def __init__(
+        self, pk: uuid.UUID, request: Request, last_event_id: str | None, waiter: Waiter
+    ) -> None:
         self.pk = pk
         self.request = request
         self.last_id = last_event_id
+        self.waiter = waiter
         self.last_sent = time.monotonic()
+        self.ends_at = self.last_sent + conf.SSE_MAX_LIFETIME
 
     def __iter__(self) -> Iterator[str]:
         yield self._preamble()
-        with listening(self.pk) as next_change:
-            while True:
-                chunks, done = self.step()
-                yield from chunks
-                if done:
-                    return
-                next_change(self._quiet_left())
+        with room.admit(self.waiter) as admitted:
+            yield from follow(self.pk, self) if admitted else released(self.step)()[0]
 
     async def aiter(self) -> AsyncIterator[str]:
         yield self._preamble()
-        async with alistening(self.pk) as next_change:
-            while True:
-                chunks, done = await sync_to_async(self.step)()
+        with room.admit(self.waiter) as admitted:
+            if not admitted:
+                chunks, _ = await sync_to_async(released(self.step))()
                 for chunk in chunks:
                     yield chunk
-                if done:
-                    return
-                await next_change(self._quiet_left())
+                return
+            async for chunk in afollow(self.pk, self):
+                yield chunk
 
-    def step(self) -> tuple[list[str], bool]:
-        """Read the order once: what to send now, and whether the stream is over."""
+    def step(self) -> tuple[list[str], float | None]:
+        """Read the order once: what to send now, and how long to wait for the next
+        change (``None`` once the order is finished or gone, or the stream is over)."""
         order = Order.objects.shown().one(self.pk)
         if order is None:
-            return [], True
+            return [], None
         chunks = []
         if not self.has_seen(order):
             chunks.append(self._event(order))
@@ -99,7 +116,7 @@ class EventStream:
             chunks.append(HEARTBEAT)
         if chunks:
             self.last_sent = time.monotonic()
-        return chunks, order.is_finished
+        return chunks, None if order.is_finished else self._pause()
 
     def has_seen(self, order: Order) -> bool:
         return self.last_id == self._id(order)
@@ -118,5 +135,10 @@ class EventStream:
         """Tell ``EventSource`` how long to wait before reconnecting, as ``Retry-After`` does."""
         return f"retry: {conf.RETRY_AFTER * 1000}\n\n"
 
-    def _quiet_left(self) -> float:
-        return max(0.01, conf.SSE_HEARTBEAT - (time.monotonic() - self.last_sent))
+    def _pause(self) -> float | None:
+        """Until the next heartbeat is due, or ``None`` once the stream's life is over."""
+        now = time.monotonic()
+        if now >= self.ends_at:
+            return None
+        quiet_left = conf.SSE_HEARTBEAT - (now - self.last_sent)
+        return max(0.01, min(quiet_left, self.ends_at - now))

@@ -136,6 +136,18 @@ class InvalidIdempotencyKey(APIException):
     default_detail = "Idempotency-Key must be 1 to 255 printable ASCII characters."
 
 
+class IdempotencyKeyNeedsClient(APIException):
+    """An anonymous request without a session has nobody to scope its key to: honouring
+    it would hand one client another's order (its URL is the only key to it)."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "idempotency_key_needs_client"
+    default_detail = (
+        "An Idempotency-Key needs a client the server can recognise: authenticate, or "
+        "keep the session cookie; or send the order request without the key."
+    )
+
+
 class IdempotencyKeyReused(APIException):
     """The key was used before, with a different envelope: a client bug, not a retry."""
 

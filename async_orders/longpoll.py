@@ -10,10 +10,10 @@ The DRF detail view does authentication, ownership, the status table, ETags and
   while it waits. Under WSGI that shape would add a thread hop to every poll, and
   under ASGI the other would park every waiter on Django's one thread for sync views.
 
-Both wait the same way: subscribe (:mod:`async_orders.notify`), re-read the order,
-and return once its ETag differs, it is finished, or the deadline passes. Re-reading
-after subscribing means a change between the first answer and the subscription is
-never missed.
+Both wait the same way (:mod:`async_orders.waiting`): only if there is room for
+another waiter (else the plain poll's answer comes at once, with ``Retry-After``),
+with the request's database connection closed, following the order with
+:class:`UntilChange` until its ETag differs, it is finished, or the deadline passes.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -32,8 +33,16 @@ from async_orders import schema as openapi
 from async_orders.conditional import order_etag, requested_wait
 from async_orders.conf import conf
 from async_orders.models import Order
-from async_orders.notify import alistening, listening
 from async_orders.views import OrderDetailView
+from async_orders.waiting import (
+    Waiter,
+    afollow,
+    crowded,
+    follow,
+    release_connections,
+    released,
+    room,
+)
 
 
 def waits(request: Any, response: Any) -> bool:
@@ -45,9 +54,6 @@ def waits(request: Any, response: Any) -> bool:
     return response.status_code == 202
 
 
-State = Callable[[], tuple[str | None, bool]]
-
-
 class WaitingOrderDetailView(OrderDetailView):
     """The detail view that waits in its own thread when asked to (WSGI)."""
 
@@ -57,7 +63,12 @@ class WaitingOrderDetailView(OrderDetailView):
         wait = requested_wait(request)
         if wait <= 0 or not waits(request, response):
             return response
-        block_until_change(response["ETag"], partial(_state, pk, request), wait, pk)
+        with room.admit(Waiter.of(request, blocking=True)) as admitted:
+            if not admitted:
+                return crowded(response)
+            release_connections()
+            for _ in follow(pk, UntilChange.of(response, pk, request, wait)):
+                pass
         return super().get(request, pk)
 
 
@@ -71,15 +82,24 @@ _detail = OrderDetailView.as_view()
 
 @csrf_exempt  # as DRF's views are: DRF enforces CSRF itself for session authentication
 async def order_detail(request: HttpRequest, pk: str) -> HttpResponseBase:
-    """The order endpoint as an async view; ``GET`` with ``?wait=`` awaits a change."""
-    response = await sync_to_async(_detail)(request, pk=pk)
+    """The order endpoint as an async view; ``GET`` with ``?wait=`` awaits a change.
+
+    A request that may wait reads the order as waiters do (:func:`released`): however
+    many arrive at once, they hold few database connections, and none once answered.
+    """
+    answer = sync_to_async(released(_detail) if "wait" in request.GET else _detail)
+    response = await answer(request, pk=pk)
     if request.method != "GET" or not waits(request, response):
         return response
     wait = requested_wait(request)
     if wait <= 0:
         return response
-    await wait_for_change(response["ETag"], partial(_state, pk, request), wait, pk)
-    return await sync_to_async(_detail)(request, pk=pk)
+    with room.admit(Waiter.of(request, blocking=False)) as admitted:
+        if not admitted:
+            return crowded(response)
+        async for _ in afollow(pk, UntilChange.of(response, pk, request, wait)):
+            pass
+    return await answer(request, pk=pk)
 
 
 # The schema generator documents DRF views only: describe this endpoint as the DRF
@@ -88,26 +108,23 @@ order_detail.cls = OrderDetailView  # type: ignore[attr-defined]
 order_detail.initkwargs = {}  # type: ignore[attr-defined]
 
 
-def block_until_change(etag: str, state: State, timeout: float, pk: str) -> None:
-    """Return once the order's ETag differs from ``etag``, it is finished, or on timeout."""
-    deadline = time.monotonic() + timeout
-    with listening(pk) as next_change:
-        while (left := deadline - time.monotonic()) > 0:
-            current, finished = state()
-            if finished or current != etag:
-                return
-            next_change(left)
+@dataclass
+class UntilChange:
+    """A long-poll's :class:`~async_orders.waiting.Follower`: stop once the order's ETag
+    differs from the client's, it is finished, or the wait is over."""
 
+    etag: str
+    state: Callable[[], tuple[str | None, bool]]
+    deadline: float
 
-async def wait_for_change(etag: str, state: State, timeout: float, pk: str) -> None:
-    """The asyncio twin of :func:`block_until_change`: waiting holds no thread."""
-    deadline = time.monotonic() + timeout
-    async with alistening(pk) as next_change:
-        while (left := deadline - time.monotonic()) > 0:
-            current, finished = await sync_to_async(state)()
-            if finished or current != etag:
-                return
-            await next_change(left)
+    @classmethod
+    def of(cls, response: Any, pk: str, request: Any, wait: float) -> UntilChange:
+        return cls(response["ETag"], partial(_state, pk, request), time.monotonic() + wait)
+
+    def step(self) -> tuple[list[str], float | None]:
+        current, finished = self.state()
+        left = self.deadline - time.monotonic()
+        return [], None if finished or current != self.etag or left <= 0 else left
 
 
 def _state(pk: str, request: HttpRequest) -> tuple[str | None, bool]:

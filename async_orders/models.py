@@ -470,6 +470,31 @@ class OrderLock(models.Model):
         return self.key
 
 
+class RequesterLock(models.Model):
+    """One row per requester, locked while it places an order, so that the
+    ``MAX_ACTIVE_ORDERS`` count and the INSERT after it cannot interleave with another
+    placement of the same requester (on PostgreSQL a row lock, on SQLite the write
+    lock the statement takes). Rows of requesters idle past the retention are purged."""
+
+    requester = models.CharField(max_length=64, primary_key=True)
+    placed_at = models.DateTimeField(
+        default=timezone.now, help_text="Last time this requester placed (or tried) an order."
+    )
+
+    def __str__(self) -> str:
+        return self.requester
+
+    @classmethod
+    def take(cls, requester: str) -> None:
+        """Create or lock the requester's row: one upsert, held until the transaction ends."""
+        cls.objects.bulk_create(
+            [cls(requester=requester)],
+            update_conflicts=True,
+            unique_fields=["requester"],
+            update_fields=["placed_at"],
+        )
+
+
 class WebhookDelivery(models.Model):
     """One attempt to POST a finished order to its ``callback_url``; rows are never updated."""
 

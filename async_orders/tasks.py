@@ -16,14 +16,18 @@ from billiard.exceptions import WorkerLostError
 from celery import Task, shared_task
 from celery.worker.request import Request
 from django.db import IntegrityError, close_old_connections, transaction
-from django.db.models import Q
+from django.db.models import Count, Q
 
 from async_orders import execution, locks
 from async_orders.attempt_lease import UNREACHABLE
 from async_orders.conf import conf
 from async_orders.envelope import Envelope
-from async_orders.exceptions import IdempotencyKeyReused, TooManyActiveOrders
-from async_orders.models import ANONYMOUS, Order, Status
+from async_orders.exceptions import (
+    IdempotencyKeyNeedsClient,
+    IdempotencyKeyReused,
+    TooManyActiveOrders,
+)
+from async_orders.models import ACTIVE, ANONYMOUS, Order, RequesterLock, Status
 from async_orders.registry import options_for
 from async_orders.retention import purge_finished
 
@@ -113,17 +117,17 @@ def place_order(
     A worker can therefore never receive an order it cannot read, and a rolled-back
     order is never published. With an ``idempotency_key`` already used by this
     requester, the existing order is returned instead (``created`` is False); the
-    database's unique constraint decides between concurrent duplicates. The order's
-    conflict locks are taken in the same transaction (:class:`~async_orders.locks.Locked`
-    if one is held).
+    database's unique constraint decides between concurrent duplicates. An anonymous
+    requester without a session may not send a key: nothing would tell two such
+    clients apart. The order's conflict locks are taken in the same transaction
+    (:class:`~async_orders.locks.Locked` if one is held).
     """
-    if idempotency_key:
-        existing = Order.objects.filter(requester=requester, idempotency_key=idempotency_key)
-        if order := existing.first():
-            return _same_request(order, envelope), False
-    _check_active_cap(requester)
+    if idempotency_key and requester == ANONYMOUS:
+        raise IdempotencyKeyNeedsClient()
     try:
         with transaction.atomic():
+            if existing := _admit(requester, idempotency_key):
+                return _same_request(existing, envelope), False
             order = Order.objects.create(
                 **envelope.order_fields(),
                 owner=owner if owner is not None and owner.is_authenticated else None,
@@ -150,15 +154,44 @@ def _same_request(order: Order, envelope: Envelope) -> Order:
     return order
 
 
-def _check_active_cap(requester: str) -> None:
-    """``MAX_ACTIVE_ORDERS`` per requester. Anonymous requests without a session have
-    no identity to count by (one cap for all would let one client lock out the
-    rest): limit them with ``THROTTLE_CLASSES``."""
+def _admit(requester: str, idempotency_key: str) -> Order | None:
+    """In the placing transaction: the order ``idempotency_key`` placed already, else
+    ``None`` once the requester may place one more (``MAX_ACTIVE_ORDERS``; 429 if not).
+
+    The requester's lock row is taken first, so concurrent placements of one requester
+    count one after the other and the cap holds. The count and the key's lookup are one
+    query: a capped POST costs the lock, that query and the INSERT. Anonymous requests
+    without a session have no identity to count by (one cap for all would let one
+    client lock out the rest): limit them with ``THROTTLE_CLASSES``.
+    """
     cap = conf.MAX_ACTIVE_ORDERS
     if cap is None or requester == ANONYMOUS:
-        return
-    if Order.objects.filter(requester=requester).active().count() >= cap:
+        return _keyed(requester, idempotency_key) if idempotency_key else None
+    RequesterLock.take(requester)
+    active, keyed = _count_active_and_keyed(requester, idempotency_key)
+    if keyed:
+        return _keyed(requester, idempotency_key)
+    if active >= cap:
         raise TooManyActiveOrders(cap, retry_after=conf.RETRY_AFTER)
+    return None
+
+
+def _count_active_and_keyed(requester: str, idempotency_key: str) -> tuple[int, int]:
+    """The requester's active orders, and its orders with ``idempotency_key`` (0 or 1)."""
+    mine = Order.objects.filter(requester=requester).order_by()
+    active = Q(status__in=ACTIVE)
+    if not idempotency_key:
+        return mine.filter(active).count(), 0
+    keyed = Q(idempotency_key=idempotency_key)
+    counts = mine.filter(active | keyed).aggregate(
+        active=Count("pk", filter=active), keyed=Count("pk", filter=keyed)
+    )
+    return counts["active"], counts["keyed"]
+
+
+def _keyed(requester: str, idempotency_key: str) -> Order | None:
+    mine = Order.objects.filter(requester=requester, idempotency_key=idempotency_key)
+    return next(iter(mine.order_by()[:1]), None)
 
 
 def rerun_order(order: Order) -> Order:

@@ -30,5 +30,5 @@ urlpatterns = [
     path("orders/", views.OrderListView.as_view(), name="order-list"),
     path("orders/<async_order:pk>/", longpoll.order_detail_view(), name="order-detail"),
     path("orders/<async_order:pk>/result/", views.OrderResultView.as_view(), name="order-result"),
-    path("orders/<async_order:pk>/events/", events.OrderEventsView.as_view(), name="order-events"),
+    path("orders/<async_order:pk>/events/", events.order_events_view(), name="order-events"),
 ]

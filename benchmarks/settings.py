@@ -98,6 +98,21 @@ BENCHMARK_MODELS = [
 # The library's defaults, spelled out: the benchmarks measure what users get.
 ASYNC_ORDERS: dict[str, object] = {}
 
+if os.environ.get("ASYNC_ORDERS_BENCH_ASGI") == "1":
+    # Under uvicorn (benchmarks.waiters): the order endpoint as an async view. Every
+    # simulated client connects from 127.0.0.1, so the per-client cap is lifted for
+    # them to stand for many clients. Django's per-request threads under ASGI would
+    # leave persistent connections behind, so none are kept; the name tells this
+    # server's connections apart in pg_stat_activity.
+    ASYNC_ORDERS = {
+        "LONG_POLL_ASYNC": True,
+        "LONG_POLL_MAX_WAITERS_PER_CLIENT": 100_000,
+        "LONG_POLL_MAX_ASYNC_WAITERS_PER_PROCESS": 100_000,
+    }
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    if DATABASE == "postgres":
+        DATABASES["default"]["OPTIONS"] = {"application_name": "async-orders-bench-asgi"}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

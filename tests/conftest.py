@@ -83,7 +83,7 @@ def start_worker(queue: str, name: str) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "ASYNC_ORDERS_TEST_DB_NAME": str(connection.settings_dict["NAME"]),
-        services.WORKER_VARIABLE: "1",
+        "ASYNC_ORDERS_TEST_ROLE": "worker",
     }
     command = [sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker", "-Q", queue]
     options = ["--pool=solo", "--without-gossip", "--without-mingle", "--loglevel=INFO"]
@@ -135,6 +135,7 @@ def asgi_server(django_db_setup: None, django_db_blocker: Any) -> Iterator[str]:
         **os.environ,
         "ASYNC_ORDERS_TEST_DB_NAME": str(connection.settings_dict["NAME"]),
         "ASYNC_ORDERS_TEST_ASGI": "1",
+        "ASYNC_ORDERS_TEST_ROLE": "asgi",
     }
     command = [sys.executable, "-m", "uvicorn", "tests.asgi:application", "--lifespan", "off"]
     options = ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]

@@ -162,7 +162,7 @@ class Stack:
         command = ["-m", "celery", "-A", "tests.celery_app", "worker", "-n", f"{name}@%h"]
         pool = options or ("--pool=solo",)
         quiet = ("--without-gossip", "--without-mingle", "--loglevel=INFO")
-        worker_env = {services.WORKER_VARIABLE: "1"}
+        worker_env = {"ASYNC_ORDERS_TEST_ROLE": "worker"}
         return self.start(name, *command, *pool, *quiet, ready=b" ready.", **worker_env)
 
     def reconciler(self) -> subprocess.Popen[bytes]:

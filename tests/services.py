@@ -21,7 +21,6 @@ from django.core.exceptions import ImproperlyConfigured
 POSTGRES = (os.environ.get("PGHOST", "127.0.0.1"), int(os.environ.get("PGPORT", "5432")))
 REDIS = ("127.0.0.1", int(os.environ.get("REDIS_PORT", "6379")))
 MODE_VARIABLE = "ASYNC_ORDERS_TEST_SERVICES"  # auto (default) | real | embedded
-WORKER_VARIABLE = "ASYNC_ORDERS_TEST_WORKER"  # set in the environment of worker processes
 
 
 def _answers(address: tuple[str, int]) -> bool:
@@ -91,9 +90,11 @@ def database_settings() -> dict[str, object]:
             # Workers keep their connection across tasks, checked before reuse (the
             # fault tests restart PostgreSQL under them); the test web servers start a
             # thread per request, which would leak a kept connection each.
-            "CONN_MAX_AGE": 60 if os.environ.get(WORKER_VARIABLE) else 0,
+            "CONN_MAX_AGE": 60 if role() == "worker" else 0,
             "CONN_HEALTH_CHECKS": True,
             "TEST": {"NAME": f"test_async_orders_{CHECKOUT}"},
+            # Which process a connection belongs to, for tests that count them.
+            "OPTIONS": {"application_name": f"async-orders-{role()}"},
         }
     sqlite_file = os.path.join(SCRATCH, "test.sqlite3")
     return {
@@ -107,6 +108,11 @@ def database_settings() -> dict[str, object]:
             "init_command": "PRAGMA journal_mode=WAL;",
         },
     }
+
+
+def role() -> str:
+    """``tests`` (the pytest process and its live server), ``worker`` or ``asgi``."""
+    return os.environ.get("ASYNC_ORDERS_TEST_ROLE", "tests")
 
 
 def broker_url() -> str:

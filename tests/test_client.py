@@ -216,9 +216,13 @@ def test_an_unknown_view_is_an_api_error(client: Client) -> None:
     assert (unknown.value.status_code, unknown.value.code) == (404, "unknown_view")
 
 
-def test_an_idempotency_key_returns_the_same_order(client: Client) -> None:
-    first = client.place("echo", idempotency_key="key-1")
-    again = client.place("echo", idempotency_key="key-1")
+def test_an_idempotency_key_returns_the_same_order(live_server: Any) -> None:
+    User.objects.create_user("alice", password="pw")
+    with requests.Session() as session:
+        session.auth = ("alice", "pw")  # keys are scoped to a client the server knows
+        client = Client(live_server.url, session=session)
+        first = client.place("echo", idempotency_key="key-1")
+        again = client.place("echo", idempotency_key="key-1")
 
-    assert again.id == first.id
-    client.wait(first, timeout=30)
+        assert again.id == first.id
+        client.wait(first, timeout=30)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -13,14 +15,27 @@ from async_orders.conditional import order_etag
 from async_orders.execution import execute_order
 from async_orders.models import Order
 from async_orders.serializers import OrderSerializer
+from async_orders.waiting import Waiter, room
 from tests.factories import make_order
 
 pytestmark = pytest.mark.django_db
 
 
 def poll(api: APIClient, order: Order, etag: str | None = None, **query: object):
-    headers = {"HTTP_IF_NONE_MATCH": etag} if etag else {}
+    """GET the order as from a threaded server: Django's test client says it runs on a
+    single thread, where no request may wait (it would stop the server)."""
+    headers: dict[str, object] = {"wsgi.multithread": True}
+    if etag:
+        headers["HTTP_IF_NONE_MATCH"] = etag
     return api.get(f"/async/orders/{order.pk}/", query, **headers)
+
+
+def answered_at_once(action: Callable[[], Any]) -> Any:
+    """The response of ``action``, which must come well before the 5 s it asked to wait."""
+    started = time.monotonic()
+    response = action()
+    assert time.monotonic() - started < 2
+    return response
 
 
 def test_the_poll_has_a_strong_etag(api: APIClient) -> None:
@@ -169,3 +184,78 @@ def test_a_heartbeat_does_not_change_the_etag() -> None:
     order.renew_lease()
 
     assert order_etag(Order.objects.get(pk=order.pk), request) == before
+
+
+# --- room to wait ------------------------------------------------------------------------
+
+ELSEWHERE = Waiter("ip:10.0.0.9", blocking=True)
+
+
+def test_a_single_threaded_server_answers_a_long_poll_at_once_with_retry_after(
+    api: APIClient,
+) -> None:
+    order = make_order()
+
+    response = answered_at_once(lambda: api.get(f"/async/orders/{order.pk}/", {"wait": 5}))
+
+    assert response.status_code == 202
+    assert response["Retry-After"] == "1"
+
+
+def test_past_the_per_process_cap_a_long_poll_is_answered_at_once(api: APIClient, settings) -> None:
+    settings.ASYNC_ORDERS = {**settings.ASYNC_ORDERS, "LONG_POLL_MAX_WAITERS_PER_PROCESS": 1}
+    order = make_order()
+
+    with room.admit(ELSEWHERE) as admitted:
+        assert admitted
+        response = answered_at_once(lambda: poll(api, order, wait=5))
+
+    assert response.status_code == 202
+    assert response["Retry-After"] == "1"
+
+
+def test_past_the_cap_a_long_poll_with_the_current_etag_is_304_with_retry_after(
+    api: APIClient, settings
+) -> None:
+    settings.ASYNC_ORDERS = {**settings.ASYNC_ORDERS, "LONG_POLL_MAX_WAITERS_PER_PROCESS": 0}
+    order = make_order()
+    etag = poll(api, order)["ETag"]
+
+    response = answered_at_once(lambda: poll(api, order, etag, wait=5))
+
+    assert response.status_code == 304
+    assert response["Retry-After"] == "1"
+
+
+def test_past_the_per_client_cap_a_long_poll_is_answered_at_once(api: APIClient, settings) -> None:
+    settings.ASYNC_ORDERS = {**settings.ASYNC_ORDERS, "LONG_POLL_MAX_WAITERS_PER_CLIENT": 1}
+    order = make_order()
+
+    with room.admit(Waiter("ip:127.0.0.1", blocking=True)):  # the test client's address
+        response = answered_at_once(lambda: poll(api, order, wait=5))
+
+    assert response["Retry-After"] == "1"
+
+
+def test_another_clients_waiters_leave_this_client_room_to_wait(api: APIClient, settings) -> None:
+    settings.ASYNC_ORDERS = {**settings.ASYNC_ORDERS, "LONG_POLL_MAX_WAITERS_PER_CLIENT": 1}
+    order = make_order()
+    started = time.monotonic()
+
+    with room.admit(ELSEWHERE):
+        poll(api, order, wait=0.3)
+
+    assert time.monotonic() - started >= 0.3
+
+
+def test_a_waiter_leaves_the_room_when_its_wait_is_over(api: APIClient) -> None:
+    poll(api, make_order(), wait=0.1)
+
+    assert room.waiting(blocking=True) == 0
+
+
+def test_a_signed_in_user_is_one_client_wherever_it_connects_from(user: User) -> None:
+    request = RequestFactory().get("/", REMOTE_ADDR="10.1.2.3")
+    request.user = user
+
+    assert Waiter.of(request, blocking=True).client == f"user:{user.pk}"

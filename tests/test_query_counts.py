@@ -80,9 +80,23 @@ def test_placing_an_order_costs_at_most_three_queries(api: APIClient) -> None:
 
 
 @pytest.mark.usefixtures("no_publish")
-def test_placing_an_order_with_an_idempotency_key_costs_at_most_three_queries(
-    api: APIClient,
+def test_placing_an_order_as_a_signed_in_user_costs_at_most_three_queries(
+    api: APIClient, user: User
 ) -> None:
+    api.force_authenticate(user)  # MAX_ACTIVE_ORDERS is counted for a known requester
+
+    seen = count(lambda: api.post("/async/echo/order/", {}, format="json"))
+
+    assert Order.objects.count() == 1
+    assert len(seen) <= MAX_PLACE_QUERIES, seen.statements
+
+
+@pytest.mark.usefixtures("no_publish")
+def test_placing_an_order_with_an_idempotency_key_costs_at_most_three_queries(
+    api: APIClient, user: User
+) -> None:
+    api.force_authenticate(user)  # anonymous clients without a session may not send keys
+
     seen = count(
         lambda: api.post("/async/echo/order/", {}, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
     )

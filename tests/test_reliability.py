@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.db.models import Q
 from django.utils import timezone
@@ -15,7 +16,7 @@ from rest_framework.test import APIClient
 from async_orders import locks, process_leases, reconciler, signals, tasks
 from async_orders.conf import conf
 from async_orders.execution import _backoff, execute_order
-from async_orders.models import Order, OrderLock, ProcessLease, Status
+from async_orders.models import Order, OrderLock, ProcessLease, RequesterLock, Status
 from async_orders.registry import ViewOptions
 from async_orders.retention import purge_finished
 from tests.conftest import wait_until
@@ -368,6 +369,20 @@ def test_purge_deletes_only_finished_orders_past_retention(settings) -> None:
 
     assert purge_finished() == 5
     assert set(Order.objects.values_list("pk", flat=True)) == {recent_done.pk, old_active.pk}
+
+
+def test_purge_deletes_the_lock_rows_of_requesters_idle_past_retention(
+    settings, user: User
+) -> None:
+    settings.ASYNC_ORDERS = {"RETENTION_SECONDS": 3600}
+    make_order(owner=user)
+    RequesterLock.objects.create(
+        requester="session:gone", placed_at=timezone.now() - timedelta(hours=2)
+    )
+
+    purge_finished()
+
+    assert list(RequesterLock.objects.values_list("requester", flat=True)) == [f"user:{user.pk}"]
 
 
 def test_the_purge_command_reports_what_it_deleted(settings, capsys) -> None:

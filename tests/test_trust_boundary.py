@@ -8,11 +8,18 @@ from typing import Any
 
 import pytest
 import requests
+from django.conf import settings as django_settings
 from django.contrib.auth.models import User
+from django.contrib.sessions.backends.db import SessionStore
+from django.db import connection
 from rest_framework.test import APIClient
 
+from async_orders.envelope import parse_envelope
+from async_orders.exceptions import TooManyActiveOrders
 from async_orders.execution import execute_order
-from async_orders.models import Order, Status
+from async_orders.models import Order, Status, requester_key
+from async_orders.registry import find_endpoint
+from async_orders.tasks import place_order
 from tests.factories import make_order
 from tests.testapp.models import Item
 
@@ -191,9 +198,40 @@ def test_a_session_post_and_delete_with_csrf_token_are_accepted(
 # --- Idempotency-Key -------------------------------------------------------------------
 
 
-def test_the_same_key_and_envelope_return_the_existing_order(
-    api: APIClient, django_capture_on_commit_callbacks
+@pytest.fixture
+def session_api(api: APIClient) -> APIClient:
+    """An anonymous client with a session cookie: a client the server can recognise."""
+    session = SessionStore()
+    session.create()
+    api.cookies[django_settings.SESSION_COOKIE_NAME] = session.session_key
+    return api
+
+
+def test_an_anonymous_client_without_a_session_may_not_send_an_idempotency_key(
+    api: APIClient,
 ) -> None:
+    response = place(api, **{"Idempotency-Key": "k-1"})
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "idempotency_key_needs_client"
+    assert not Order.objects.exists()
+
+
+def test_another_anonymous_client_replaying_a_key_never_gets_the_first_ones_order(
+    session_api: APIClient,
+) -> None:
+    first = place(session_api, **{"Idempotency-Key": "k-1"})
+    stranger = place(APIClient(), **{"Idempotency-Key": "k-1"})
+
+    assert first.status_code == 302
+    assert stranger.status_code == 400
+    assert first["Location"] not in stranger.content.decode()
+
+
+def test_the_same_key_and_envelope_return_the_existing_order(
+    session_api: APIClient, django_capture_on_commit_callbacks
+) -> None:
+    api = session_api
     with django_capture_on_commit_callbacks() as published:
         first = place(api, "echo-int", {"kwargs": {"number": 1}}, **{"Idempotency-Key": "k-1"})
         again = place(api, "echo-int", {"kwargs": {"number": 1}}, **{"Idempotency-Key": "k-1"})
@@ -204,7 +242,8 @@ def test_the_same_key_and_envelope_return_the_existing_order(
     assert len(published) == 1  # one message: one execution
 
 
-def test_the_same_key_with_another_envelope_is_422(api: APIClient) -> None:
+def test_the_same_key_with_another_envelope_is_422(session_api: APIClient) -> None:
+    api = session_api
     place(api, "echo-int", {"kwargs": {"number": 1}}, **{"Idempotency-Key": "k-1"})
     response = place(api, "echo-int", {"kwargs": {"number": 2}}, **{"Idempotency-Key": "k-1"})
 
@@ -213,7 +252,8 @@ def test_the_same_key_with_another_envelope_is_422(api: APIClient) -> None:
     assert Order.objects.count() == 1
 
 
-def test_keys_are_per_requester(api: APIClient, user: User) -> None:
+def test_keys_are_per_requester(session_api: APIClient, user: User) -> None:
+    api = session_api
     place(api, **{"Idempotency-Key": "shared"})
     api.force_authenticate(user)
     place(api, **{"Idempotency-Key": "shared"})
@@ -231,7 +271,8 @@ def test_a_malformed_key_is_400(api: APIClient, key: str) -> None:
     assert response.json()["code"] == "invalid_idempotency_key"
 
 
-def test_a_key_expires_with_its_order(api: APIClient) -> None:
+def test_a_key_expires_with_its_order(session_api: APIClient) -> None:
+    api = session_api
     first = order_of(place(api, **{"Idempotency-Key": "k"}))
     first.delete()
 
@@ -240,7 +281,7 @@ def test_a_key_expires_with_its_order(api: APIClient) -> None:
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("broker")
-def test_concurrent_duplicates_make_exactly_one_order(live_server: Any) -> None:
+def test_concurrent_duplicates_make_exactly_one_order(live_server: Any, user: User) -> None:
     url = f"{live_server.url}/async/echo/order/"
     key = str(uuid.uuid4())
     start = threading.Barrier(4)
@@ -249,7 +290,11 @@ def test_concurrent_duplicates_make_exactly_one_order(live_server: Any) -> None:
     def post() -> None:
         start.wait()
         response = requests.post(
-            url, json={"query": {"n": 1}}, headers={"Idempotency-Key": key}, allow_redirects=False
+            url,
+            json={"query": {"n": 1}},
+            headers={"Idempotency-Key": key},
+            auth=("alice", "pw"),
+            allow_redirects=False,
         )
         locations.append(response.headers["Location"])
 
@@ -291,6 +336,39 @@ def test_too_many_active_orders_is_429_with_retry_after(
     assert response.json()["code"] == "too_many_active_orders"
     assert response["Retry-After"] == "3"
     assert Order.objects.count() == 2
+
+
+CONCURRENT_POSTS = 20
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_active_orders_cap_holds_under_concurrent_posts(
+    user: User, settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.ASYNC_ORDERS = {"MAX_ACTIVE_ORDERS": 10}
+    monkeypatch.setattr("async_orders.tasks.publish", lambda order: None)
+    requester = requester_key(user, None)
+    envelope = parse_envelope(find_endpoint("echo"), {})
+    for _ in range(5):
+        place_order(envelope, user, "http://testserver", requester=requester)
+    start = threading.Barrier(CONCURRENT_POSTS)
+
+    def post() -> None:
+        start.wait(timeout=30)
+        try:
+            place_order(envelope, user, "http://testserver", requester=requester)
+        except TooManyActiveOrders:
+            pass
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=post) for _ in range(CONCURRENT_POSTS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert Order.objects.filter(requester=requester).active().count() == 10
 
 
 def test_finished_orders_do_not_count_against_the_cap(api: APIClient, user: User, settings) -> None:

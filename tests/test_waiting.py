@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing
+from contextlib import closing, contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ import pytest
 import redis
 import requests
 from django.conf import settings as django_settings
+from django.db import connection
 
 from async_orders import notify
 from async_orders.signing import SIGNATURE_HEADER, verify_signature
@@ -34,6 +35,8 @@ pytestmark = [
 ]
 
 RESPOND_ASYNC = {"Prefer": "respond-async"}
+#: Concurrent waiters of one client: LONG_POLL_MAX_WAITERS_PER_CLIENT by default.
+WAITERS = 2
 LATENCY_STEPS = 50
 LATENCY_LIMIT = 0.1
 
@@ -157,9 +160,9 @@ def test_a_long_poll_falls_back_to_reading_the_database(
 class EventStreamClient:
     """A minimal ``text/event-stream`` reader on :mod:`http.client`, line by line."""
 
-    def __init__(self, url: str, last_event_id: str | None = None) -> None:
+    def __init__(self, url: str, last_event_id: str | None = None, timeout: float = 20) -> None:
         parts = urlsplit(url)
-        self.connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=20)
+        self.connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
         headers = {"Accept": "text/event-stream"}
         if last_event_id:
             headers["Last-Event-ID"] = last_event_id
@@ -290,6 +293,88 @@ def test_the_event_stream_of_another_users_order_is_404(
     )
 
     assert response.status_code == 404
+
+
+# --- what waiting costs -------------------------------------------------------------------
+
+
+def database_connections(kind: str) -> int:
+    """Connections of the server under test: uvicorn's, or the live server's threads
+    (this process's, but for the test's own); never the worker's."""
+    role = "tests" if kind == "wsgi" else "asgi"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND application_name = %s AND pid <> pg_backend_pid()",
+            [f"async-orders-{role}"],
+        )
+        return int(cursor.fetchone()[0])
+
+
+def long_polls(order_url: str, count: int) -> Iterator[None]:
+    with ThreadPoolExecutor(count) as pool:
+        for _ in range(count):
+            pool.submit(requests.get, order_url, params={"wait": 20}, timeout=30)
+        yield
+        requests.delete(order_url, timeout=10)  # the change that ends every wait
+
+
+def event_streams(order_url: str, count: int) -> Iterator[None]:
+    streams = [EventStreamClient(f"{order_url}events/") for _ in range(count)]
+    for stream in streams:
+        stream.next_event()
+    yield
+    for stream in streams:
+        stream.close()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="counts PostgreSQL backends")
+@pytest.mark.parametrize("waiting", [long_polls, event_streams], ids=["long-poll", "events"])
+def test_waiting_clients_hold_no_database_connection(
+    server: str,
+    subscribers: Callable[[str], int],
+    waiting: Callable[..., Iterator[None]],
+    request: pytest.FixtureRequest,
+) -> None:
+    kind = request.node.callspec.params["server"]
+    order_url = place(server, "echo", countdown=3600)  # nothing changes it meanwhile
+    before = database_connections(kind)
+
+    with contextmanager(waiting)(order_url, WAITERS):
+        wait_until(lambda: subscribers(order_url) == WAITERS, what="the clients to wait")
+        # Subscribed, each waiter reads the order once more (briefly on a connection).
+        wait_until(
+            lambda: database_connections(kind) <= before,
+            timeout=5,
+            what="the waiters to hold no database connection",
+        )
+
+
+def test_an_event_stream_ends_after_its_lifetime(live_server: Any, settings: Any) -> None:
+    settings.ASYNC_ORDERS = {**settings.ASYNC_ORDERS, "SSE_MAX_LIFETIME": 0.5}
+    order_url = place(live_server.url, "echo", countdown=3600)
+
+    with closing(EventStreamClient(f"{order_url}events/", timeout=5)) as stream:
+        first = stream.next_event()
+        ended = stream.next_event() is None
+
+    assert first is not None
+    assert first["event"] == "progress"
+    assert ended
+
+
+def test_past_the_cap_an_event_stream_sends_the_state_and_ends(
+    live_server: Any, settings: Any
+) -> None:
+    settings.ASYNC_ORDERS = {**settings.ASYNC_ORDERS, "LONG_POLL_MAX_WAITERS_PER_CLIENT": 0}
+    order_url = place(live_server.url, "echo", countdown=3600)
+
+    with closing(EventStreamClient(f"{order_url}events/", timeout=5)) as stream:
+        events = [stream.next_event(), stream.next_event()]
+
+    assert events[0] is not None
+    assert events[0]["data"]["status"] == "scheduled"
+    assert events[1] is None
 
 
 class WebhookReceiver(ThreadingHTTPServer):
