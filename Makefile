@@ -6,17 +6,24 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+DEMO_INSTALLED := $(VENV)/.demo-installed
 CHROMIUM ?= /usr/bin/chromium
 
 .PHONY: demo test test-embedded lint format docs browser clean bench bench-peers profile
 
-$(INSTALLED): setup.cfg pyproject.toml requirements-dev.txt
+# The demo's packages only (requirements-demo.txt); `make test` adds the test,
+# docs and packaging tools on top (requirements-dev.txt).
+$(DEMO_INSTALLED): setup.cfg pyproject.toml requirements-demo.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-demo.txt
+	touch $@
+
+$(INSTALLED): $(DEMO_INSTALLED) requirements-dev.txt
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
-demo: $(INSTALLED)
+demo: $(DEMO_INSTALLED)
 	$(BIN)/python -m demo.run
 
 # Real PostgreSQL and Redis when they answer (required under CI=true), then the
