@@ -9,7 +9,7 @@ INSTALLED := $(VENV)/.installed
 DEMO_INSTALLED := $(VENV)/.demo-installed
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: demo test test-embedded lint format docs browser clean bench bench-peers profile
+.PHONY: matrix demo test test-embedded lint format docs browser clean bench bench-peers profile
 
 # The demo's packages only (requirements-demo.txt); `make test` adds the test,
 # docs and packaging tools on top (requirements-dev.txt).
@@ -33,9 +33,18 @@ test: $(INSTALLED) lint browser
 	$(BIN)/python -m pytest
 	$(MAKE) test-embedded
 	$(MAKE) docs
+	$(BIN)/python noxfile.py
 
 test-embedded: $(INSTALLED)
 	ASYNC_ORDERS_TEST_SERVICES=embedded $(BIN)/python -m pytest -m "integration and not postgres_server"
+
+# The unit tests on every Python 3.11-3.13 x Django 5.2/6.0/6.1 (noxfile.py); nox
+# says which combinations it skipped and why (no such interpreter here, or a Django
+# that does not support that Python). Not part of `make test`: about 15 minutes.
+# pyenv's interpreters are found without `pyenv global` naming them.
+PYENV_BINS := $(subst $() ,:,$(wildcard $(HOME)/.pyenv/versions/3.*/bin))
+matrix: $(INSTALLED)
+	PATH="$(PYENV_BINS):$$PATH" $(BIN)/nox $(ARGS)
 
 # Debian's Chromium for the browser tests, when it is missing and we may install it.
 browser:
