@@ -6,17 +6,24 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+DEMO_INSTALLED := $(VENV)/.demo-installed
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: demo test test-embedded lint format docs browser clean bench bench-peers profile
+.PHONY: matrix demo test test-embedded lint format docs browser clean bench bench-peers profile
 
-$(INSTALLED): setup.cfg pyproject.toml requirements-dev.txt
+# The demo's packages only (requirements-demo.txt); `make test` adds the test,
+# docs and packaging tools on top (requirements-dev.txt).
+$(DEMO_INSTALLED): setup.cfg pyproject.toml requirements-demo.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-demo.txt
+	touch $@
+
+$(INSTALLED): $(DEMO_INSTALLED) requirements-dev.txt
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
-demo: $(INSTALLED)
+demo: $(DEMO_INSTALLED)
 	$(BIN)/python -m demo.run
 
 # Real PostgreSQL and Redis when they answer (required under CI=true), then the
@@ -26,9 +33,18 @@ test: $(INSTALLED) lint browser
 	$(BIN)/python -m pytest
 	$(MAKE) test-embedded
 	$(MAKE) docs
+	$(BIN)/python noxfile.py
 
 test-embedded: $(INSTALLED)
 	ASYNC_ORDERS_TEST_SERVICES=embedded $(BIN)/python -m pytest -m "integration and not postgres_server and not default_leases"
+
+# The unit tests on every Python 3.11-3.13 x Django 5.2/6.0/6.1 (noxfile.py); nox
+# says which combinations it skipped and why (no such interpreter here, or a Django
+# that does not support that Python). Not part of `make test`: about 15 minutes.
+# pyenv's interpreters are found without `pyenv global` naming them.
+PYENV_BINS := $(subst $() ,:,$(wildcard $(HOME)/.pyenv/versions/3.*/bin))
+matrix: $(INSTALLED)
+	PATH="$(PYENV_BINS):$$PATH" $(BIN)/nox $(ARGS)
 
 # Debian's Chromium for the browser tests, when it is missing and we may install it.
 browser:

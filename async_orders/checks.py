@@ -7,7 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, register
 
-from async_orders.conf import DEFAULTS, conf
+from async_orders.conf import DEFAULTS, KINDS, Kind, conf
 from async_orders.registry import colliding_endpoints, find_endpoint
 
 
@@ -25,7 +25,53 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
 
 
 @register()
+def check_setting_values(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Every configured value of the kind its setting takes (E005) and in its range
+    (E006); unknown keys are E001's alone."""
+    configured = getattr(settings, "ASYNC_ORDERS", {})
+    return [
+        error
+        for name, value in configured.items()
+        if name in KINDS
+        for error in _value_errors(name, value, KINDS[name])
+    ]
+
+
+def _value_errors(name: str, value: Any, kind: Kind) -> list[CheckMessage]:
+    if value is None and kind.optional:
+        return []
+    where = f"ASYNC_ORDERS[{name!r}] is {value!r}"
+    if not kind.accepts(value):
+        return [Error(f"{where}, not {kind.description}.", hint=_hint(name, kind), id=E_TYPE)]
+    if isinstance(value, int | float) and not kind.in_range(value):
+        message = f"{where}: it must be{kind.range}."
+        return [Error(message, hint=_hint(name, kind), id=E_RANGE)]
+    return []
+
+
+def _well_formed(*names: str) -> bool:
+    """Whether these settings hold values of their kind; the checks that read them
+    wait until they do, so one mistake is one error (E005/E006), not several."""
+    configured = getattr(settings, "ASYNC_ORDERS", {})
+    return not any(
+        _value_errors(name, configured[name], KINDS[name]) for name in names if name in configured
+    )
+
+
+def _hint(name: str, kind: Kind) -> str:
+    none = ", or None" if kind.optional else ""
+    return f"Set it to {kind.description}{kind.range}{none}; the default is {DEFAULTS[name]!r}."
+
+
+#: Ids of the value checks; stable, so that projects can silence them by id.
+E_TYPE = "async_orders.E005"
+E_RANGE = "async_orders.E006"
+
+
+@register()
 def check_webhook_secret(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    if not _well_formed("WEBHOOK_ALLOWED_HOSTS", "WEBHOOK_SECRET"):
+        return []
     if not conf.WEBHOOK_ALLOWED_HOSTS or conf.WEBHOOK_SECRET:
         return []
     return [
@@ -39,6 +85,8 @@ def check_webhook_secret(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
 
 @register(Tags.urls)
 def check_schedulable_views(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    if not _well_formed("SCHEDULABLE_VIEWS"):
+        return []
     return [
         Error(
             f"ASYNC_ORDERS['SCHEDULABLE_VIEWS'] names {name!r}, which is no URL name.",

@@ -1,7 +1,8 @@
 """A Python client for the order endpoints, for scripts and other services.
 
-Install with ``pip install async-orders[client]``. It needs ``requests`` only, not
-Django: the other side of the HTTP contract in ``docs/http-api.md``.
+From a checkout, install with ``pip install ".[client]"`` (or the built wheel with
+its ``[client]`` extra). It needs ``requests`` only, not Django: the other side of
+the HTTP contract in ``docs/http-api.md``.
 
     client = Client("https://shop.example", session=authenticated_session)
     order = client.run("shop:report", kwargs={"size": 40}, on_progress=print, timeout=600)
@@ -123,7 +124,8 @@ class Client:
         csrf_header_name: str = "X-CSRFToken",
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.base = urljoin(server.rstrip("/") + "/", base_path.lstrip("/"))
+        #: The folder of the order endpoints, always ending in ``/``.
+        self.base = urljoin(server.rstrip("/") + "/", base_path.strip("/") + "/")
         self.session = session or requests.Session()
         self.request_timeout = request_timeout
         self.poll_interval = poll_interval
@@ -142,11 +144,16 @@ class Client:
         """Order ``view_name``; ``envelope`` takes the keys of the order request
         (``kwargs``, ``args``, ``method``, ``query``, ``data``, ``countdown``, ``eta``)."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        url = urljoin(self.base, f"{quote(view_name, safe=':')}/order/")
+        url = self.order_url(view_name)
         response = self._request("POST", url, json=envelope, headers=headers)
         if response.status_code != 302:
             raise APIError(response)
         return Order.from_json(response.json())
+
+    def order_url(self, view_name: str) -> str:
+        """Where to POST an order of ``view_name``. Appended, never ``urljoin``-ed: a
+        namespaced name (``shop:report``) would read as a URL scheme and drop the server."""
+        return f"{self.base}{quote(view_name, safe=':')}/order/"
 
     def get(self, order: Order | str) -> Order:
         """The order's current state, polled once (``order``: an Order or its URL)."""

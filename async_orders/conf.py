@@ -6,6 +6,8 @@ tests and settings changed at start-up are always seen; nothing is cached here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings as django_settings
@@ -49,6 +51,103 @@ DEFAULTS: dict[str, Any] = {
     "WEBHOOK_MAX_ATTEMPTS": 5,
     "WEBHOOK_RETRY_BACKOFF": 2.0,
     "WEBHOOK_TIMEOUT": 10.0,
+}
+
+
+@dataclass(frozen=True)
+class Kind:
+    """The values one setting takes. The system checks hold every configured value to
+    its kind, so that a wrong one fails ``manage.py check`` rather than the first order
+    (``"MAX_ACTIVE_ORDERS": "lots"`` would otherwise be a 500 on every POST)."""
+
+    #: What the value is, as an error's hint says it: "an integer", "a list of strings".
+    description: str
+    accepts: Callable[[Any], bool]
+    minimum: float | None = None
+    #: The minimum itself is out of range (an interval of 0 s would spin).
+    exclusive: bool = False
+    #: ``None`` is a value of its own (no cap, Celery's default queue, DRF's defaults).
+    optional: bool = False
+
+    def in_range(self, value: float) -> bool:
+        if self.minimum is None:
+            return True
+        return value > self.minimum if self.exclusive else value >= self.minimum
+
+    @property
+    def range(self) -> str:
+        """The range in words, or "" for a kind without one."""
+        if self.minimum is None:
+            return ""
+        return f" {'above' if self.exclusive else 'of at least'} {self.minimum:g}"
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_sequence_of(*types: type) -> Callable[[Any], bool]:
+    def accepts(value: Any) -> bool:
+        return isinstance(value, list | tuple) and all(isinstance(item, types) for item in value)
+
+    return accepts
+
+
+def _count(minimum: int, *, optional: bool = False) -> Kind:
+    return Kind("an integer", _is_integer, minimum=minimum, optional=optional)
+
+
+def _seconds(*, exclusive: bool = False) -> Kind:
+    return Kind("a number of seconds", _is_number, minimum=0, exclusive=exclusive)
+
+
+_STRING = Kind("a string", lambda value: isinstance(value, str))
+_OPTIONAL_STRING = Kind("a string", lambda value: isinstance(value, str), optional=True)
+_BOOLEAN = Kind("True or False", lambda value: isinstance(value, bool))
+_NAMES = Kind("a list of strings", _is_sequence_of(str))
+_CLASSES = Kind("a list of classes or import paths", _is_sequence_of(str, type), optional=True)
+
+#: The kind of every key of :data:`DEFAULTS`, checked by ``async_orders.checks``.
+KINDS: dict[str, Kind] = {
+    "SCHEDULABLE_VIEWS": _NAMES,
+    "RETRY_AFTER": _count(0),
+    "PROGRESS_INTERVAL": _seconds(),
+    "QUEUE": _OPTIONAL_STRING,
+    "AUTHENTICATION_CLASSES": _CLASSES,
+    "PERMISSION_CLASSES": _CLASSES,
+    "THROTTLE_CLASSES": _CLASSES,
+    "MAX_BODY_BYTES": _count(1),
+    "MAX_ACTIVE_ORDERS": _count(1, optional=True),
+    "MAX_RESULT_BYTES": _count(0),
+    "RESULT_ALLOWED_HOSTS": _NAMES,
+    "MAX_SCHEDULE_SECONDS": _seconds(),
+    "HEARTBEAT_INTERVAL": _seconds(exclusive=True),
+    "WORKER_LOST_AFTER": _seconds(exclusive=True),
+    "LEASE_MARGIN": _seconds(),
+    "RECONCILE_INTERVAL": _seconds(exclusive=True),
+    "REPUBLISH_AFTER": _seconds(),
+    "MAX_RETRY_BACKOFF": _seconds(),
+    "RETENTION_SECONDS": _seconds(),
+    "PURGE_BATCH_SIZE": _count(1),
+    "LONG_POLL_MAX_WAIT": _seconds(),
+    "LONG_POLL_ASYNC": _BOOLEAN,
+    "NOTIFY_REDIS_URL": _OPTIONAL_STRING,
+    "NOTIFY_DB_POLL_INTERVAL": _seconds(exclusive=True),
+    "SSE_HEARTBEAT": _seconds(exclusive=True),
+    "SSE_MAX_LIFETIME": _seconds(exclusive=True),
+    "LONG_POLL_MAX_WAITERS_PER_PROCESS": _count(0),
+    "LONG_POLL_MAX_ASYNC_WAITERS_PER_PROCESS": _count(0),
+    "LONG_POLL_MAX_WAITERS_PER_CLIENT": _count(0),
+    "WEBHOOK_ALLOWED_HOSTS": _NAMES,
+    "WEBHOOK_ALLOW_PRIVATE": _BOOLEAN,
+    "WEBHOOK_SECRET": _STRING,
+    "WEBHOOK_MAX_ATTEMPTS": _count(1),
+    "WEBHOOK_RETRY_BACKOFF": _seconds(),
+    "WEBHOOK_TIMEOUT": _seconds(exclusive=True),
 }
 
 

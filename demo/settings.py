@@ -28,6 +28,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc as static files: no CDN, works offline
     "async_orders",
     "demo.shop",
 ]
@@ -86,6 +87,10 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "async_orders demo",
     "DESCRIPTION": "Order any schedulable view: POST, follow the 302, poll until 201.",
     "VERSION": "demo",
+    # The pages' scripts, styles and icons from drf_spectacular_sidecar's static files.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 LOGGING = {

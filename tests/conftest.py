@@ -74,6 +74,25 @@ def redis_client(broker: str) -> redis.Redis:
     return redis.Redis.from_url(broker)
 
 
+def forget_queues(client: redis.Redis, queue: str) -> None:
+    """Delete the Redis keys of ``queue`` and of the spare queues named after it: the
+    lists of messages no worker took and kombu's bindings. Other runs' queues (other
+    checkouts share the Redis) and kombu's shared keys are left alone."""
+    for pattern in (f"{queue}*", f"_kombu.binding*.{queue}*"):
+        keys = list(client.scan_iter(match=pattern, count=1000))
+        if keys:
+            client.delete(*keys)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _leave_no_queues_behind() -> Iterator[None]:
+    """After the session, forget its queues in the real Redis (an embedded one dies
+    with the session)."""
+    yield
+    if services.BROKER == "redis":
+        forget_queues(redis_client(services.broker_url()), services.QUEUE)
+
+
 def start_worker(queue: str, name: str) -> subprocess.Popen[bytes]:
     """Start a real ``celery worker`` process on ``queue`` against the test database
     and return once it is ready to take messages. Its log is ``<scratch>/<name>.log``."""

