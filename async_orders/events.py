@@ -27,7 +27,7 @@ from django.http import HttpResponse, StreamingHttpResponse
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 
-from async_orders import schema as openapi
+from async_orders import openapi
 from async_orders.conditional import order_etag
 from async_orders.conf import conf
 from async_orders.models import Order

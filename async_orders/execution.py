@@ -24,7 +24,7 @@ from async_orders.dispatch import ViewResponse, call_view
 from async_orders.heartbeat import heartbeat
 from async_orders.models import Order, failure
 from async_orders.process_leases import this_process
-from async_orders.progress import OrderCanceled, OrderRun, running
+from async_orders.progress import CancelRequested, OrderRun, running
 from async_orders.registry import ViewOptions, options_for
 
 logger = logging.getLogger("async_orders")
@@ -66,7 +66,7 @@ def _outcome_of(run: OrderRun) -> Callable[[], object]:
     order = run.order
     try:
         response = call_view(order)
-    except OrderCanceled:
+    except CancelRequested:
         logger.info("Order %s stopped: it was canceled.", order.pk)
         return lambda: order.stop_canceled(*run.progress)
     except LeaseLost:

@@ -21,12 +21,13 @@ from django.db.models.sql import UpdateQuery
 from django.utils import timezone
 
 from async_orders import signals
+from async_orders.deprecation import renamed
 
 if TYPE_CHECKING:
     from async_orders.dispatch import ViewResponse
 
 
-class Status(models.TextChoices):
+class OrderStatus(models.TextChoices):
     """Where an order is in its life; see the state diagram in the docs."""
 
     #: Waiting for its ``countdown``/``eta``; not yet due.
@@ -43,12 +44,16 @@ class Status(models.TextChoices):
     CANCELED = "canceled", "Canceled"
 
 
+#: ``Status`` was this enum's name until 0.1 (it sat beside DRF's ``status``).
+__getattr__ = renamed(__name__, {"Status": "OrderStatus"})
+
+
 #: Statuses from which an order can still start.
-STARTABLE = (Status.SCHEDULED, Status.QUEUED)
+STARTABLE = (OrderStatus.SCHEDULED, OrderStatus.QUEUED)
 #: Statuses in which an order still has work ahead of it.
-ACTIVE = (Status.SCHEDULED, Status.QUEUED, Status.RUNNING)
+ACTIVE = (OrderStatus.SCHEDULED, OrderStatus.QUEUED, OrderStatus.RUNNING)
 #: Statuses an order never leaves.
-FINISHED = (Status.COMPLETED, Status.FAILED, Status.CANCELED)
+FINISHED = (OrderStatus.COMPLETED, OrderStatus.FAILED, OrderStatus.CANCELED)
 
 
 #: Seeing the orders of others takes this permission.
@@ -186,7 +191,7 @@ class Order(models.Model):
     )
 
     status = models.CharField(
-        max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True
+        max_length=10, choices=OrderStatus.choices, default=OrderStatus.QUEUED, db_index=True
     )
     progress_current = models.PositiveBigIntegerField(default=0)
     progress_total = models.PositiveBigIntegerField(null=True, blank=True)
@@ -247,7 +252,7 @@ class Order(models.Model):
         ]
         constraints = [
             models.CheckConstraint(
-                condition=Q(status__in=Status.values), name="async_order_status_valid"
+                condition=Q(status__in=OrderStatus.values), name="async_order_status_valid"
             ),
             # One order per requester and key: concurrent retries cannot both insert.
             models.UniqueConstraint(
@@ -288,7 +293,7 @@ class Order(models.Model):
         now = timezone.now()
         startable = Q(pk=pk, status__in=STARTABLE) & (Q(run_at__isnull=True) | Q(run_at__lte=now))
         changes = {
-            "status": Status.RUNNING,
+            "status": OrderStatus.RUNNING,
             "started_at": now,
             "heartbeat_at": Now(),
             "attempts": F("attempts") + 1,
@@ -297,7 +302,7 @@ class Order(models.Model):
         order = cls.objects.filter(startable).update_returning(changes, _claimed_fields())
         if order is not None:
             # Only a scheduled order has a run_at: a queued one never does.
-            order._announce(Status.SCHEDULED if order.run_at else Status.QUEUED)
+            order._announce(OrderStatus.SCHEDULED if order.run_at else OrderStatus.QUEUED)
         return order
 
     def start(self, worker: str = "") -> bool:
@@ -312,7 +317,7 @@ class Order(models.Model):
     def renew_lease(self) -> bool:
         """Extend this attempt's lease; ``False`` when the attempt has lost the order
         (it was recovered and maybe claimed again, or it finished): stop, write nothing."""
-        mine = Order.objects.filter(self._this_attempt(), pk=self.pk, status=Status.RUNNING)
+        mine = Order.objects.filter(self._this_attempt(), pk=self.pk, status=OrderStatus.RUNNING)
         return bool(mine.update(heartbeat_at=Now()))
 
     def _this_attempt(self) -> Q:
@@ -323,14 +328,14 @@ class Order(models.Model):
     def schedule_retry(self, run_at: datetime) -> bool:
         """running -> scheduled until ``run_at``: another attempt, unless asked to cancel."""
         return self._move(
-            (Status.RUNNING,),
-            Status.SCHEDULED,
+            (OrderStatus.RUNNING,),
+            OrderStatus.SCHEDULED,
             due=Q(cancel_requested=False) & self._this_attempt(),
             run_at=run_at,
             published_at=timezone.now(),
         )
 
-    def recover_lost(self, lost: Q) -> Status | None:
+    def recover_lost(self, lost: Q) -> OrderStatus | None:
         """End the attempt whose worker is gone (``lost`` says how that is known: its
         lease expired long ago, or the process running it died): queue the order again
         if it has attempts left, cancel it if it was asked to stop, else fail it as
@@ -340,13 +345,13 @@ class Order(models.Model):
         """
         lost &= self._this_attempt()
         if self.cancel_requested:
-            target, changes = Status.CANCELED, {}
+            target, changes = OrderStatus.CANCELED, {}
         elif self.attempts < self.max_attempts:
             lost &= Q(cancel_requested=False)
-            target, changes = Status.QUEUED, {"run_at": None, "published_at": timezone.now()}
+            target, changes = OrderStatus.QUEUED, {"run_at": None, "published_at": timezone.now()}
         else:
-            target, changes = Status.FAILED, {"error": self._worker_lost()}
-        return target if self._move((Status.RUNNING,), target, lost, **changes) else None
+            target, changes = OrderStatus.FAILED, {"error": self._worker_lost()}
+        return target if self._move((OrderStatus.RUNNING,), target, lost, **changes) else None
 
     def _worker_lost(self) -> dict[str, Any]:
         return failure(
@@ -363,8 +368,8 @@ class Order(models.Model):
     def complete(self, *, response: ViewResponse, resource_url: str) -> bool:
         """running -> completed, keeping the view's response."""
         return self._move(
-            (Status.RUNNING,),
-            Status.COMPLETED,
+            (OrderStatus.RUNNING,),
+            OrderStatus.COMPLETED,
             due=self._this_attempt(),
             resource_url=resource_url,
             **response.as_order_fields(),
@@ -374,7 +379,11 @@ class Order(models.Model):
         """running -> failed with ``error`` (code, message, and the view's status/body if any)."""
         fields = response.as_order_fields() if response else {}
         return self._move(
-            (Status.RUNNING,), Status.FAILED, due=self._this_attempt(), error=error, **fields
+            (OrderStatus.RUNNING,),
+            OrderStatus.FAILED,
+            due=self._this_attempt(),
+            error=error,
+            **fields,
         )
 
     def cancel(self) -> bool:
@@ -382,9 +391,9 @@ class Order(models.Model):
 
         ``False`` when the order had already finished.
         """
-        if self._move(STARTABLE, Status.CANCELED):
+        if self._move(STARTABLE, OrderStatus.CANCELED):
             return True
-        asked = Order.objects.filter(pk=self.pk, status=Status.RUNNING).update(
+        asked = Order.objects.filter(pk=self.pk, status=OrderStatus.RUNNING).update(
             cancel_requested=True
         )
         if asked:
@@ -394,8 +403,8 @@ class Order(models.Model):
     def stop_canceled(self, current: int, total: int | None) -> bool:
         """running -> canceled once the view noticed, with the progress it had made."""
         return self._move(
-            (Status.RUNNING,),
-            Status.CANCELED,
+            (OrderStatus.RUNNING,),
+            OrderStatus.CANCELED,
             due=self._this_attempt(),
             progress_current=current,
             progress_total=total,
@@ -408,7 +417,7 @@ class Order(models.Model):
         if message is not None:
             changes["message"] = message
         still_wanted = Order.objects.filter(
-            self._this_attempt(), pk=self.pk, status=Status.RUNNING, cancel_requested=False
+            self._this_attempt(), pk=self.pk, status=OrderStatus.RUNNING, cancel_requested=False
         )
         if still_wanted.update(**changes, heartbeat_at=timezone.now()) != 1:
             return False
@@ -417,7 +426,11 @@ class Order(models.Model):
         return True
 
     def _move(
-        self, sources: tuple[Status, ...], target: Status, due: Q | None = None, **changes: Any
+        self,
+        sources: tuple[OrderStatus, ...],
+        target: OrderStatus,
+        due: Q | None = None,
+        **changes: Any,
     ) -> bool:
         """The one way status changes: a conditional UPDATE that wins or does nothing."""
         if target in FINISHED:
@@ -439,7 +452,10 @@ class Order(models.Model):
 
     def _announce(self, previous: str) -> None:
         signals.order_status_changed.send(
-            sender=Order, order=self, previous=Status(previous), status=Status(self.status)
+            sender=Order,
+            order=self,
+            previous=OrderStatus(previous),
+            status=OrderStatus(self.status),
         )
         if self.is_finished:
             signals.order_finished.send(sender=Order, order=self)

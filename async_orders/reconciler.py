@@ -31,7 +31,7 @@ from django.utils import timezone
 from async_orders import process_leases
 from async_orders.attempt_lease import UNREACHABLE, reconnect_later
 from async_orders.conf import conf
-from async_orders.models import STARTABLE, Order, Status
+from async_orders.models import STARTABLE, Order, OrderStatus
 from async_orders.tasks import broker_lost_messages, publish
 
 logger = logging.getLogger("async_orders")
@@ -140,13 +140,13 @@ def _republish(which: Q, report: Reconciliation) -> None:
 def _recover_lost(report: Reconciliation) -> None:
     lost = Q(heartbeat_at__lt=Now() - timedelta(seconds=_grace()))
     outcomes = {
-        Status.QUEUED: report.requeued,
-        Status.FAILED: report.failed,
-        Status.CANCELED: report.canceled,
+        OrderStatus.QUEUED: report.requeued,
+        OrderStatus.FAILED: report.failed,
+        OrderStatus.CANCELED: report.canceled,
     }
-    for order in Order.objects.filter(lost, status=Status.RUNNING)[:BATCH]:
+    for order in Order.objects.filter(lost, status=OrderStatus.RUNNING)[:BATCH]:
         outcome = order.recover_lost(lost)
-        if outcome == Status.QUEUED:
+        if outcome == OrderStatus.QUEUED:
             publish(order)
         if outcome is not None:
             outcomes[outcome].append(order.pk)

@@ -27,7 +27,7 @@ from async_orders.exceptions import (
     IdempotencyKeyReused,
     TooManyActiveOrders,
 )
-from async_orders.models import ACTIVE, ANONYMOUS, Order, RequesterLock, Status
+from async_orders.models import ACTIVE, ANONYMOUS, Order, OrderStatus, RequesterLock
 from async_orders.registry import options_for
 from async_orders.retention import purge_finished
 
@@ -55,8 +55,8 @@ def _lost_its_process(error: BaseException) -> bool:
 def _recover_order_of(order_id: str, process: str) -> None:
     """Recover the order ``process`` was running when it died, if it still is."""
     died_running_it = Q(worker=process)
-    order = Order.objects.filter(died_running_it, pk=order_id, status=Status.RUNNING).first()
-    if order is not None and order.recover_lost(died_running_it) == Status.QUEUED:
+    order = Order.objects.filter(died_running_it, pk=order_id, status=OrderStatus.RUNNING).first()
+    if order is not None and order.recover_lost(died_running_it) == OrderStatus.QUEUED:
         publish(order)
 
 
@@ -85,7 +85,7 @@ def execute_order(task: Task, order_id: str) -> None:
     close_old_connections()
     worker = f"{task.request.hostname}:{os.getpid()}"
     order = execution.execute_order(order_id, worker=worker)
-    if order is not None and order.status == Status.SCHEDULED:
+    if order is not None and order.status == OrderStatus.SCHEDULED:
         publish(order)  # a retry, or a message that came before the order was due
 
 
@@ -134,7 +134,7 @@ def place_order(
                 requester=requester,
                 idempotency_key=idempotency_key,
                 origin=origin,
-                status=Status.SCHEDULED if envelope.run_at else Status.QUEUED,
+                status=OrderStatus.SCHEDULED if envelope.run_at else OrderStatus.QUEUED,
             )
             if envelope.lock_keys:
                 locks.take(order, envelope.lock_keys)  # raises Locked: nothing is kept

@@ -8,7 +8,7 @@ from django.core.checks import run_checks
 from rest_framework.test import APIClient
 
 from async_orders.execution import execute_order
-from async_orders.models import Order, Status
+from async_orders.models import Order, OrderStatus
 
 pytestmark = pytest.mark.django_db
 
@@ -66,7 +66,7 @@ def test_an_order_whose_path_now_leads_to_another_view_fails_without_running_it(
 ) -> None:
     order = ran(view)
 
-    assert order.status == Status.FAILED
+    assert order.status == OrderStatus.FAILED
     assert order.error["code"] == "view_unavailable"
     assert order.response_body is None
 
@@ -74,5 +74,5 @@ def test_an_order_whose_path_now_leads_to_another_view_fails_without_running_it(
 def test_an_order_of_a_view_no_longer_opted_in_fails_without_running_it() -> None:
     order = ran("not-opted-in")
 
-    assert order.status == Status.FAILED
+    assert order.status == OrderStatus.FAILED
     assert order.error["code"] == "view_unavailable"

@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from async_orders import locks, reconciler
-from async_orders.models import FINISHED, Order, Status
+from async_orders.models import FINISHED, Order, OrderStatus
 from tests import celery_app
 from tests.conftest import FAULT_FIGURES, redis_client, wait_until
 from tests.testapp.models import Execution
@@ -168,7 +168,7 @@ def test_racing_orders_on_one_lock_key_run_exactly_one(base: str, tmp_path: Path
 
     assert codes == [302] + [409] * (racers - 1)
     order = Order.objects.get()
-    wait_until(lambda: Order.objects.get().status == Status.COMPLETED, timeout=30)
+    wait_until(lambda: Order.objects.get().status == OrderStatus.COMPLETED, timeout=30)
     assert Execution.objects.filter(order_id=order.pk).count() == 1
     FAULT_FIGURES.append(f"lock race: {racers} concurrent orders on one key, 1 ran, 7 got 409")
 
@@ -201,7 +201,7 @@ def test_a_burst_of_200_orders_through_two_workers_runs_each_exactly_once(
     )
     seconds = time.monotonic() - started
 
-    assert Order.objects.filter(status=Status.COMPLETED).count() == burst
+    assert Order.objects.filter(status=OrderStatus.COMPLETED).count() == burst
     assert Execution.objects.count() == burst
     assert Execution.objects.values("order_id").distinct().count() == burst
     FAULT_FIGURES.append(

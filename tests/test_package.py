@@ -114,3 +114,18 @@ def test_the_public_names_are_still_importable_from_the_package() -> None:
     assert set(async_orders.__all__) <= set(dir(async_orders))
     with pytest.raises(AttributeError, match="no_such_name"):
         async_orders.no_such_name  # noqa: B018
+
+
+@pytest.mark.parametrize(
+    ("module", "old", "new"),
+    [
+        ("async_orders.models", "Status", "OrderStatus"),
+        ("async_orders.progress", "OrderCanceled", "CancelRequested"),
+    ],
+)
+def test_a_renamed_name_still_imports_with_a_deprecation_warning(
+    module: str, old: str, new: str
+) -> None:
+    imported = __import__(module, fromlist=[new])
+    with pytest.warns(DeprecationWarning, match=f"use {module}.{new}"):
+        assert getattr(imported, old) is getattr(imported, new)

@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
-from async_orders.models import Order, Status
+from async_orders.models import Order, OrderStatus
 
 pytestmark = pytest.mark.django_db
 
@@ -26,7 +26,7 @@ def test_place_answers_302_to_the_order_with_its_representation(api: APIClient) 
     assert response["Location"] == f"http://testserver/async/orders/{order.pk}/"
     assert response.json()["id"] == str(order.pk)
     assert response.json()["status"] == "queued"
-    assert order.status == Status.QUEUED
+    assert order.status == OrderStatus.QUEUED
 
 
 def test_the_envelope_is_stored_as_validated(api: APIClient, user: User) -> None:
@@ -170,7 +170,7 @@ def test_countdown_schedules_the_order(api: APIClient) -> None:
 
     order = Order.objects.get()
     assert response.json()["status"] == "scheduled"
-    assert order.status == Status.SCHEDULED
+    assert order.status == OrderStatus.SCHEDULED
     assert 55 < (order.run_at - order.created_at).total_seconds() <= 61
 
 

@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 from async_orders import locks, process_leases, reconciler, signals, tasks
 from async_orders.conf import conf
 from async_orders.execution import _backoff, execute_order
-from async_orders.models import Order, OrderLock, ProcessLease, RequesterLock, Status
+from async_orders.models import Order, OrderLock, OrderStatus, ProcessLease, RequesterLock
 from async_orders.registry import ViewOptions
 from async_orders.retention import purge_finished
 from tests.conftest import wait_until
@@ -62,7 +62,7 @@ def watching() -> None:
 def test_a_retryable_exception_schedules_another_attempt(api: APIClient) -> None:
     order = run(make_order("flaky", data={"succeed_on": 2}))
 
-    assert (order.status, order.attempts, order.max_attempts) == (Status.SCHEDULED, 1, 3)
+    assert (order.status, order.attempts, order.max_attempts) == (OrderStatus.SCHEDULED, 1, 3)
     assert order.run_at is not None
     polled = api.get(f"/async/orders/{order.pk}/")
     assert polled.status_code == 202
@@ -75,7 +75,7 @@ def test_the_order_completes_on_a_later_attempt() -> None:
     for _ in range(3):
         order = run(order)
 
-    assert (order.status, order.attempts) == (Status.COMPLETED, 3)
+    assert (order.status, order.attempts) == (OrderStatus.COMPLETED, 3)
 
 
 def test_when_attempts_run_out_the_order_fails() -> None:
@@ -84,14 +84,14 @@ def test_when_attempts_run_out_the_order_fails() -> None:
     for _ in range(3):
         order = run(order)
 
-    assert (order.status, order.attempts) == (Status.FAILED, 3)
+    assert (order.status, order.attempts) == (OrderStatus.FAILED, 3)
     assert order.error["code"] == "exception"
 
 
 def test_an_exception_not_in_retry_on_fails_at_once() -> None:
     order = run(make_order("flaky", data={"succeed_on": 1, "then_raise": True}))
 
-    assert (order.status, order.attempts) == (Status.FAILED, 1)
+    assert (order.status, order.attempts) == (OrderStatus.FAILED, 1)
 
 
 @pytest.mark.parametrize("attempt", [1, 2, 5, 30])
@@ -111,7 +111,7 @@ def test_a_message_that_arrives_before_the_order_is_due_does_not_start_it() -> N
     execute_order(order.pk)
 
     order.refresh_from_db()
-    assert (order.status, order.attempts) == (Status.SCHEDULED, 0)
+    assert (order.status, order.attempts) == (OrderStatus.SCHEDULED, 0)
 
 
 # --- the reconciler ------------------------------------------------------------------
@@ -158,7 +158,7 @@ def test_a_silent_worker_with_attempts_left_gets_its_order_requeued(published, w
 
     order.refresh_from_db()
     assert report.requeued == published == [order.pk]
-    assert (order.status, order.attempts) == (Status.QUEUED, 1)
+    assert (order.status, order.attempts) == (OrderStatus.QUEUED, 1)
     assert OrderLock.objects.filter(order=order).exists()  # still its to hold
 
 
@@ -172,7 +172,7 @@ def test_a_silent_worker_without_attempts_left_fails_its_order_and_frees_locks(
     order.refresh_from_db()
     assert report.failed == [order.pk]
     assert published == []
-    assert order.status == Status.FAILED
+    assert order.status == OrderStatus.FAILED
     assert order.error["code"] == "worker_lost"
     assert "attempt 1 of 1" in order.error["message"]
     assert not OrderLock.objects.exists()
@@ -186,14 +186,14 @@ def test_a_silent_worker_of_an_order_asked_to_cancel_gets_it_canceled(published,
 
     order.refresh_from_db()
     assert (report.canceled, report.requeued, published) == ([order.pk], [], [])
-    assert order.status == Status.CANCELED
+    assert order.status == OrderStatus.CANCELED
     assert not OrderLock.objects.exists()
 
 
 def test_a_worker_taken_for_dead_cannot_change_the_next_attempt() -> None:
     stale = silent_running("gated-retrying")
     reconciler_requeue = Order.objects.get(pk=stale.pk)
-    assert reconciler_requeue.recover_lost(Q()) == Status.QUEUED
+    assert reconciler_requeue.recover_lost(Q()) == OrderStatus.QUEUED
     fresh = Order.objects.get(pk=stale.pk)
     assert fresh.start()  # a second worker claims attempt 2
 
@@ -224,7 +224,7 @@ def test_a_reconciler_that_just_started_leading_recovers_nothing_yet(published) 
 
     assert (report.leader, report.requeued, report.failed) == (True, [], [])
     order.refresh_from_db()
-    assert order.status == Status.RUNNING
+    assert order.status == OrderStatus.RUNNING
 
 
 def test_a_gap_in_the_reconcilers_passes_restarts_its_watch(published, watching) -> None:
@@ -235,7 +235,7 @@ def test_a_gap_in_the_reconcilers_passes_restarts_its_watch(published, watching)
 
     assert reconciler.reconcile().requeued == []
     order.refresh_from_db()
-    assert order.status == Status.RUNNING
+    assert order.status == OrderStatus.RUNNING
 
 
 def test_a_lease_expired_by_less_than_the_margin_is_left_alone(published, watching) -> None:
@@ -283,7 +283,7 @@ def test_a_running_order_with_a_fresh_heartbeat_is_left_alone(published, watchin
 
     assert (report.requeued, report.failed) == ([], [])
     order.refresh_from_db()
-    assert order.status == Status.RUNNING
+    assert order.status == OrderStatus.RUNNING
 
 
 def test_the_reconcile_command_runs_the_reconciler(published, capsys) -> None:
@@ -400,7 +400,7 @@ def test_the_purge_command_reports_what_it_deleted(settings, capsys) -> None:
 def test_signals_tell_every_status_change_progress_and_the_end() -> None:
     seen: list[tuple[str, Any]] = []
 
-    def on_status(order: Order, previous: Status, status: Status, **kwargs: Any) -> None:
+    def on_status(order: Order, previous: OrderStatus, status: OrderStatus, **kwargs: Any) -> None:
         seen.append(("status", (previous.value, status.value)))
 
     def on_progress(order: Order, **kwargs: Any) -> None:

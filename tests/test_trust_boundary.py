@@ -17,7 +17,7 @@ from rest_framework.test import APIClient
 from async_orders.envelope import parse_envelope
 from async_orders.exceptions import TooManyActiveOrders
 from async_orders.execution import execute_order
-from async_orders.models import Order, Status, requester_key
+from async_orders.models import Order, OrderStatus, requester_key
 from async_orders.registry import find_endpoint
 from async_orders.tasks import place_order
 from tests.factories import make_order
@@ -149,7 +149,7 @@ def test_ordering_a_change_to_another_users_object_fails_with_the_views_404(
 
     order.refresh_from_db()
     bobs.refresh_from_db()
-    assert (order.status, order.error["status_code"]) == (Status.FAILED, 404)
+    assert (order.status, order.error["status_code"]) == (OrderStatus.FAILED, 404)
     assert bobs.name == "bob's"
 
 
@@ -391,7 +391,7 @@ def test_a_response_over_the_result_limit_is_not_stored_and_says_so(
     execute_order(order.pk)
 
     order.refresh_from_db()
-    assert order.status == Status.COMPLETED
+    assert order.status == OrderStatus.COMPLETED
     assert order.response_body is None
     assert order.response_size > 2000
     assert "larger than MAX_RESULT_BYTES (1000)" in order.message

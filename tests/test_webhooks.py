@@ -14,7 +14,7 @@ from django.contrib.auth.models import User
 from django.core.checks import run_checks
 from rest_framework.test import APIClient
 
-from async_orders.models import Order, Status, WebhookDelivery
+from async_orders.models import Order, OrderStatus, WebhookDelivery
 from async_orders.signing import sign, verify_signature
 from async_orders.webhooks import deliver_webhook, retry_delay
 from tests.test_waiting import WebhookReceiver
@@ -197,7 +197,7 @@ def deliver_once(callback_url: str) -> WebhookDelivery:
     order = Order.objects.create(
         view_name="echo",
         origin="http://testserver",
-        status=Status.COMPLETED,
+        status=OrderStatus.COMPLETED,
         callback_url=callback_url,
     )
     deliver_webhook(str(order.pk))
