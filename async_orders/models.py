@@ -21,10 +21,11 @@ from django.db.models.sql import UpdateQuery
 from django.utils import timezone
 
 from async_orders import signals
+from async_orders.conf import conf
 from async_orders.deprecation import renamed
 
 if TYPE_CHECKING:
-    from async_orders.dispatch import ViewResponse
+    from async_orders.view_response import ViewResponse
 
 
 class OrderStatus(models.TextChoices):
@@ -91,11 +92,29 @@ SHOWN_FIELDS = (
 )
 
 
+class FailureCode(models.TextChoices):
+    """Why an order failed: its ``error.code``. Each value is a row of the table in
+    docs/http-api.md, which a test keeps in step with this enum."""
+
+    #: The view answered 4xx/5xx; ``status_code`` and its JSON ``body`` are included.
+    HTTP_ERROR = "http_error", "HTTP error"
+    #: The view raised; the message is the ``fail_on_error`` one, else a generic one.
+    EXCEPTION = "exception", "Exception"
+    #: The view redirected to ``LOGIN_URL``: it needs a signed-in user.
+    UNAUTHENTICATED = "unauthenticated", "Unauthenticated"
+    #: The URL name no longer leads to the opted-in view; nothing was called.
+    VIEW_UNAVAILABLE = "view_unavailable", "View unavailable"
+    #: The worker running the order stopped responding, and no attempts were left.
+    WORKER_LOST = "worker_lost", "Worker lost"
+
+
 def failure(
-    code: str, message: str, status_code: int | None = None, body: Any = None
+    code: FailureCode, message: str, status_code: int | None = None, body: Any = None
 ) -> dict[str, Any]:
-    """An order's ``error``, in the one shape clients see for every kind of failure."""
-    return {"code": code, "message": message, "status_code": status_code, "body": body}
+    """An order's ``error``, in the one shape clients see for every kind of failure:
+    the only place one is built, so a new kind of failure needs a :class:`FailureCode`
+    (and so a row in the documented table) first."""
+    return {"code": code.value, "message": message, "status_code": status_code, "body": body}
 
 
 def visible_requesters(
@@ -355,7 +374,7 @@ class Order(models.Model):
 
     def _worker_lost(self) -> dict[str, Any]:
         return failure(
-            "worker_lost",
+            FailureCode.WORKER_LOST,
             "The worker running this order stopped responding "
             f"(attempt {self.attempts} of {self.max_attempts}).",
         )
@@ -372,12 +391,12 @@ class Order(models.Model):
             OrderStatus.COMPLETED,
             due=self._this_attempt(),
             resource_url=resource_url,
-            **response.as_order_fields(),
+            **self._response_fields(response),
         )
 
     def fail(self, error: dict[str, Any], response: ViewResponse | None = None) -> bool:
         """running -> failed with ``error`` (code, message, and the view's status/body if any)."""
-        fields = response.as_order_fields() if response else {}
+        fields = self._response_fields(response) if response else {}
         return self._move(
             (OrderStatus.RUNNING,),
             OrderStatus.FAILED,
@@ -385,6 +404,23 @@ class Order(models.Model):
             error=error,
             **fields,
         )
+
+    @staticmethod
+    def _response_fields(response: ViewResponse) -> dict[str, Any]:
+        """The columns that keep the view's ``response``: its body only when it fits
+        ``MAX_RESULT_BYTES`` (its size always), and a message saying so when not."""
+        fields: dict[str, Any] = {
+            "response_status": response.status_code,
+            "response_content_type": response.content_type,
+            "response_body": response.body if response.storable else None,
+            "response_size": len(response.body),
+        }
+        if not response.storable:
+            fields["message"] = (
+                f"The view's response ({len(response.body)} bytes) is larger than "
+                f"MAX_RESULT_BYTES ({conf.MAX_RESULT_BYTES}) and was not stored."
+            )
+        return fields
 
     def cancel(self) -> bool:
         """Cancel: at once if it has not started, else ask the running view to stop.

@@ -11,7 +11,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from async_orders.execution import execute_order
-from async_orders.models import Order, OrderStatus
+from async_orders.models import FailureCode, Order, OrderStatus, failure
 from tests.factories import make_order
 
 pytestmark = pytest.mark.django_db
@@ -176,7 +176,7 @@ def test_rerun_of_an_order_whose_objects_are_locked_is_counted_not_placed(
 ) -> None:
     failed = make_order("bake-pizza", kwargs={"pk": 1})
     failed.start()
-    failed.fail({"code": "exception", "message": "burnt", "status_code": None, "body": None})
+    failed.fail(failure(FailureCode.EXCEPTION, "burnt"))
     holder = make_order("bake-pizza", kwargs={"pk": 1})  # active: holds pizza:1
 
     response = act(admin_client, "rerun_failed_orders", failed)

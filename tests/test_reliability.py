@@ -203,7 +203,7 @@ def test_a_worker_taken_for_dead_cannot_change_the_next_attempt() -> None:
 
 
 def _ok() -> Any:
-    from async_orders.dispatch import ViewResponse
+    from async_orders.view_response import ViewResponse
 
     return ViewResponse(200, "application/json", b"{}", None)
 
