@@ -17,7 +17,7 @@ from django.utils.html import format_html
 from async_orders.exceptions import TooManyActiveOrders
 from async_orders.locks import Locked
 from async_orders.models import Order, OrderStatus, WebhookDelivery
-from async_orders.tasks import rerun_order
+from async_orders.placing import rerun_order
 
 #: Characters of a stored response shown on the order's page; the rest is cut.
 RESPONSE_PREVIEW_CHARS = 10_000

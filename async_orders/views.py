@@ -44,9 +44,9 @@ from async_orders.exceptions import (
 )
 from async_orders.locks import Locked
 from async_orders.models import Order, OrderStatus, requester_key
+from async_orders.placing import place_order
 from async_orders.registry import find_endpoint
 from async_orders.serializers import ListQuerySerializer, OrderSerializer
-from async_orders.tasks import place_order
 
 logger = logging.getLogger("async_orders")
 

@@ -8,7 +8,7 @@ from rest_framework.test import APIClient
 
 from async_orders.execution import execute_order
 from async_orders.models import Order, OrderStatus
-from async_orders.tasks import rerun_order
+from async_orders.placing import rerun_order
 from tests.factories import make_order
 
 pytestmark = pytest.mark.django_db

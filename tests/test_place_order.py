@@ -175,10 +175,8 @@ def test_countdown_schedules_the_order(api: APIClient) -> None:
 
 
 def test_an_order_is_published_only_after_its_transaction_commits(
-    api: APIClient, django_capture_on_commit_callbacks, monkeypatch: pytest.MonkeyPatch
+    api: APIClient, django_capture_on_commit_callbacks, published: list[uuid.UUID]
 ) -> None:
-    published: list[uuid.UUID] = []
-    monkeypatch.setattr("async_orders.tasks.publish", lambda order: published.append(order.pk))
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         place(api, "echo")

@@ -34,13 +34,11 @@ def run(order: Order) -> Order:
 
 
 @pytest.fixture
-def published(monkeypatch: pytest.MonkeyPatch) -> list[uuid.UUID]:
-    """Messages the reconciler sends, recorded instead of sent, with a broker that
-    lost nothing: the integration tests send them and restart the broker for real."""
-    sent: list[uuid.UUID] = []
-    monkeypatch.setattr(reconciler, "publish", lambda order: sent.append(order.pk))
-    monkeypatch.setattr(reconciler, "broker_lost_messages", lambda: False)
-    return sent
+def published(published: list[uuid.UUID], monkeypatch: pytest.MonkeyPatch) -> list[uuid.UUID]:
+    """The suite's ``published`` (messages recorded instead of sent), with a broker
+    that lost nothing: the integration tests restart the broker for real."""
+    monkeypatch.setattr("async_orders.tasks.broker_lost_messages", lambda: False)
+    return published
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ from async_orders.envelope import parse_envelope
 from async_orders.exceptions import TooManyActiveOrders
 from async_orders.execution import execute_order
 from async_orders.models import Order, OrderStatus, requester_key
+from async_orders.placing import place_order
 from async_orders.registry import find_endpoint
-from async_orders.tasks import place_order
 from tests.factories import make_order
 from tests.testapp.models import Item
 
@@ -343,10 +343,9 @@ CONCURRENT_POSTS = 20
 
 @pytest.mark.django_db(transaction=True)
 def test_the_active_orders_cap_holds_under_concurrent_posts(
-    user: User, settings, monkeypatch: pytest.MonkeyPatch
+    user: User, settings, published: list[uuid.UUID]
 ) -> None:
     settings.ASYNC_ORDERS = {"MAX_ACTIVE_ORDERS": 10}
-    monkeypatch.setattr("async_orders.tasks.publish", lambda order: None)
     requester = requester_key(user, None)
     envelope = parse_envelope(find_endpoint("echo"), {})
     for _ in range(5):
