@@ -20,7 +20,7 @@ from rest_framework import serializers
 
 from async_orders.conf import conf
 from async_orders.exceptions import InvalidEnvelope, ViewShadowed
-from async_orders.locks import keys_for
+from async_orders.locks import MAX_KEY_LENGTH, lock_key
 from async_orders.registry import Endpoint, ShadowedRoute, ViewOptions, route_to
 from async_orders.webhooks import check_callback_url
 
@@ -160,6 +160,17 @@ def parse_envelope(endpoint: Endpoint, body: Any) -> Envelope:
         callback_url=fields.get("callback_url", ""),
     )
     return replace(envelope, lock_keys=keys_for(options, envelope))
+
+
+def keys_for(options: ViewOptions, envelope: Envelope) -> list[str]:
+    """The keys an order takes, from the view's ``locks`` option: computed where the
+    envelope is made, from the envelope; :mod:`async_orders.locks` takes and frees them."""
+    if not options.locks:
+        return []
+    if options.locks is True:
+        return [lock_key(envelope.view_name, **envelope.kwargs)]
+    keys = sorted(set(options.locks(envelope)))
+    return [key if len(key) <= MAX_KEY_LENGTH else lock_key("custom", key=key) for key in keys]
 
 
 def _check_text(body: Any) -> None:
