@@ -64,9 +64,11 @@ bench-peers: $(BENCH_INSTALLED)
 profile: $(BENCH_INSTALLED)
 	$(BIN)/python -m benchmarks.profile $(PATHS)
 
+# ruff, and no import cycle among async_orders' modules (tools/import_cycles.py).
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python tools/import_cycles.py async_orders
 
 format: $(INSTALLED)
 	$(BIN)/ruff check --fix .
