@@ -28,7 +28,7 @@ test: $(INSTALLED) lint browser
 	$(MAKE) docs
 
 test-embedded: $(INSTALLED)
-	ASYNC_ORDERS_TEST_SERVICES=embedded $(BIN)/python -m pytest -m "integration and not postgres_server"
+	ASYNC_ORDERS_TEST_SERVICES=embedded $(BIN)/python -m pytest -m "integration and not postgres_server and not default_leases"
 
 # Debian's Chromium for the browser tests, when it is missing and we may install it.
 browser:

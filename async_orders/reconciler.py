@@ -19,6 +19,7 @@ Duplicate messages are harmless: only one worker can claim an order. Run it with
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -54,10 +55,13 @@ class Reconciliation:
 
 def reconcile(holder: str | None = None) -> Reconciliation:
     """One pass over the orders that need help, if ``holder`` leads (or may take the
-    lead). Safe to run from several places at once."""
-    watched = process_leases.hold(
-        process_leases.RECONCILER, holder or process_leases.this_process(), _leadership_ttl()
-    )
+    lead). Safe to run from several places at once.
+
+    ``holder`` defaults to this host's name, so that one-shot passes run from cron or
+    Celery beat on one host keep the lead from one pass to the next.
+    """
+    holder = holder or socket.gethostname()
+    watched = process_leases.hold(process_leases.RECONCILER, holder, _leadership_ttl())
     if watched is None:
         return Reconciliation(leader=False)
     report = Reconciliation()

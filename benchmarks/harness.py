@@ -251,9 +251,11 @@ def gunicorn(workers: int = 2) -> Iterator[str]:
 
 
 @contextmanager
-def celery_worker(concurrency: int = 2, app: str = "benchmarks.celery") -> Iterator[None]:
+def celery_worker(
+    concurrency: int = 2, app: str = "benchmarks.celery"
+) -> Iterator[subprocess.Popen[bytes]]:
     """One ``celery worker`` process of the Celery app in module ``app``, prefork with
-    ``concurrency`` children, ready to consume that app's default queue.
+    ``concurrency`` children, ready to consume that app's default queue; yields it.
 
     The app's module must import :mod:`benchmarks.celery`, whose signal handlers say
     when the worker is ready and count finished tasks.
@@ -279,7 +281,7 @@ def celery_worker(concurrency: int = 2, app: str = "benchmarks.celery") -> Itera
             lambda: worker.poll() is not None or client.exists(celery_app.READY_KEY),
             "the Celery worker to start",
         )
-        yield
+        yield worker
 
 
 #: How often an idle ``db_worker`` looks for new tasks (its default is 1 s).
@@ -389,3 +391,24 @@ def alternate(runs: int, sides: dict[str, Callable[[], float]]) -> dict[str, Sam
 
 def median_ms(samples: list[float]) -> float:
     return statistics.median(samples) * 1000
+
+
+def cpu_seconds(process: subprocess.Popen[bytes]) -> float:
+    """CPU time (user + system) used so far by ``process`` and its children (a prefork
+    worker's pool), read from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    pids = [process.pid, *_children(process.pid)]
+    return sum(_stat_ticks(pid) for pid in pids) / ticks
+
+
+def _children(pid: int) -> list[int]:
+    found = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in found.read_text().split()] if found.exists() else []
+
+
+def _stat_ticks(pid: int) -> int:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0
+    return int(fields[11]) + int(fields[12])  # utime, stime

@@ -8,6 +8,7 @@ a raw task calling the same function, its result ignored as the order task's is.
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -48,20 +49,35 @@ def drain(
     ``worker`` starts the processes that drain the batch; each completion must bump
     :data:`benchmarks.celery.DONE_KEY` (the peers' workers do it too).
     """
+    return metered_drain(publish, batch, worker)[0]
+
+
+def metered_drain(
+    publish: Callable[[int], None],
+    batch: int,
+    worker: Callable[[], AbstractContextManager[object]],
+) -> tuple[float, float | None]:
+    """:func:`drain`'s rate, and the worker's CPU seconds per completion over the same
+    window when ``worker`` yields its process (``None`` otherwise)."""
     from benchmarks import celery
 
     client = celery.redis_client()
     harness.purge_queue()
     client.set(celery.DONE_KEY, 0)
     publish(batch)
-    with worker():
+    with worker() as process:
         harness.wait_until(lambda: int(client.get(celery.DONE_KEY)) >= 1, "a first completion")
-        first = time.monotonic()
+        first, cpu_first = time.monotonic(), _cpu(process)
         harness.wait_until(
             lambda: int(client.get(celery.DONE_KEY)) >= batch, "the batch", DRAIN_TIMEOUT
         )
-        last = time.monotonic()
-    return (batch - 1) / (last - first)
+        last, cpu_last = time.monotonic(), _cpu(process)
+    cpu = None if cpu_first is None or cpu_last is None else (cpu_last - cpu_first) / (batch - 1)
+    return (batch - 1) / (last - first), cpu
+
+
+def _cpu(process: object) -> float | None:
+    return harness.cpu_seconds(process) if isinstance(process, subprocess.Popen) else None
 
 
 def completed_orders() -> int:

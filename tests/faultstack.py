@@ -29,7 +29,7 @@ import requests
 
 from async_orders.embedded import EmbeddedRedis
 from tests import services
-from tests.conftest import ROOT, wait_until
+from tests.conftest import ROOT, stop_worker, wait_until
 
 PG_BIN_GLOB = "/usr/lib/postgresql/*/bin"
 
@@ -223,12 +223,7 @@ def _stop_session(process: subprocess.Popen[bytes]) -> None:
     with_group = _group_of(process)
     if process.poll() is None:
         process.send_signal(signal.SIGCONT)  # a frozen process cannot stop
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    stop_worker(process)
     if with_group is not None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(with_group, signal.SIGKILL)

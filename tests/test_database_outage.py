@@ -18,7 +18,9 @@ from async_orders.models import Order, OrderStatus
 from async_orders.progress import running
 from tests.factories import make_order
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Committed orders are published: to a queue of this test's own, which no worker
+# consumes, so that no worker of the session claims them first.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("spare_queue")]
 
 
 @contextlib.contextmanager

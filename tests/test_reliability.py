@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -48,7 +49,7 @@ def watching() -> None:
     an_hour_ago = timezone.now() - timedelta(hours=1)
     ProcessLease.objects.create(
         name=process_leases.RECONCILER,
-        holder=process_leases.this_process(),
+        holder=socket.gethostname(),
         renewed_at=timezone.now(),
         since=an_hour_ago,
     )
@@ -243,6 +244,15 @@ def test_a_lease_expired_by_less_than_the_margin_is_left_alone(published, watchi
     Order.objects.filter(pk=order.pk).update(heartbeat_at=timezone.now() - within_margin)
 
     assert reconciler.reconcile().requeued == []
+
+
+def test_one_shot_passes_from_one_host_keep_the_lead_and_its_watch(published) -> None:
+    """Cron or beat runs each pass in another process of the same host."""
+    reconciler.reconcile()
+    lease = ProcessLease.objects.get(name=process_leases.RECONCILER)
+
+    assert reconciler.reconcile().leader is True
+    assert ProcessLease.objects.get(name=process_leases.RECONCILER).since == lease.since
 
 
 def test_only_one_of_two_reconcilers_leads(published, watching) -> None:
