@@ -45,7 +45,7 @@ class OrderStatus(models.TextChoices):
     CANCELED = "canceled", "Canceled"
 
 
-#: ``Status`` was this enum's name until 0.1 (it sat beside DRF's ``status``).
+#: This enum was called ``Status``, beside DRF's ``status``: the old name still works.
 __getattr__ = renamed(__name__, {"Status": "OrderStatus"})
 
 

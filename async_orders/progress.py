@@ -42,8 +42,8 @@ class CancelRequested(BaseException):
     """
 
 
-#: ``OrderCanceled`` was this exception's name until 0.1; it clashed with the
-#: client's :class:`async_orders.client.OrderCanceled`, which is another thing.
+#: This exception was called ``OrderCanceled``, which clashed with the
+#: client's :class:`async_orders.client.OrderCanceled`; the old name still works.
 __getattr__ = renamed(__name__, {"OrderCanceled": "CancelRequested"})
 
 
