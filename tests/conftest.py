@@ -7,34 +7,20 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from async_orders.embedded import EmbeddedRedis
 from tests import celery_app, services
+from tests.helpers import FAULT_FIGURES, ROOT, stop_worker, wait_until
 
-ROOT = Path(__file__).resolve().parent.parent
 WORKER_START_TIMEOUT = 60.0
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"Timed out after {timeout}s waiting for {what or condition}")
-        time.sleep(0.02)
 
 
 def pytest_report_header() -> str:
@@ -76,13 +62,6 @@ def broker() -> Iterator[str]:
         yield redis.url
 
 
-def redis_client(broker: str) -> redis.Redis:
-    """A client of the test broker, to look at or wipe its queues."""
-    if broker.startswith("redis+socket://"):
-        return redis.Redis(unix_socket_path=broker.removeprefix("redis+socket://"))
-    return redis.Redis.from_url(broker)
-
-
 def start_worker(queue: str, name: str) -> subprocess.Popen[bytes]:
     """Start a real ``celery worker`` process on ``queue`` against the test database
     and return once it is ready to take messages. Its log is ``<scratch>/<name>.log``."""
@@ -108,16 +87,6 @@ def start_worker(queue: str, name: str) -> subprocess.Popen[bytes]:
     if worker.poll() is not None:
         pytest.fail(f"The Celery worker {name} exited:\n{log_path.read_text()}")
     return worker
-
-
-def stop_worker(worker: subprocess.Popen[bytes]) -> None:
-    if worker.poll() is None:
-        worker.terminate()
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
 
 
 @pytest.fixture(scope="session")
@@ -192,8 +161,6 @@ def workers(django_db_setup: None, broker: str) -> Iterator[Callable[..., Any]]:
 
 
 FUZZ_CASES: list[str] = []
-#: Figures the fault tests measured, printed at the end of the run.
-FAULT_FIGURES: list[str] = []
 
 
 @pytest.fixture

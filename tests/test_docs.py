@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from async_orders.conf import DEFAULTS
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 DOCS = ROOT / "docs"
 

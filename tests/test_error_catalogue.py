@@ -10,7 +10,7 @@ from rest_framework.exceptions import APIException
 
 from async_orders import exceptions
 from async_orders.models import FailureCode
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 CATALOGUE = (ROOT / "docs" / "http-api.md").read_text()
 #: DRF's own errors that our endpoints can raise through DRF's machinery.

@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 
 from async_orders.execution import execute_order
 from async_orders.models import Order, OrderStatus
+from tests.helpers import place
 
 pytestmark = pytest.mark.django_db
 
@@ -16,10 +17,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def shadowing(settings) -> None:
     settings.ROOT_URLCONF = "tests.shadowing_urls"
-
-
-def place(api: APIClient, view: str):
-    return api.post(f"/async/{view}/order/", {}, format="json")
 
 
 def ran(view_name: str) -> Order:

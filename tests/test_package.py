@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 # A minimal host project, configured from the JSON of extra settings in argv[1]:
 # the suite's own settings pick BigAutoField and so would hide the defect.

@@ -9,13 +9,9 @@ from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from async_orders.models import Order, OrderStatus
+from tests.helpers import place
 
 pytestmark = pytest.mark.django_db
-
-
-def place(api: APIClient, view_name: str, envelope: object = None, **extra: object):
-    body = {} if envelope is None else envelope  # None would send no Content-Type at all
-    return api.post(f"/async/{view_name}/order/", body, format="json", **extra)
 
 
 def test_place_answers_302_to_the_order_with_its_representation(api: APIClient) -> None:

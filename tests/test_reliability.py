@@ -20,8 +20,8 @@ from async_orders.execution import _backoff, execute_order
 from async_orders.models import Order, OrderLock, OrderStatus, ProcessLease, RequesterLock
 from async_orders.registry import ViewOptions
 from async_orders.retention import purge_finished
-from tests.conftest import wait_until
 from tests.factories import make_order
+from tests.helpers import place, wait_until
 from tests.testapp.models import Execution
 
 pytestmark = pytest.mark.django_db
@@ -275,7 +275,7 @@ def test_a_worker_whose_presence_expired_gets_waiting_orders_published_again(
 
 
 def test_the_broker_sentinel_tells_a_broker_that_lost_its_data(broker: str) -> None:
-    from tests.conftest import redis_client
+    from tests.helpers import redis_client
 
     redis_client(broker).delete(tasks.BROKER_SENTINEL)
 
@@ -307,15 +307,11 @@ def test_the_reconcile_command_runs_the_reconciler(published, capsys) -> None:
 # --- conflict locks ------------------------------------------------------------------
 
 
-def place(api: APIClient, view: str, **envelope: Any):
-    return api.post(f"/async/{view}/order/", envelope, format="json")
-
-
 def test_an_order_clashing_with_an_active_ones_lock_is_409(api: APIClient) -> None:
-    first = place(api, "bake-pizza", kwargs={"pk": 1})
+    first = place(api, "bake-pizza", {"kwargs": {"pk": 1}})
 
-    clash = place(api, "bake-pizza", kwargs={"pk": 1})
-    other = place(api, "bake-pizza", kwargs={"pk": 2})
+    clash = place(api, "bake-pizza", {"kwargs": {"pk": 1}})
+    other = place(api, "bake-pizza", {"kwargs": {"pk": 2}})
 
     assert first.status_code == other.status_code == 302
     assert clash.status_code == 409
@@ -325,12 +321,12 @@ def test_an_order_clashing_with_an_active_ones_lock_is_409(api: APIClient) -> No
 
 
 def test_locks_are_released_on_every_terminal_state(api: APIClient) -> None:
-    done = Order.objects.get(pk=place(api, "bake-pizza", kwargs={"pk": 1}).json()["id"])
+    done = Order.objects.get(pk=place(api, "bake-pizza", {"kwargs": {"pk": 1}}).json()["id"])
     execute_order(done.pk)
-    canceled = Order.objects.get(pk=place(api, "bake-pizza", kwargs={"pk": 1}).json()["id"])
+    canceled = Order.objects.get(pk=place(api, "bake-pizza", {"kwargs": {"pk": 1}}).json()["id"])
     canceled.cancel()
 
-    assert place(api, "bake-pizza", kwargs={"pk": 1}).status_code == 302
+    assert place(api, "bake-pizza", {"kwargs": {"pk": 1}}).status_code == 302
 
 
 def test_the_default_lock_key_is_the_view_name_and_kwargs() -> None:
@@ -344,8 +340,8 @@ def test_the_default_lock_key_is_the_view_name_and_kwargs() -> None:
 
 def test_code_outside_orders_can_hold_the_same_keys(api: APIClient) -> None:
     with locks.hold("pizza:7"):
-        refused = place(api, "bake-pizza", kwargs={"pk": 7})
-    accepted = place(api, "bake-pizza", kwargs={"pk": 7})
+        refused = place(api, "bake-pizza", {"kwargs": {"pk": 7}})
+    accepted = place(api, "bake-pizza", {"kwargs": {"pk": 7}})
 
     assert refused.status_code == 409
     assert refused.json()["blocking_order"] is None
@@ -353,7 +349,7 @@ def test_code_outside_orders_can_hold_the_same_keys(api: APIClient) -> None:
 
 
 def test_holding_a_key_an_order_holds_raises_locked(api: APIClient) -> None:
-    place(api, "bake-pizza", kwargs={"pk": 3})
+    place(api, "bake-pizza", {"kwargs": {"pk": 3}})
 
     with pytest.raises(locks.Locked) as raised, locks.hold("pizza:3"):
         pass
@@ -451,10 +447,10 @@ def test_counted_view_records_each_execution() -> None:
 def test_a_conflict_does_not_reveal_an_order_the_caller_may_not_see(
     api: APIClient, user: Any
 ) -> None:
-    place(api, "bake-pizza", kwargs={"pk": 9})  # anonymous, no session: its URL is its key
+    place(api, "bake-pizza", {"kwargs": {"pk": 9}})  # anonymous, no session: its URL is its key
     api.force_authenticate(user)
 
-    clash = place(api, "bake-pizza", kwargs={"pk": 9})
+    clash = place(api, "bake-pizza", {"kwargs": {"pk": 9}})
 
     assert clash.status_code == 409
     assert clash.json()["blocking_order"] is None

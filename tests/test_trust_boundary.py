@@ -21,13 +21,10 @@ from async_orders.models import Order, OrderStatus, requester_key
 from async_orders.placing import place_order
 from async_orders.registry import find_endpoint
 from tests.factories import make_order
+from tests.helpers import place
 from tests.testapp.models import Item
 
 pytestmark = pytest.mark.django_db
-
-
-def place(api: APIClient, view: str = "echo", envelope: Any = None, **headers: Any):
-    return api.post(f"/async/{view}/order/", envelope or {}, format="json", headers=headers)
 
 
 def order_of(response) -> Order:
@@ -186,7 +183,7 @@ def test_a_session_post_and_delete_with_csrf_token_are_accepted(
 ) -> None:
     token = session_client.get("/csrf/").json()["token"]
 
-    placed = place(session_client, **{"X-CSRFToken": token})
+    placed = place(session_client, headers={"X-CSRFToken": token})
     refused = session_client.delete(placed["Location"])
     canceled = session_client.delete(placed["Location"], headers={"X-CSRFToken": token})
 
@@ -210,7 +207,7 @@ def session_api(api: APIClient) -> APIClient:
 def test_an_anonymous_client_without_a_session_may_not_send_an_idempotency_key(
     api: APIClient,
 ) -> None:
-    response = place(api, **{"Idempotency-Key": "k-1"})
+    response = place(api, headers={"Idempotency-Key": "k-1"})
 
     assert response.status_code == 400
     assert response.json()["code"] == "idempotency_key_needs_client"
@@ -220,8 +217,8 @@ def test_an_anonymous_client_without_a_session_may_not_send_an_idempotency_key(
 def test_another_anonymous_client_replaying_a_key_never_gets_the_first_ones_order(
     session_api: APIClient,
 ) -> None:
-    first = place(session_api, **{"Idempotency-Key": "k-1"})
-    stranger = place(APIClient(), **{"Idempotency-Key": "k-1"})
+    first = place(session_api, headers={"Idempotency-Key": "k-1"})
+    stranger = place(APIClient(), headers={"Idempotency-Key": "k-1"})
 
     assert first.status_code == 302
     assert stranger.status_code == 400
@@ -233,8 +230,12 @@ def test_the_same_key_and_envelope_return_the_existing_order(
 ) -> None:
     api = session_api
     with django_capture_on_commit_callbacks() as published:
-        first = place(api, "echo-int", {"kwargs": {"number": 1}}, **{"Idempotency-Key": "k-1"})
-        again = place(api, "echo-int", {"kwargs": {"number": 1}}, **{"Idempotency-Key": "k-1"})
+        first = place(
+            api, "echo-int", {"kwargs": {"number": 1}}, headers={"Idempotency-Key": "k-1"}
+        )
+        again = place(
+            api, "echo-int", {"kwargs": {"number": 1}}, headers={"Idempotency-Key": "k-1"}
+        )
 
     assert first.status_code == again.status_code == 302
     assert first["Location"] == again["Location"]
@@ -244,8 +245,8 @@ def test_the_same_key_and_envelope_return_the_existing_order(
 
 def test_the_same_key_with_another_envelope_is_422(session_api: APIClient) -> None:
     api = session_api
-    place(api, "echo-int", {"kwargs": {"number": 1}}, **{"Idempotency-Key": "k-1"})
-    response = place(api, "echo-int", {"kwargs": {"number": 2}}, **{"Idempotency-Key": "k-1"})
+    place(api, "echo-int", {"kwargs": {"number": 1}}, headers={"Idempotency-Key": "k-1"})
+    response = place(api, "echo-int", {"kwargs": {"number": 2}}, headers={"Idempotency-Key": "k-1"})
 
     assert response.status_code == 422
     assert response.json()["code"] == "idempotency_key_reused"
@@ -254,9 +255,9 @@ def test_the_same_key_with_another_envelope_is_422(session_api: APIClient) -> No
 
 def test_keys_are_per_requester(session_api: APIClient, user: User) -> None:
     api = session_api
-    place(api, **{"Idempotency-Key": "shared"})
+    place(api, headers={"Idempotency-Key": "shared"})
     api.force_authenticate(user)
-    place(api, **{"Idempotency-Key": "shared"})
+    place(api, headers={"Idempotency-Key": "shared"})
 
     assert Order.objects.count() == 2
 
@@ -273,10 +274,10 @@ def test_a_malformed_key_is_400(api: APIClient, key: str) -> None:
 
 def test_a_key_expires_with_its_order(session_api: APIClient) -> None:
     api = session_api
-    first = order_of(place(api, **{"Idempotency-Key": "k"}))
+    first = order_of(place(api, headers={"Idempotency-Key": "k"}))
     first.delete()
 
-    assert place(api, "cbv", **{"Idempotency-Key": "k"}).status_code == 302
+    assert place(api, "cbv", headers={"Idempotency-Key": "k"}).status_code == 302
 
 
 @pytest.mark.django_db(transaction=True)
