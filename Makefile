@@ -64,10 +64,12 @@ bench-peers: $(BENCH_INSTALLED)
 profile: $(BENCH_INSTALLED)
 	$(BIN)/python -m benchmarks.profile $(PATHS)
 
-# ruff, and no import cycle among async_orders' modules (tools/import_cycles.py).
+# ruff, mypy (with the Django and DRF stubs; configured in pyproject.toml), and no
+# import cycle among async_orders' modules (tools/import_cycles.py).
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/python tools/import_cycles.py async_orders
 
 format: $(INSTALLED)

@@ -62,7 +62,7 @@ class OrderAdmin(admin.ModelAdmin):
     ]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Order | None = None) -> list[str]:
-        return [name for _, section in self.fieldsets for name in section["fields"]]
+        return [str(name) for _, section in self.fieldsets for name in section["fields"]]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # orders are placed through the order endpoint, validated there

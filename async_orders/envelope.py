@@ -96,7 +96,11 @@ class EnvelopeSerializer(serializers.Serializer):
     kwargs = serializers.DictField(default=dict)
     method = serializers.RegexField(r"^[A-Za-z]{1,10}$", required=False)
     query = serializers.DictField(default=dict)
-    data = serializers.JSONField(required=False, default=None, allow_null=True)
+    # DRF's metaclass takes declared fields off the class, so this envelope key does
+    # not replace Serializer.data; mypy sees only the assignment.
+    data = serializers.JSONField(  # type: ignore[assignment]
+        required=False, default=None, allow_null=True
+    )
     countdown = SecondsField(required=False, min_value=0)
     eta = serializers.DateTimeField(required=False)
     callback_url = serializers.URLField(required=False, max_length=2000)
@@ -291,8 +295,6 @@ def _fits(converter: Any, value: Any) -> bool:
 
 def _run_at(countdown: float | None, eta: datetime | None) -> datetime | None:
     """When the order may run; ``None`` for now."""
-    if countdown is None and eta is None:
-        return None
     now = timezone.now()
     horizon = conf.MAX_SCHEDULE_SECONDS
     if countdown is not None and countdown > horizon:  # before timedelta() can overflow
@@ -300,7 +302,7 @@ def _run_at(countdown: float | None, eta: datetime | None) -> datetime | None:
             {"countdown": [f"Orders can be scheduled at most {horizon:g} seconds ahead."]}
         )
     run_at = now + timedelta(seconds=countdown) if countdown is not None else eta
-    if run_at <= now:  # due already: run as soon as possible, like Celery does
+    if run_at is None or run_at <= now:  # none given, or due already: run as soon as possible
         return None
     if run_at - now > timedelta(seconds=horizon):
         field = "countdown" if countdown is not None else "eta"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
 from django.db import connections, models, transaction
@@ -154,7 +154,7 @@ class OrderQuerySet(models.QuerySet["Order"]):
         """UPDATE the one row this selects with ``changes`` and return it as it is now,
         with ``fields`` loaded, in one statement (``RETURNING``); ``None`` when no row
         matched. Django's own compiler writes the UPDATE and converts the values."""
-        query = self.query.chain(UpdateQuery)
+        query = cast(UpdateQuery, self.query.chain(UpdateQuery))
         query.add_update_values(changes)
         compiler = query.get_compiler(self.db)
         statement, params = compiler.as_sql()
@@ -170,7 +170,7 @@ class OrderQuerySet(models.QuerySet["Order"]):
         values = next(iter(compiler.apply_converters([row], converters))) if converters else row
         return self.model.from_db(self.db, [field.attname for field in fields], values)
 
-    def one(self, pk: uuid.UUID) -> Order | None:
+    def one(self, pk: uuid.UUID | str) -> Order | None:
         """The order ``pk`` or None, without the ORDER BY that ``first()`` would add."""
         return next(iter(self.filter(pk=pk).order_by()[:1]), None)
 
@@ -363,6 +363,7 @@ class Order(models.Model):
         Fenced by attempt, so a late decision never touches a newer attempt.
         """
         lost &= self._this_attempt()
+        changes: dict[str, Any]
         if self.cancel_requested:
             target, changes = OrderStatus.CANCELED, {}
         elif self.attempts < self.max_attempts:
@@ -539,8 +540,8 @@ class RequesterLock(models.Model):
     @classmethod
     def take(cls, requester: str) -> None:
         """Create or lock the requester's row: one upsert, held until the transaction ends."""
-        cls.objects.bulk_create(
-            [cls(requester=requester)],
+        RequesterLock.objects.bulk_create(
+            [RequesterLock(requester=requester)],
             update_conflicts=True,
             unique_fields=["requester"],
             update_fields=["placed_at"],

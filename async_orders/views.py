@@ -10,6 +10,7 @@ import logging
 import math
 import re
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from django.http import HttpResponse, HttpResponseNotModified
@@ -99,7 +100,7 @@ class OrderAPIView(APIView):
         classes = conf.AUTHENTICATION_CLASSES
         return super().get_authenticators() if classes is None else [c() for c in classes]
 
-    def get_permissions(self) -> list[Any]:
+    def get_permissions(self) -> Sequence[Any]:
         classes = conf.PERMISSION_CLASSES
         return super().get_permissions() if classes is None else [c() for c in classes]
 
