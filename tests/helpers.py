@@ -15,6 +15,8 @@ import redis
 import requests
 from rest_framework.test import APIClient
 
+from async_orders.models import Order
+
 ROOT = Path(__file__).resolve().parent.parent
 
 #: Figures the fault tests measured, printed at the end of the run.
@@ -64,6 +66,11 @@ def place(
     ``headers`` by name, ``extra`` as the test client takes it (``HTTP_HOST=``...)."""
     body = {} if envelope is None else envelope
     return api.post(f"/async/{view}/order/", body, format="json", headers=headers, **extra)
+
+
+def order_of(response: Any) -> Order:
+    """The order a response of the order endpoints shows."""
+    return Order.objects.get(pk=response.json()["id"])
 
 
 def place_live(
