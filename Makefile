@@ -80,9 +80,13 @@ bench-peers: $(BENCH_INSTALLED)
 profile: $(BENCH_INSTALLED)
 	$(BIN)/python -m benchmarks.profile $(PATHS)
 
+# ruff, mypy (with the Django and DRF stubs; configured in pyproject.toml), and no
+# import cycle among async_orders' modules (tools/import_cycles.py).
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/python tools/import_cycles.py async_orders
 
 format: $(INSTALLED)
 	$(BIN)/ruff check --fix .

@@ -16,8 +16,8 @@ from django.utils.html import format_html
 
 from async_orders.exceptions import TooManyActiveOrders
 from async_orders.locks import Locked
-from async_orders.models import Order, Status, WebhookDelivery
-from async_orders.tasks import rerun_order
+from async_orders.models import Order, OrderStatus, WebhookDelivery
+from async_orders.placing import rerun_order
 
 #: Characters of a stored response shown on the order's page; the rest is cut.
 RESPONSE_PREVIEW_CHARS = 10_000
@@ -62,7 +62,7 @@ class OrderAdmin(admin.ModelAdmin):
     ]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Order | None = None) -> list[str]:
-        return [name for _, section in self.fieldsets for name in section["fields"]]
+        return [str(name) for _, section in self.fieldsets for name in section["fields"]]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # orders are placed through the order endpoint, validated there
@@ -118,7 +118,7 @@ class OrderAdmin(admin.ModelAdmin):
         for order in queryset:
             if not order.cancel():
                 outcomes["already finished"] += 1
-            elif order.status == Status.CANCELED:
+            elif order.status == OrderStatus.CANCELED:
                 outcomes["canceled"] += 1
             else:
                 outcomes["asked to stop"] += 1
@@ -130,7 +130,7 @@ class OrderAdmin(admin.ModelAdmin):
         cannot be placed now (its objects are locked, its owner has too many active
         orders) is counted, as the order endpoint would have refused it."""
         outcomes = {"re-run": 0, "not placed now (locked or too many active)": 0}
-        failed = queryset.filter(status=Status.FAILED).select_related("owner")
+        failed = queryset.filter(status=OrderStatus.FAILED).select_related("owner")
         for order in failed:
             try:
                 rerun_order(order)

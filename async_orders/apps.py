@@ -12,5 +12,11 @@ class AsyncOrdersConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the system checks, the signal receivers (the workers' presence
-        # among them) and the webhook task.
-        from async_orders import checks, notify, webhooks, worker_presence  # noqa: F401
+        # among them), the webhook task and the reconciler's periodic task.
+        from async_orders import (  # noqa: F401
+            checks,
+            notify,
+            reconciler,
+            webhooks,
+            worker_presence,
+        )

@@ -33,7 +33,7 @@ UNREACHABLE = (OperationalError, InterfaceError)
 class LeaseLost(BaseException):
     """Raised at a checkpoint of an attempt that lost its order to another attempt.
 
-    A ``BaseException``, like :class:`~async_orders.progress.OrderCanceled`, so that
+    A ``BaseException``, like :class:`~async_orders.progress.CancelRequested`, so that
     a view's broad ``except Exception`` cannot swallow it and carry on.
     """
 

@@ -49,7 +49,8 @@ class Order:
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> Order:
         names = ("id", "url", "view", "status", "progress", "message", "resource_url", "error")
-        return cls(**{name: body.get(name) for name in names}, raw=body)
+        fields: dict[str, Any] = {name: body.get(name) for name in names}
+        return cls(**fields, raw=body)
 
     @property
     def is_finished(self) -> bool:
@@ -189,6 +190,8 @@ class Client:
             delay = self._pause(response, attempt, long_poll, changed, time.monotonic() - asked)
             left = math.inf if deadline is None else deadline - time.monotonic() - delay
             if left <= 0:
+                # The first poll sends no ETag, so it always answers with the order.
+                assert isinstance(order, Order)
                 raise OrderTimeout(order, timeout or 0)
             self.sleep(delay)
             wait = min(self.long_poll, left) if long_poll else 0.0

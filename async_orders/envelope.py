@@ -20,7 +20,7 @@ from rest_framework import serializers
 
 from async_orders.conf import conf
 from async_orders.exceptions import InvalidEnvelope, ViewShadowed
-from async_orders.locks import keys_for
+from async_orders.locks import MAX_KEY_LENGTH, lock_key
 from async_orders.registry import Endpoint, ShadowedRoute, ViewOptions, route_to
 from async_orders.webhooks import check_callback_url
 
@@ -96,7 +96,11 @@ class EnvelopeSerializer(serializers.Serializer):
     kwargs = serializers.DictField(default=dict)
     method = serializers.RegexField(r"^[A-Za-z]{1,10}$", required=False)
     query = serializers.DictField(default=dict)
-    data = serializers.JSONField(required=False, default=None, allow_null=True)
+    # DRF's metaclass takes declared fields off the class, so this envelope key does
+    # not replace Serializer.data; mypy sees only the assignment.
+    data = serializers.JSONField(  # type: ignore[assignment]
+        required=False, default=None, allow_null=True
+    )
     countdown = SecondsField(required=False, min_value=0)
     eta = serializers.DateTimeField(required=False)
     callback_url = serializers.URLField(required=False, max_length=2000)
@@ -160,6 +164,17 @@ def parse_envelope(endpoint: Endpoint, body: Any) -> Envelope:
         callback_url=fields.get("callback_url", ""),
     )
     return replace(envelope, lock_keys=keys_for(options, envelope))
+
+
+def keys_for(options: ViewOptions, envelope: Envelope) -> list[str]:
+    """The keys an order takes, from the view's ``locks`` option: computed where the
+    envelope is made, from the envelope; :mod:`async_orders.locks` takes and frees them."""
+    if not options.locks:
+        return []
+    if options.locks is True:
+        return [lock_key(envelope.view_name, **envelope.kwargs)]
+    keys = sorted(set(options.locks(envelope)))
+    return [key if len(key) <= MAX_KEY_LENGTH else lock_key("custom", key=key) for key in keys]
 
 
 def _check_text(body: Any) -> None:
@@ -280,8 +295,6 @@ def _fits(converter: Any, value: Any) -> bool:
 
 def _run_at(countdown: float | None, eta: datetime | None) -> datetime | None:
     """When the order may run; ``None`` for now."""
-    if countdown is None and eta is None:
-        return None
     now = timezone.now()
     horizon = conf.MAX_SCHEDULE_SECONDS
     if countdown is not None and countdown > horizon:  # before timedelta() can overflow
@@ -289,7 +302,7 @@ def _run_at(countdown: float | None, eta: datetime | None) -> datetime | None:
             {"countdown": [f"Orders can be scheduled at most {horizon:g} seconds ahead."]}
         )
     run_at = now + timedelta(seconds=countdown) if countdown is not None else eta
-    if run_at <= now:  # due already: run as soon as possible, like Celery does
+    if run_at is None or run_at <= now:  # none given, or due already: run as soon as possible
         return None
     if run_at - now > timedelta(seconds=horizon):
         field = "countdown" if countdown is not None else "eta"

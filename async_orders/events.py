@@ -17,7 +17,6 @@ of :mod:`async_orders.waiting`, and ends after ``SSE_MAX_LIFETIME`` seconds.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -27,7 +26,7 @@ from django.http import HttpResponse, StreamingHttpResponse
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 
-from async_orders import schema as openapi
+from async_orders import openapi
 from async_orders.conditional import order_etag
 from async_orders.conf import conf
 from async_orders.models import Order
@@ -48,7 +47,7 @@ class OrderEventsView(OrderAPIView):
         return JSONRenderer(), JSONRenderer.media_type
 
     @openapi.order_events
-    def get(self, request: Request, pk: uuid.UUID) -> HttpResponse | StreamingHttpResponse:
+    def get(self, request: Request, pk: str) -> HttpResponse | StreamingHttpResponse:
         order = self.get_order(pk, shown_only=True)
         asynchronous = isinstance(request._request, ASGIRequest)
         waiter = Waiter.of(request, blocking=not asynchronous)
@@ -78,7 +77,7 @@ class EventStream:
     """
 
     def __init__(
-        self, pk: uuid.UUID, request: Request, last_event_id: str | None, waiter: Waiter
+        self, pk: str, request: Request, last_event_id: str | None, waiter: Waiter
     ) -> None:
         self.pk = pk
         self.request = request

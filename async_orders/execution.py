@@ -20,12 +20,13 @@ from django.utils import timezone
 
 from async_orders.attempt_lease import UNREACHABLE, LeaseLost, reconnect_later
 from async_orders.conf import conf
-from async_orders.dispatch import ViewResponse, call_view
+from async_orders.dispatch import call_view
 from async_orders.heartbeat import heartbeat
-from async_orders.models import Order, failure
+from async_orders.models import FailureCode, Order, failure
 from async_orders.process_leases import this_process
-from async_orders.progress import OrderCanceled, OrderRun, running
+from async_orders.progress import CancelRequested, OrderRun, running
 from async_orders.registry import ViewOptions, options_for
+from async_orders.view_response import ViewResponse
 
 logger = logging.getLogger("async_orders")
 
@@ -66,7 +67,7 @@ def _outcome_of(run: OrderRun) -> Callable[[], object]:
     order = run.order
     try:
         response = call_view(order)
-    except OrderCanceled:
+    except CancelRequested:
         logger.info("Order %s stopped: it was canceled.", order.pk)
         return lambda: order.stop_canceled(*run.progress)
     except LeaseLost:
@@ -74,7 +75,7 @@ def _outcome_of(run: OrderRun) -> Callable[[], object]:
     except (NoReverseMatch, Resolver404):
         logger.exception("Order %s: %r no longer resolves.", order.pk, order.view_name)
         return lambda: order.fail(
-            failure("view_unavailable", "The ordered view is no longer available.")
+            failure(FailureCode.VIEW_UNAVAILABLE, "The ordered view is no longer available.")
         )
     except Exception as error:
         return partial(_retry_or_fail, order, run, error)
@@ -114,7 +115,7 @@ def _retry_or_fail(order: Order, run: OrderRun, error: Exception) -> None:
             )
             return
     logger.error("Order %s: the view %r raised.", order.pk, order.view_name, exc_info=error)
-    order.fail(failure("exception", run.failure_message or "The view raised an error."))
+    order.fail(failure(FailureCode.EXCEPTION, run.failure_message or "The view raised an error."))
 
 
 def _backoff(options: ViewOptions, attempt: int) -> float:
@@ -132,13 +133,13 @@ def _record_or_fail(order: Order, response: ViewResponse, run: OrderRun) -> None
         raise
     except DatabaseError:
         logger.exception("Order %s: its outcome could not be stored.", order.pk)
-        order.fail(failure("exception", "The view's response could not be stored."))
+        order.fail(failure(FailureCode.EXCEPTION, "The view's response could not be stored."))
 
 
 def _record(order: Order, response: ViewResponse, run: OrderRun) -> None:
     if response.asks_for_login:
         message = "The view needs a signed-in user: it redirected to LOGIN_URL."
-        order.fail(failure("unauthenticated", message, response.status_code), response)
+        order.fail(failure(FailureCode.UNAUTHENTICATED, message, response.status_code), response)
         return
     if response.succeeded:
         # A Location off the site stays in the stored response; the client is sent to it
@@ -147,7 +148,7 @@ def _record(order: Order, response: ViewResponse, run: OrderRun) -> None:
         order.complete(response=response, resource_url=resource_url)
         return
     message = run.failure_message or f"The view answered {response.status_code}."
-    error = failure("http_error", message, response.status_code, response.json())
+    error = failure(FailureCode.HTTP_ERROR, message, response.status_code, response.json())
     order.fail(error, response)
 
 

@@ -11,15 +11,11 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.db import IntegrityError, transaction
 
 from async_orders.models import Order, OrderLock
-
-if TYPE_CHECKING:
-    from async_orders.envelope import Envelope
-    from async_orders.registry import ViewOptions
 
 
 class Locked(Exception):
@@ -47,16 +43,6 @@ def lock_key(view_name: str, **kwargs: Any) -> str:
     if len(key) <= MAX_KEY_LENGTH:
         return key
     return f"{view_name[:100]}:sha256:{hashlib.sha256(key.encode()).hexdigest()}"
-
-
-def keys_for(options: ViewOptions, envelope: Envelope) -> list[str]:
-    """The keys an order takes, from the view's ``locks`` option."""
-    if not options.locks:
-        return []
-    if options.locks is True:
-        return [lock_key(envelope.view_name, **envelope.kwargs)]
-    keys = sorted(set(options.locks(envelope)))
-    return [key if len(key) <= MAX_KEY_LENGTH else lock_key("custom", key=key) for key in keys]
 
 
 def blocking_order(keys: Iterable[str]) -> Order | None:

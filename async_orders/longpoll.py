@@ -29,7 +29,7 @@ from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
-from async_orders import schema as openapi
+from async_orders import openapi
 from async_orders.conditional import order_etag, requested_wait
 from async_orders.conf import conf
 from async_orders.models import Order

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
 from django.db import connections, models, transaction
@@ -21,12 +21,14 @@ from django.db.models.sql import UpdateQuery
 from django.utils import timezone
 
 from async_orders import signals
+from async_orders.conf import conf
+from async_orders.deprecation import renamed
 
 if TYPE_CHECKING:
-    from async_orders.dispatch import ViewResponse
+    from async_orders.view_response import ViewResponse
 
 
-class Status(models.TextChoices):
+class OrderStatus(models.TextChoices):
     """Where an order is in its life; see the state diagram in the docs."""
 
     #: Waiting for its ``countdown``/``eta``; not yet due.
@@ -43,12 +45,16 @@ class Status(models.TextChoices):
     CANCELED = "canceled", "Canceled"
 
 
+#: This enum was called ``Status``, beside DRF's ``status``: the old name still works.
+__getattr__ = renamed(__name__, {"Status": "OrderStatus"})
+
+
 #: Statuses from which an order can still start.
-STARTABLE = (Status.SCHEDULED, Status.QUEUED)
+STARTABLE = (OrderStatus.SCHEDULED, OrderStatus.QUEUED)
 #: Statuses in which an order still has work ahead of it.
-ACTIVE = (Status.SCHEDULED, Status.QUEUED, Status.RUNNING)
+ACTIVE = (OrderStatus.SCHEDULED, OrderStatus.QUEUED, OrderStatus.RUNNING)
 #: Statuses an order never leaves.
-FINISHED = (Status.COMPLETED, Status.FAILED, Status.CANCELED)
+FINISHED = (OrderStatus.COMPLETED, OrderStatus.FAILED, OrderStatus.CANCELED)
 
 
 #: Seeing the orders of others takes this permission.
@@ -86,11 +92,29 @@ SHOWN_FIELDS = (
 )
 
 
+class FailureCode(models.TextChoices):
+    """Why an order failed: its ``error.code``. Each value is a row of the table in
+    docs/http-api.md, which a test keeps in step with this enum."""
+
+    #: The view answered 4xx/5xx; ``status_code`` and its JSON ``body`` are included.
+    HTTP_ERROR = "http_error", "HTTP error"
+    #: The view raised; the message is the ``fail_on_error`` one, else a generic one.
+    EXCEPTION = "exception", "Exception"
+    #: The view redirected to ``LOGIN_URL``: it needs a signed-in user.
+    UNAUTHENTICATED = "unauthenticated", "Unauthenticated"
+    #: The URL name no longer leads to the opted-in view; nothing was called.
+    VIEW_UNAVAILABLE = "view_unavailable", "View unavailable"
+    #: The worker running the order stopped responding, and no attempts were left.
+    WORKER_LOST = "worker_lost", "Worker lost"
+
+
 def failure(
-    code: str, message: str, status_code: int | None = None, body: Any = None
+    code: FailureCode, message: str, status_code: int | None = None, body: Any = None
 ) -> dict[str, Any]:
-    """An order's ``error``, in the one shape clients see for every kind of failure."""
-    return {"code": code, "message": message, "status_code": status_code, "body": body}
+    """An order's ``error``, in the one shape clients see for every kind of failure:
+    the only place one is built, so a new kind of failure needs a :class:`FailureCode`
+    (and so a row in the documented table) first."""
+    return {"code": code.value, "message": message, "status_code": status_code, "body": body}
 
 
 def visible_requesters(
@@ -130,7 +154,7 @@ class OrderQuerySet(models.QuerySet["Order"]):
         """UPDATE the one row this selects with ``changes`` and return it as it is now,
         with ``fields`` loaded, in one statement (``RETURNING``); ``None`` when no row
         matched. Django's own compiler writes the UPDATE and converts the values."""
-        query = self.query.chain(UpdateQuery)
+        query = cast(UpdateQuery, self.query.chain(UpdateQuery))
         query.add_update_values(changes)
         compiler = query.get_compiler(self.db)
         statement, params = compiler.as_sql()
@@ -146,7 +170,7 @@ class OrderQuerySet(models.QuerySet["Order"]):
         values = next(iter(compiler.apply_converters([row], converters))) if converters else row
         return self.model.from_db(self.db, [field.attname for field in fields], values)
 
-    def one(self, pk: uuid.UUID) -> Order | None:
+    def one(self, pk: uuid.UUID | str) -> Order | None:
         """The order ``pk`` or None, without the ORDER BY that ``first()`` would add."""
         return next(iter(self.filter(pk=pk).order_by()[:1]), None)
 
@@ -186,7 +210,7 @@ class Order(models.Model):
     )
 
     status = models.CharField(
-        max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True
+        max_length=10, choices=OrderStatus.choices, default=OrderStatus.QUEUED, db_index=True
     )
     progress_current = models.PositiveBigIntegerField(default=0)
     progress_total = models.PositiveBigIntegerField(null=True, blank=True)
@@ -247,7 +271,7 @@ class Order(models.Model):
         ]
         constraints = [
             models.CheckConstraint(
-                condition=Q(status__in=Status.values), name="async_order_status_valid"
+                condition=Q(status__in=OrderStatus.values), name="async_order_status_valid"
             ),
             # One order per requester and key: concurrent retries cannot both insert.
             models.UniqueConstraint(
@@ -288,7 +312,7 @@ class Order(models.Model):
         now = timezone.now()
         startable = Q(pk=pk, status__in=STARTABLE) & (Q(run_at__isnull=True) | Q(run_at__lte=now))
         changes = {
-            "status": Status.RUNNING,
+            "status": OrderStatus.RUNNING,
             "started_at": now,
             "heartbeat_at": Now(),
             "attempts": F("attempts") + 1,
@@ -297,7 +321,7 @@ class Order(models.Model):
         order = cls.objects.filter(startable).update_returning(changes, _claimed_fields())
         if order is not None:
             # Only a scheduled order has a run_at: a queued one never does.
-            order._announce(Status.SCHEDULED if order.run_at else Status.QUEUED)
+            order._announce(OrderStatus.SCHEDULED if order.run_at else OrderStatus.QUEUED)
         return order
 
     def start(self, worker: str = "") -> bool:
@@ -312,7 +336,7 @@ class Order(models.Model):
     def renew_lease(self) -> bool:
         """Extend this attempt's lease; ``False`` when the attempt has lost the order
         (it was recovered and maybe claimed again, or it finished): stop, write nothing."""
-        mine = Order.objects.filter(self._this_attempt(), pk=self.pk, status=Status.RUNNING)
+        mine = Order.objects.filter(self._this_attempt(), pk=self.pk, status=OrderStatus.RUNNING)
         return bool(mine.update(heartbeat_at=Now()))
 
     def _this_attempt(self) -> Q:
@@ -323,14 +347,14 @@ class Order(models.Model):
     def schedule_retry(self, run_at: datetime) -> bool:
         """running -> scheduled until ``run_at``: another attempt, unless asked to cancel."""
         return self._move(
-            (Status.RUNNING,),
-            Status.SCHEDULED,
+            (OrderStatus.RUNNING,),
+            OrderStatus.SCHEDULED,
             due=Q(cancel_requested=False) & self._this_attempt(),
             run_at=run_at,
             published_at=timezone.now(),
         )
 
-    def recover_lost(self, lost: Q) -> Status | None:
+    def recover_lost(self, lost: Q) -> OrderStatus | None:
         """End the attempt whose worker is gone (``lost`` says how that is known: its
         lease expired long ago, or the process running it died): queue the order again
         if it has attempts left, cancel it if it was asked to stop, else fail it as
@@ -339,18 +363,19 @@ class Order(models.Model):
         Fenced by attempt, so a late decision never touches a newer attempt.
         """
         lost &= self._this_attempt()
+        changes: dict[str, Any]
         if self.cancel_requested:
-            target, changes = Status.CANCELED, {}
+            target, changes = OrderStatus.CANCELED, {}
         elif self.attempts < self.max_attempts:
             lost &= Q(cancel_requested=False)
-            target, changes = Status.QUEUED, {"run_at": None, "published_at": timezone.now()}
+            target, changes = OrderStatus.QUEUED, {"run_at": None, "published_at": timezone.now()}
         else:
-            target, changes = Status.FAILED, {"error": self._worker_lost()}
-        return target if self._move((Status.RUNNING,), target, lost, **changes) else None
+            target, changes = OrderStatus.FAILED, {"error": self._worker_lost()}
+        return target if self._move((OrderStatus.RUNNING,), target, lost, **changes) else None
 
     def _worker_lost(self) -> dict[str, Any]:
         return failure(
-            "worker_lost",
+            FailureCode.WORKER_LOST,
             "The worker running this order stopped responding "
             f"(attempt {self.attempts} of {self.max_attempts}).",
         )
@@ -363,28 +388,49 @@ class Order(models.Model):
     def complete(self, *, response: ViewResponse, resource_url: str) -> bool:
         """running -> completed, keeping the view's response."""
         return self._move(
-            (Status.RUNNING,),
-            Status.COMPLETED,
+            (OrderStatus.RUNNING,),
+            OrderStatus.COMPLETED,
             due=self._this_attempt(),
             resource_url=resource_url,
-            **response.as_order_fields(),
+            **self._response_fields(response),
         )
 
     def fail(self, error: dict[str, Any], response: ViewResponse | None = None) -> bool:
         """running -> failed with ``error`` (code, message, and the view's status/body if any)."""
-        fields = response.as_order_fields() if response else {}
+        fields = self._response_fields(response) if response else {}
         return self._move(
-            (Status.RUNNING,), Status.FAILED, due=self._this_attempt(), error=error, **fields
+            (OrderStatus.RUNNING,),
+            OrderStatus.FAILED,
+            due=self._this_attempt(),
+            error=error,
+            **fields,
         )
+
+    @staticmethod
+    def _response_fields(response: ViewResponse) -> dict[str, Any]:
+        """The columns that keep the view's ``response``: its body only when it fits
+        ``MAX_RESULT_BYTES`` (its size always), and a message saying so when not."""
+        fields: dict[str, Any] = {
+            "response_status": response.status_code,
+            "response_content_type": response.content_type,
+            "response_body": response.body if response.storable else None,
+            "response_size": len(response.body),
+        }
+        if not response.storable:
+            fields["message"] = (
+                f"The view's response ({len(response.body)} bytes) is larger than "
+                f"MAX_RESULT_BYTES ({conf.MAX_RESULT_BYTES}) and was not stored."
+            )
+        return fields
 
     def cancel(self) -> bool:
         """Cancel: at once if it has not started, else ask the running view to stop.
 
         ``False`` when the order had already finished.
         """
-        if self._move(STARTABLE, Status.CANCELED):
+        if self._move(STARTABLE, OrderStatus.CANCELED):
             return True
-        asked = Order.objects.filter(pk=self.pk, status=Status.RUNNING).update(
+        asked = Order.objects.filter(pk=self.pk, status=OrderStatus.RUNNING).update(
             cancel_requested=True
         )
         if asked:
@@ -394,8 +440,8 @@ class Order(models.Model):
     def stop_canceled(self, current: int, total: int | None) -> bool:
         """running -> canceled once the view noticed, with the progress it had made."""
         return self._move(
-            (Status.RUNNING,),
-            Status.CANCELED,
+            (OrderStatus.RUNNING,),
+            OrderStatus.CANCELED,
             due=self._this_attempt(),
             progress_current=current,
             progress_total=total,
@@ -408,7 +454,7 @@ class Order(models.Model):
         if message is not None:
             changes["message"] = message
         still_wanted = Order.objects.filter(
-            self._this_attempt(), pk=self.pk, status=Status.RUNNING, cancel_requested=False
+            self._this_attempt(), pk=self.pk, status=OrderStatus.RUNNING, cancel_requested=False
         )
         if still_wanted.update(**changes, heartbeat_at=timezone.now()) != 1:
             return False
@@ -417,7 +463,11 @@ class Order(models.Model):
         return True
 
     def _move(
-        self, sources: tuple[Status, ...], target: Status, due: Q | None = None, **changes: Any
+        self,
+        sources: tuple[OrderStatus, ...],
+        target: OrderStatus,
+        due: Q | None = None,
+        **changes: Any,
     ) -> bool:
         """The one way status changes: a conditional UPDATE that wins or does nothing."""
         if target in FINISHED:
@@ -439,7 +489,10 @@ class Order(models.Model):
 
     def _announce(self, previous: str) -> None:
         signals.order_status_changed.send(
-            sender=Order, order=self, previous=Status(previous), status=Status(self.status)
+            sender=Order,
+            order=self,
+            previous=OrderStatus(previous),
+            status=OrderStatus(self.status),
         )
         if self.is_finished:
             signals.order_finished.send(sender=Order, order=self)
@@ -487,8 +540,8 @@ class RequesterLock(models.Model):
     @classmethod
     def take(cls, requester: str) -> None:
         """Create or lock the requester's row: one upsert, held until the transaction ends."""
-        cls.objects.bulk_create(
-            [cls(requester=requester)],
+        RequesterLock.objects.bulk_create(
+            [RequesterLock(requester=requester)],
             update_conflicts=True,
             unique_fields=["requester"],
             update_fields=["placed_at"],

@@ -16,6 +16,7 @@ from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 from django.db.models import Case, Q, When
+from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Now
 
 from async_orders.models import ProcessLease
@@ -73,5 +74,5 @@ def forget(name: str, ttl: float) -> bool:
     return still_expired.delete()[0] == 1
 
 
-def _ago(seconds: float) -> Now:
+def _ago(seconds: float) -> CombinedExpression:
     return Now() - timedelta(seconds=seconds)

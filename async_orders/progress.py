@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 from async_orders.attempt_lease import UNREACHABLE, AttemptLease, reconnect_later
 from async_orders.conf import conf
+from async_orders.deprecation import renamed
 
 if TYPE_CHECKING:
     from async_orders.models import Order
@@ -33,12 +34,17 @@ BATCH_SECONDS = 0.05
 MAX_BATCH = 65536
 
 
-class OrderCanceled(BaseException):
+class CancelRequested(BaseException):
     """Raised inside a running view by ``ProgressItems`` when its order was canceled.
 
     A ``BaseException``, like ``asyncio.CancelledError``, so that a view's broad
     ``except Exception`` does not swallow the request to stop.
     """
+
+
+#: This exception was called ``OrderCanceled``, which clashed with the
+#: client's :class:`async_orders.client.OrderCanceled`; the old name still works.
+__getattr__ = renamed(__name__, {"OrderCanceled": "CancelRequested"})
 
 
 @dataclass
@@ -61,7 +67,7 @@ class OrderRun:
     def report(
         self, current: int, total: int | None, message: str | None, *, final: bool = False
     ) -> None:
-        """A checkpoint: store progress, throttled; raise :class:`OrderCanceled` if asked
+        """A checkpoint: store progress, throttled; raise :class:`CancelRequested` if asked
         to stop, :class:`~async_orders.attempt_lease.LeaseLost` if the order is no longer ours.
 
         The ``final`` report of a loop is always written and never raises: the work
@@ -86,7 +92,7 @@ class OrderRun:
             if final:
                 return
             if self.order.renew_lease():  # still ours, so it was asked to stop
-                raise OrderCanceled(self.order.pk)
+                raise CancelRequested(self.order.pk)
         except UNREACHABLE:
             reconnect_later()
             return

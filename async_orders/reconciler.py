@@ -25,15 +25,15 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from celery import shared_task
 from django.db.models import Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from async_orders import process_leases
+from async_orders import process_leases, tasks
 from async_orders.attempt_lease import UNREACHABLE, reconnect_later
 from async_orders.conf import conf
-from async_orders.models import STARTABLE, Order, Status
-from async_orders.tasks import broker_lost_messages, publish
+from async_orders.models import STARTABLE, Order, OrderStatus
 
 logger = logging.getLogger("async_orders")
 
@@ -79,6 +79,15 @@ def reconcile(holder: str | None = None) -> Reconciliation:
     return report
 
 
+@shared_task(name="async_orders.reconcile", ignore_result=True)
+def reconcile_orders() -> None:
+    """One pass as a Celery task, for projects that schedule it with beat; prefer
+    ``manage.py reconcile_orders --loop``, which does not wait behind the orders'
+    backlog for a worker (see docs/deployment.md). Registered by the app's
+    ``ready()``: defined here, the dependency runs one way, reconciler -> tasks."""
+    reconcile()
+
+
 def reconcile_forever(stop: threading.Event) -> None:
     """Run a pass every ``RECONCILE_INTERVAL`` seconds until ``stop`` is set; an
     unreachable database or broker is logged and the next pass tries again."""
@@ -107,7 +116,7 @@ def _grace() -> float:
 
 def _messages_lost() -> bool:
     """Whether the broker restarted empty, or a worker died with prefetched messages."""
-    lost = broker_lost_messages()
+    lost = tasks.broker_lost_messages()
     ttl = conf.WORKER_LOST_AFTER
     for gone in process_leases.expired(process_leases.WORKER_PREFIX, ttl):
         if process_leases.forget(gone, ttl):
@@ -137,20 +146,20 @@ def _republish(which: Q, report: Reconciliation) -> None:
         for order in batch:
             claimed = Order.objects.filter(pk=order.pk, published_at=order.published_at)
             if claimed.filter(status__in=STARTABLE).update(published_at=timezone.now()):
-                publish(order)
+                tasks.publish(order)
                 report.republished.append(order.pk)
 
 
 def _recover_lost(report: Reconciliation) -> None:
     lost = Q(heartbeat_at__lt=Now() - timedelta(seconds=_grace()))
     outcomes = {
-        Status.QUEUED: report.requeued,
-        Status.FAILED: report.failed,
-        Status.CANCELED: report.canceled,
+        OrderStatus.QUEUED: report.requeued,
+        OrderStatus.FAILED: report.failed,
+        OrderStatus.CANCELED: report.canceled,
     }
-    for order in Order.objects.filter(lost, status=Status.RUNNING)[:BATCH]:
+    for order in Order.objects.filter(lost, status=OrderStatus.RUNNING)[:BATCH]:
         outcome = order.recover_lost(lost)
-        if outcome == Status.QUEUED:
-            publish(order)
+        if outcome == OrderStatus.QUEUED:
+            tasks.publish(order)
         if outcome is not None:
             outcomes[outcome].append(order.pk)

@@ -132,7 +132,7 @@ def _mark(target: object) -> ViewOptions | None:
 
 
 def _options_of_actions(
-    view_class: type, actions: dict[str, str], fallback: ViewOptions | None
+    view_class: type | None, actions: dict[str, str], fallback: ViewOptions | None
 ) -> dict[str, ViewOptions]:
     found = {}
     for method, action in actions.items():

@@ -10,7 +10,7 @@ from typing import Any
 from django.urls import get_resolver, get_script_prefix, get_urlconf, reverse
 from rest_framework import serializers
 
-from async_orders.models import Order, Status
+from async_orders.models import Order, OrderStatus
 
 
 class ProgressSerializer(serializers.Serializer):
@@ -122,7 +122,7 @@ class ListQuerySerializer(serializers.Serializer):
     """The query string of ``GET /async/orders/``: bad values are refused (400);
     parameters it does not name (a cache buster, say) are ignored."""
 
-    status = serializers.ChoiceField(choices=Status.choices, required=False)
+    status = serializers.ChoiceField(choices=OrderStatus.choices, required=False)
     view = serializers.CharField(required=False, max_length=200)
     page = serializers.IntegerField(required=False, min_value=1)
     page_size = serializers.IntegerField(required=False, min_value=1, max_value=500)

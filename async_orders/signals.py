@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.dispatch import Signal
 
-#: Any status change: ``order``, ``previous`` and ``status`` (both :class:`Status` values).
+#: Any status change: ``order``, ``previous`` and ``status`` (both :class:`OrderStatus` values).
 order_status_changed = Signal()
 #: The order reached ``completed``, ``failed`` or ``canceled``.
 order_finished = Signal()

@@ -10,6 +10,7 @@ import logging
 import math
 import re
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from django.http import HttpResponse, HttpResponseNotModified
@@ -24,7 +25,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView, exception_handler
 
-from async_orders import schema as openapi
+from async_orders import openapi
 from async_orders.attempt_lease import UNREACHABLE
 from async_orders.body import JSONBodyParser, has_body, json_body, require_json
 from async_orders.conditional import etag_matches, order_etag, requested_wait
@@ -43,21 +44,21 @@ from async_orders.exceptions import (
     UnknownView,
 )
 from async_orders.locks import Locked
-from async_orders.models import Order, Status, requester_key
+from async_orders.models import Order, OrderStatus, requester_key
+from async_orders.placing import place_order
 from async_orders.registry import find_endpoint
 from async_orders.serializers import ListQuerySerializer, OrderSerializer
-from async_orders.tasks import place_order
 
 logger = logging.getLogger("async_orders")
 
 #: HTTP status of ``GET /async/orders/<id>/`` for each order status (DESIGN.md).
 POLL_STATUS = {
-    Status.SCHEDULED: status.HTTP_202_ACCEPTED,
-    Status.QUEUED: status.HTTP_202_ACCEPTED,
-    Status.RUNNING: status.HTTP_202_ACCEPTED,
-    Status.COMPLETED: status.HTTP_201_CREATED,
-    Status.FAILED: status.HTTP_200_OK,
-    Status.CANCELED: status.HTTP_200_OK,
+    OrderStatus.SCHEDULED: status.HTTP_202_ACCEPTED,
+    OrderStatus.QUEUED: status.HTTP_202_ACCEPTED,
+    OrderStatus.RUNNING: status.HTTP_202_ACCEPTED,
+    OrderStatus.COMPLETED: status.HTTP_201_CREATED,
+    OrderStatus.FAILED: status.HTTP_200_OK,
+    OrderStatus.CANCELED: status.HTTP_200_OK,
 }
 
 #: The header's value: printable ASCII, as the IETF draft's examples (UUIDs) are.
@@ -99,7 +100,7 @@ class OrderAPIView(APIView):
         classes = conf.AUTHENTICATION_CLASSES
         return super().get_authenticators() if classes is None else [c() for c in classes]
 
-    def get_permissions(self) -> list[Any]:
+    def get_permissions(self) -> Sequence[Any]:
         classes = conf.PERMISSION_CLASSES
         return super().get_permissions() if classes is None else [c() for c in classes]
 
@@ -193,7 +194,7 @@ class OrderDetailView(OrderAPIView):
             order.refresh_from_db(fields=["status"])
             raise OrderFinished(order.status)
         body = OrderSerializer(order, context={"request": request}).data
-        stopping = order.status == Status.RUNNING
+        stopping = order.status == OrderStatus.RUNNING
         return Response(body, status=status.HTTP_202_ACCEPTED if stopping else status.HTTP_200_OK)
 
 
@@ -203,7 +204,7 @@ class OrderResultView(OrderAPIView):
     @openapi.order_result
     def get(self, request: Request, pk: str) -> HttpResponse:
         order = self.get_order(pk)
-        if order.status != Status.COMPLETED:
+        if order.status != OrderStatus.COMPLETED:
             raise ResultNotReady(order.status)
         if order.response_body is None:
             raise ResultNotStored()
@@ -239,7 +240,7 @@ class OrderListView(OrderAPIView, generics.ListAPIView):
 def order_response(order: Order, request: Request) -> Response:
     """The order's representation with the status code and headers its state calls for."""
     body = OrderSerializer(order, context={"request": request}).data
-    code = POLL_STATUS[Status(order.status)]
+    code = POLL_STATUS[OrderStatus(order.status)]
     headers = {}
     if code == status.HTTP_202_ACCEPTED:
         headers["Retry-After"] = str(_retry_after(order))
@@ -249,7 +250,7 @@ def order_response(order: Order, request: Request) -> Response:
 
 
 def _retry_after(order: Order) -> int:
-    if order.status == Status.SCHEDULED and order.run_at:
+    if order.status == OrderStatus.SCHEDULED and order.run_at:
         due_in = (order.run_at - timezone.now()).total_seconds()
         return max(conf.RETRY_AFTER, math.ceil(due_in))
     return conf.RETRY_AFTER

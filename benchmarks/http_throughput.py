@@ -108,11 +108,11 @@ def client_sessions() -> list[str]:
 
 def polled_rows() -> tuple[list[uuid.UUID], list[uuid.UUID]]:
     """``POLLED`` queued anonymous orders and as many baseline rows."""
-    from async_orders.models import Order, Status
+    from async_orders.models import Order, OrderStatus
     from benchmarks.models import Row
 
     orders = Order.objects.bulk_create(
-        Order(view_name="noop", origin="http://127.0.0.1", status=Status.QUEUED)
+        Order(view_name="noop", origin="http://127.0.0.1", status=OrderStatus.QUEUED)
         for _ in range(POLLED)
     )
     rows = Row.objects.bulk_create(Row(name="bench") for _ in range(POLLED))

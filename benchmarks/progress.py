@@ -48,7 +48,7 @@ def write_seconds(order: object) -> float:
 
 
 def run(database: str) -> None:
-    from async_orders.models import Order, Status
+    from async_orders.models import Order, OrderStatus
     from async_orders.progress import running
 
     order = Order.objects.create(view_name="noop", origin="http://127.0.0.1")
@@ -65,7 +65,7 @@ def run(database: str) -> None:
     harness.log(f"of which the first and final progress writes: {writes * 1000:.1f} ms")
     harness.log(f"per item, writes left out: {(subject - baseline - writes) / ITEMS * 1e9:.1f} ns")
     order.refresh_from_db()
-    assert order.status == Status.RUNNING
+    assert order.status == OrderStatus.RUNNING
     assert order.progress_current == ITEMS
     harness.report(
         harness.Result(

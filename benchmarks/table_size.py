@@ -40,12 +40,12 @@ def insert_sql() -> str:
 
 def template() -> object:
     """A completed order with a small stored response, as most of a real table is."""
-    from async_orders.models import Order, Status
+    from async_orders.models import Order, OrderStatus
 
     return Order.objects.create(
         view_name="noop",
         origin="http://127.0.0.1",
-        status=Status.COMPLETED,
+        status=OrderStatus.COMPLETED,
         response_status=200,
         response_content_type="application/json",
         response_body=b'{"ok": true}',

@@ -80,11 +80,11 @@ def scheduled_orders(count: int) -> list[str]:
     """Orders due in an hour: nothing changes them while the benchmark runs."""
     from django.utils import timezone
 
-    from async_orders.models import Order, Status
+    from async_orders.models import Order, OrderStatus
 
     run_at = timezone.now() + timedelta(hours=1)
     orders = [
-        Order(view_name="noop", status=Status.SCHEDULED, run_at=run_at, origin="http://bench")
+        Order(view_name="noop", status=OrderStatus.SCHEDULED, run_at=run_at, origin="http://bench")
         for _ in range(count)
     ]
     Order.objects.bulk_create(orders)

@@ -21,11 +21,11 @@ DRAIN_TIMEOUT = 120.0
 
 
 def publish_orders(count: int) -> None:
-    from async_orders.models import Order, Status
+    from async_orders.models import Order, OrderStatus
     from async_orders.tasks import publish
 
     orders = Order.objects.bulk_create(
-        Order(view_name="noop", origin="http://127.0.0.1", status=Status.QUEUED)
+        Order(view_name="noop", origin="http://127.0.0.1", status=OrderStatus.QUEUED)
         for _ in range(count)
     )
     for order in orders:
@@ -81,9 +81,9 @@ def _cpu(process: object) -> float | None:
 
 
 def completed_orders() -> int:
-    from async_orders.models import Order, Status
+    from async_orders.models import Order, OrderStatus
 
-    return Order.objects.filter(status=Status.COMPLETED).count()
+    return Order.objects.filter(status=OrderStatus.COMPLETED).count()
 
 
 def run(database: str) -> None:

@@ -7,34 +7,20 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from async_orders.embedded import EmbeddedRedis
 from tests import celery_app, services
+from tests.helpers import FAULT_FIGURES, ROOT, forget_queues, redis_client, stop_worker, wait_until
 
-ROOT = Path(__file__).resolve().parent.parent
 WORKER_START_TIMEOUT = 60.0
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"Timed out after {timeout}s waiting for {what or condition}")
-        time.sleep(0.02)
 
 
 def pytest_report_header() -> str:
@@ -52,6 +38,15 @@ def staff(db: None) -> User:
 
 
 @pytest.fixture
+def published(monkeypatch: pytest.MonkeyPatch) -> list[uuid.UUID]:
+    """The ids of the orders published, recorded instead of sent: placing, the worker
+    task and the reconciler all publish through ``async_orders.tasks.publish``."""
+    sent: list[uuid.UUID] = []
+    monkeypatch.setattr("async_orders.tasks.publish", lambda order: sent.append(order.pk))
+    return sent
+
+
+@pytest.fixture
 def api() -> APIClient:
     return APIClient()
 
@@ -65,23 +60,6 @@ def broker() -> Iterator[str]:
     os.makedirs(services.EMBEDDED_REDIS_DIR, exist_ok=True)
     with EmbeddedRedis(Path(services.EMBEDDED_REDIS_DIR)) as redis:
         yield redis.url
-
-
-def redis_client(broker: str) -> redis.Redis:
-    """A client of the test broker, to look at or wipe its queues."""
-    if broker.startswith("redis+socket://"):
-        return redis.Redis(unix_socket_path=broker.removeprefix("redis+socket://"))
-    return redis.Redis.from_url(broker)
-
-
-def forget_queues(client: redis.Redis, queue: str) -> None:
-    """Delete the Redis keys of ``queue`` and of the spare queues named after it: the
-    lists of messages no worker took and kombu's bindings. Other runs' queues (other
-    checkouts share the Redis) and kombu's shared keys are left alone."""
-    for pattern in (f"{queue}*", f"_kombu.binding*.{queue}*"):
-        keys = list(client.scan_iter(match=pattern, count=1000))
-        if keys:
-            client.delete(*keys)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -118,16 +96,6 @@ def start_worker(queue: str, name: str) -> subprocess.Popen[bytes]:
     if worker.poll() is not None:
         pytest.fail(f"The Celery worker {name} exited:\n{log_path.read_text()}")
     return worker
-
-
-def stop_worker(worker: subprocess.Popen[bytes]) -> None:
-    if worker.poll() is None:
-        worker.terminate()
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
 
 
 @pytest.fixture(scope="session")
@@ -202,8 +170,6 @@ def workers(django_db_setup: None, broker: str) -> Iterator[Callable[..., Any]]:
 
 
 FUZZ_CASES: list[str] = []
-#: Figures the fault tests measured, printed at the end of the run.
-FAULT_FIGURES: list[str] = []
 
 
 @pytest.fixture

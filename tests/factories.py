@@ -6,8 +6,8 @@ from typing import Any
 
 from async_orders.envelope import parse_envelope
 from async_orders.models import Order, requester_key
+from async_orders.placing import place_order
 from async_orders.registry import find_endpoint
-from async_orders.tasks import place_order
 
 
 def make_order(view_name: str = "echo", owner: Any = None, **envelope: Any) -> Order:

@@ -29,7 +29,7 @@ import requests
 
 from async_orders.embedded import EmbeddedRedis
 from tests import services
-from tests.conftest import ROOT, stop_worker, wait_until
+from tests.helpers import ROOT, stop_worker, wait_until
 
 PG_BIN_GLOB = "/usr/lib/postgresql/*/bin"
 

@@ -11,7 +11,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from async_orders.execution import execute_order
-from async_orders.models import Order, Status
+from async_orders.models import FailureCode, Order, OrderStatus, failure
 from tests.factories import make_order
 
 pytestmark = pytest.mark.django_db
@@ -134,9 +134,9 @@ def test_cancel_action_cancels_waiting_stops_running_and_skips_finished(
 
     for order in (waiting, busy, done):
         order.refresh_from_db()
-    assert waiting.status == Status.CANCELED
-    assert (busy.status, busy.cancel_requested) == (Status.RUNNING, True)
-    assert done.status == Status.COMPLETED
+    assert waiting.status == OrderStatus.CANCELED
+    assert (busy.status, busy.cancel_requested) == (OrderStatus.RUNNING, True)
+    assert done.status == OrderStatus.COMPLETED
     assert "1 canceled; 1 asked to stop; 1 already finished" in response.content.decode()
 
 
@@ -149,7 +149,7 @@ def test_rerun_action_places_new_orders_for_failed_ones_only(
     response = act(admin_client, "rerun_failed_orders", failed, completed)
 
     again = Order.objects.exclude(pk__in=[failed.pk, completed.pk]).get()
-    assert (again.view_name, again.owner, again.status) == ("answers-404", user, Status.QUEUED)
+    assert (again.view_name, again.owner, again.status) == ("answers-404", user, OrderStatus.QUEUED)
     assert "1 re-run; 1 skipped, not failed" in response.content.decode()
 
 
@@ -162,7 +162,7 @@ def test_actions_need_the_change_permission(client: Client) -> None:
     act(client, "cancel_orders", order)
 
     order.refresh_from_db()
-    assert order.status == Status.QUEUED
+    assert order.status == OrderStatus.QUEUED
 
 
 def _permissions(*codenames: str):
@@ -176,7 +176,7 @@ def test_rerun_of_an_order_whose_objects_are_locked_is_counted_not_placed(
 ) -> None:
     failed = make_order("bake-pizza", kwargs={"pk": 1})
     failed.start()
-    failed.fail({"code": "exception", "message": "burnt", "status_code": None, "body": None})
+    failed.fail(failure(FailureCode.EXCEPTION, "burnt"))
     holder = make_order("bake-pizza", kwargs={"pk": 1})  # active: holds pizza:1
 
     response = act(admin_client, "rerun_failed_orders", failed)

@@ -19,8 +19,8 @@ import pytest
 import requests
 
 from tests import services
-from tests.conftest import wait_until
 from tests.demo_server import free_port, start_demo, stop_demo
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.browser
 

@@ -7,8 +7,8 @@ from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from async_orders.execution import execute_order
-from async_orders.models import Order, Status
-from async_orders.tasks import rerun_order
+from async_orders.models import Order, OrderStatus
+from async_orders.placing import rerun_order
 from tests.factories import make_order
 
 pytestmark = pytest.mark.django_db
@@ -28,7 +28,7 @@ def test_a_waiting_order_is_canceled_at_once_and_never_runs(api: APIClient, enve
     order.refresh_from_db()
     assert response.status_code == 200
     assert response.json()["status"] == "canceled"
-    assert (order.status, order.attempts) == (Status.CANCELED, 0)
+    assert (order.status, order.attempts) == (OrderStatus.CANCELED, 0)
     assert order.finished_at is not None
 
 
@@ -49,7 +49,7 @@ def test_a_running_view_stops_at_its_next_progress_step_keeping_progress() -> No
     execute_order(order.pk)
 
     order.refresh_from_db()
-    assert order.status == Status.CANCELED
+    assert order.status == OrderStatus.CANCELED
     assert (order.progress_current, order.progress_total) == (3, 5)
     assert order.response_body is None
 
@@ -71,7 +71,7 @@ def test_only_the_owner_can_cancel(api: APIClient, user: User) -> None:
 
     assert cancel(api, order).status_code == 404
     order.refresh_from_db()
-    assert order.status == Status.QUEUED
+    assert order.status == OrderStatus.QUEUED
 
 
 def test_rerun_places_a_new_order_with_the_same_envelope(user: User) -> None:
@@ -80,7 +80,7 @@ def test_rerun_places_a_new_order_with_the_same_envelope(user: User) -> None:
     again = rerun_order(failed)
 
     assert again.pk != failed.pk
-    assert again.status == Status.QUEUED
+    assert again.status == OrderStatus.QUEUED
     assert (again.view_name, again.kwargs, again.query, again.owner) == (
         "echo-int",
         {"number": 9},

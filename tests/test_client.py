@@ -18,7 +18,7 @@ from async_orders.client import (
     OrderFailed,
     OrderTimeout,
 )
-from tests.conftest import wait_until
+from tests.helpers import wait_until
 
 pytestmark = [
     pytest.mark.integration,

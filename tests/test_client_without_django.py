@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 pytestmark = [
     pytest.mark.integration,

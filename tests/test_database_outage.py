@@ -14,7 +14,7 @@ import pytest
 from django.db import connection
 from rest_framework.test import APIClient
 
-from async_orders.models import Order, Status
+from async_orders.models import Order, OrderStatus
 from async_orders.progress import running
 from tests.factories import make_order
 
@@ -98,7 +98,7 @@ def test_a_checkpoint_past_the_lease_waits_for_the_database_and_keeps_the_order(
     assert run.lease.lost is False
     assert run.lease.valid_until > time.monotonic()
     order.refresh_from_db()
-    assert order.status == Status.RUNNING
+    assert order.status == OrderStatus.RUNNING
 
 
 def test_a_checkpoint_of_an_attempt_whose_order_was_recovered_raises_lease_lost() -> None:

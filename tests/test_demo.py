@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import wait_until
 from tests.demo_server import free_port, start_demo, stop_demo
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.integration
 

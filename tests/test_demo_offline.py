@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
 from tests.demo_server import FOREIGN_VARIABLES
+from tests.helpers import ROOT
 
 # Renders each page with Django's test client and prints every URL it references,
 # with where staticfiles finds it (None: not among the project's static files).

@@ -9,7 +9,8 @@ from rest_framework import exceptions as drf_exceptions
 from rest_framework.exceptions import APIException
 
 from async_orders import exceptions
-from tests.conftest import ROOT
+from async_orders.models import FailureCode
+from tests.helpers import ROOT
 
 CATALOGUE = (ROOT / "docs" / "http-api.md").read_text()
 #: DRF's own errors that our endpoints can raise through DRF's machinery.
@@ -54,3 +55,13 @@ def test_the_catalogue_documents_nothing_that_does_not_exist() -> None:
     raised = {error.default_code for error in [*our_errors(), *DRF_ERRORS]}
 
     assert set(documented_codes()) == raised
+
+
+def documented_failure_codes() -> set[str]:
+    """The rows of the ``error.code`` table: why an order failed."""
+    table = CATALOGUE.split("| `error.code` | meaning |", 1)[1].split("\n\n", 1)[0]
+    return set(re.findall(r"^\| `(\w+)` \|", table, re.MULTILINE))
+
+
+def test_the_failure_code_table_lists_every_failure_code_and_nothing_else() -> None:
+    assert documented_failure_codes() == set(FailureCode.values)

@@ -8,7 +8,8 @@ from django.core.checks import run_checks
 from rest_framework.test import APIClient
 
 from async_orders.execution import execute_order
-from async_orders.models import Order, Status
+from async_orders.models import Order, OrderStatus
+from tests.helpers import place
 
 pytestmark = pytest.mark.django_db
 
@@ -16,10 +17,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def shadowing(settings) -> None:
     settings.ROOT_URLCONF = "tests.shadowing_urls"
-
-
-def place(api: APIClient, view: str):
-    return api.post(f"/async/{view}/order/", {}, format="json")
 
 
 def ran(view_name: str) -> Order:
@@ -66,7 +63,7 @@ def test_an_order_whose_path_now_leads_to_another_view_fails_without_running_it(
 ) -> None:
     order = ran(view)
 
-    assert order.status == Status.FAILED
+    assert order.status == OrderStatus.FAILED
     assert order.error["code"] == "view_unavailable"
     assert order.response_body is None
 
@@ -74,5 +71,5 @@ def test_an_order_whose_path_now_leads_to_another_view_fails_without_running_it(
 def test_an_order_of_a_view_no_longer_opted_in_fails_without_running_it() -> None:
     order = ran("not-opted-in")
 
-    assert order.status == Status.FAILED
+    assert order.status == OrderStatus.FAILED
     assert order.error["code"] == "view_unavailable"

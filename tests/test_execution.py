@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from async_orders.execution import execute_order
-from async_orders.models import Order, Status
+from async_orders.models import Order, OrderStatus
 from tests.factories import make_order
 from tests.testapp.models import Item
 
@@ -29,7 +29,7 @@ def body_of(order: Order) -> dict:
 def test_a_completed_order_stores_the_view_response() -> None:
     order = run(make_order("echo-int", kwargs={"number": 3}))
 
-    assert order.status == Status.COMPLETED
+    assert order.status == OrderStatus.COMPLETED
     assert order.response_status == 200
     assert order.response_content_type == "application/json"
     assert body_of(order)["kwargs"] == {"number": "3"}
@@ -85,7 +85,7 @@ def test_a_drf_create_makes_the_resource_url_the_created_object(user: User) -> N
     order = run(make_order("shop:item-list", owner=user, data={"name": "margherita"}))
 
     item = Item.objects.get()
-    assert order.status == Status.COMPLETED
+    assert order.status == OrderStatus.COMPLETED
     assert order.response_status == 201
     assert (item.name, item.owner) == ("margherita", user)
     assert order.resource_url == f"http://testserver/shop/items/{item.pk}/"
@@ -94,14 +94,14 @@ def test_a_drf_create_makes_the_resource_url_the_created_object(user: User) -> N
 def test_a_drf_view_authenticates_the_owner_for_its_permission_checks(staff: User) -> None:
     order = run(make_order("staff-only", owner=staff))
 
-    assert order.status == Status.COMPLETED
+    assert order.status == OrderStatus.COMPLETED
     assert body_of(order) == {"user": "root"}
 
 
 def test_an_anonymous_owner_gets_the_drf_views_403_as_the_failure() -> None:
     order = run(make_order("staff-only"))
 
-    assert order.status == Status.FAILED
+    assert order.status == OrderStatus.FAILED
     assert order.error["code"] == "http_error"
     assert order.error["status_code"] == 403
     assert order.error["body"]["detail"].startswith("Authentication credentials")
@@ -110,13 +110,13 @@ def test_an_anonymous_owner_gets_the_drf_views_403_as_the_failure() -> None:
 def test_a_user_without_the_permission_gets_the_views_403(user: User) -> None:
     order = run(make_order("staff-only", owner=user))
 
-    assert (order.status, order.error["status_code"]) == (Status.FAILED, 403)
+    assert (order.status, order.error["status_code"]) == (OrderStatus.FAILED, 403)
 
 
 def test_a_view_answering_4xx_fails_with_its_status_and_json_body() -> None:
     order = run(make_order("answers-404"))
 
-    assert order.status == Status.FAILED
+    assert order.status == OrderStatus.FAILED
     assert order.error == {
         "code": "http_error",
         "message": "The view answered 404.",
@@ -130,7 +130,7 @@ def test_a_view_that_raises_fails_without_showing_the_exception(
 ) -> None:
     order = run(make_order("raises"))
 
-    assert order.status == Status.FAILED
+    assert order.status == OrderStatus.FAILED
     assert order.error["code"] == "exception"
     assert "secret" not in json.dumps(order.error)
     assert "a secret that must not reach clients" in caplog.text
@@ -142,7 +142,7 @@ def test_fail_on_error_fails_with_its_message_and_logs_the_exception(
     with caplog.at_level(logging.ERROR, logger="async_orders"):
         order = run(make_order("fails-on-error"))
 
-    assert order.status == Status.FAILED
+    assert order.status == OrderStatus.FAILED
     assert order.error["message"] == "Could not reach the frobnicator."
     assert "10.0.0.7" not in json.dumps(order.error)
     assert "10.0.0.7 refused the connection" in caplog.text
@@ -157,8 +157,8 @@ def test_a_redelivered_message_for_a_completed_order_changes_nothing() -> None:
     assert Order.objects.values().get(pk=order.pk) == before
 
 
-@pytest.mark.parametrize("status", [Status.RUNNING, Status.FAILED, Status.CANCELED])
-def test_a_message_for_an_order_not_waiting_to_start_is_ignored(status: Status) -> None:
+@pytest.mark.parametrize("status", [OrderStatus.RUNNING, OrderStatus.FAILED, OrderStatus.CANCELED])
+def test_a_message_for_an_order_not_waiting_to_start_is_ignored(status: OrderStatus) -> None:
     order = make_order()
     Order.objects.filter(pk=order.pk).update(status=status)
 
@@ -178,7 +178,7 @@ def test_a_route_removed_since_the_order_was_placed_fails_the_order() -> None:
 
     order = run(order)
 
-    assert (order.status, order.error["code"]) == (Status.FAILED, "view_unavailable")
+    assert (order.status, order.error["code"]) == (OrderStatus.FAILED, "view_unavailable")
 
 
 def test_starting_an_order_twice_wins_once() -> None:
@@ -203,7 +203,7 @@ def redirected_to(location: str) -> Order:
 def test_a_location_off_site_is_stored_but_not_the_resource_url(location: str) -> None:
     order = redirected_to(location)
 
-    assert order.status == Status.COMPLETED
+    assert order.status == OrderStatus.COMPLETED
     assert order.response_status == 302
     assert order.resource_url == f"/async/orders/{order.pk}/result/"
 
@@ -224,7 +224,7 @@ def test_a_location_on_a_result_allowed_host_is_the_resource_url(settings) -> No
 def test_a_redirect_to_the_login_page_fails_the_order_unauthenticated() -> None:
     order = run(make_order("members-only"))
 
-    assert order.status == Status.FAILED
+    assert order.status == OrderStatus.FAILED
     assert order.error["code"] == "unauthenticated"
     assert order.error["status_code"] == 302
     assert order.resource_url == ""
@@ -233,5 +233,5 @@ def test_a_redirect_to_the_login_page_fails_the_order_unauthenticated() -> None:
 def test_a_signed_in_owner_runs_a_login_required_view(user: User) -> None:
     order = run(make_order("members-only", owner=user))
 
-    assert order.status == Status.COMPLETED
+    assert order.status == OrderStatus.COMPLETED
     assert body_of(order) == {"member": "alice"}

@@ -17,16 +17,12 @@ import pytest
 import requests
 
 from async_orders import locks, reconciler
-from async_orders.models import FINISHED, Order, Status
+from async_orders.models import FINISHED, Order, OrderStatus
 from tests import celery_app
-from tests.conftest import FAULT_FIGURES, redis_client, wait_until
+from tests.helpers import FAULT_FIGURES, place_live, redis_client, wait_until
 from tests.testapp.models import Execution
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-
-def place(base: str, view: str, **envelope: Any) -> requests.Response:
-    return requests.post(f"{base}/async/{view}/order/", json=envelope, timeout=30)
 
 
 def status_of(order_url: str) -> str:
@@ -67,7 +63,7 @@ def test_a_killed_worker_with_a_retry_left_completes_the_order_on_another(
     base: str, spare_queue: str, workers: Callable[..., Any], tmp_path: Path
 ) -> None:
     first = workers(spare_queue, "doomed")
-    url = place(base, "gated-retrying", kwargs={"steps": 2}, data={"gate": str(tmp_path)}).url
+    url = place_live(base, "gated-retrying", kwargs={"steps": 2}, data={"gate": str(tmp_path)}).url
     wait_until(lambda: status_of(url) == "running", what="the order to start")
 
     killed_at = time.monotonic()
@@ -95,7 +91,7 @@ def test_a_killed_worker_without_a_retry_fails_the_order_and_frees_its_locks(
     base: str, spare_queue: str, workers: Callable[..., Any], tmp_path: Path
 ) -> None:
     doomed = workers(spare_queue, "doomed")
-    url = place(base, "gated-once", kwargs={"steps": 2}, data={"gate": str(tmp_path)}).url
+    url = place_live(base, "gated-once", kwargs={"steps": 2}, data={"gate": str(tmp_path)}).url
     wait_until(lambda: status_of(url) == "running", what="the order to start")
 
     doomed.send_signal(signal.SIGKILL)
@@ -106,7 +102,7 @@ def test_a_killed_worker_without_a_retry_fails_the_order_and_frees_its_locks(
     assert body["status"] == "failed"
     assert body["error"]["code"] == "worker_lost"
     assert not locks.is_locked(locks.lock_key("gated-once", steps=2))
-    assert place(base, "gated-once", kwargs={"steps": 2}).history[0].status_code == 302
+    assert place_live(base, "gated-once", kwargs={"steps": 2}).history[0].status_code == 302
     FAULT_FIGURES.append(f"worker SIGKILL, no retry: failed as worker_lost in {seconds:.1f}s")
 
 
@@ -132,7 +128,7 @@ def test_an_order_placed_while_the_broker_is_down_runs_once_it_is_back(base: str
 def test_orders_whose_messages_were_wiped_still_complete(
     base: str, spare_queue: str, workers: Callable[..., Any], broker: str, settings
 ) -> None:
-    urls = [place(base, "counted").url for _ in range(10)]
+    urls = [place_live(base, "counted").url for _ in range(10)]
     wiped = redis_client(broker).delete(*redis_client(broker).keys(f"{spare_queue}*"))
     assert wiped >= 1
     workers(spare_queue, "after-wipe")
@@ -168,7 +164,7 @@ def test_racing_orders_on_one_lock_key_run_exactly_one(base: str, tmp_path: Path
 
     assert codes == [302] + [409] * (racers - 1)
     order = Order.objects.get()
-    wait_until(lambda: Order.objects.get().status == Status.COMPLETED, timeout=30)
+    wait_until(lambda: Order.objects.get().status == OrderStatus.COMPLETED, timeout=30)
     assert Execution.objects.filter(order_id=order.pk).count() == 1
     FAULT_FIGURES.append(f"lock race: {racers} concurrent orders on one key, 1 ran, 7 got 409")
 
@@ -201,7 +197,7 @@ def test_a_burst_of_200_orders_through_two_workers_runs_each_exactly_once(
     )
     seconds = time.monotonic() - started
 
-    assert Order.objects.filter(status=Status.COMPLETED).count() == burst
+    assert Order.objects.filter(status=OrderStatus.COMPLETED).count() == burst
     assert Execution.objects.count() == burst
     assert Execution.objects.values("order_id").distinct().count() == burst
     FAULT_FIGURES.append(

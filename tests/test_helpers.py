@@ -6,8 +6,8 @@ import pytest
 
 from async_orders import ProgressItems, current_order, fail_on_error
 from async_orders.attempt_lease import LeaseLost
-from async_orders.models import Order, Status
-from async_orders.progress import OrderCanceled, running
+from async_orders.models import Order, OrderStatus
+from async_orders.progress import CancelRequested, running
 from tests.factories import make_order
 
 pytestmark = pytest.mark.django_db
@@ -77,7 +77,7 @@ def test_progress_writes_are_throttled(order: Order, settings, django_assert_max
 
 
 def test_progress_items_stops_an_order_that_is_no_longer_running(order: Order) -> None:
-    Order.objects.filter(pk=order.pk).update(status=Status.FAILED)
+    Order.objects.filter(pk=order.pk).update(status=OrderStatus.FAILED)
 
     with running(order), pytest.raises(LeaseLost):
         list(ProgressItems(range(3)))
@@ -88,7 +88,7 @@ def test_progress_items_stops_an_order_that_is_no_longer_running(order: Order) -
 
 def test_progress_items_raises_at_the_next_step_once_cancel_is_requested(order: Order) -> None:
     done = []
-    with running(order), pytest.raises(OrderCanceled):
+    with running(order), pytest.raises(CancelRequested):
         for item in ProgressItems(range(5)):
             done.append(item)
             if item == 1:
@@ -97,7 +97,7 @@ def test_progress_items_raises_at_the_next_step_once_cancel_is_requested(order: 
 
     assert done == [0, 1]
     assert (order.status, order.cancel_requested, order.progress_current) == (
-        Status.RUNNING,
+        OrderStatus.RUNNING,
         True,
         1,
     )
@@ -106,11 +106,11 @@ def test_progress_items_raises_at_the_next_step_once_cancel_is_requested(order: 
 def test_order_canceled_is_not_swallowed_by_except_exception(order: Order) -> None:
     order.cancel()
 
-    with running(order), pytest.raises(OrderCanceled):
+    with running(order), pytest.raises(CancelRequested):
         try:
             list(ProgressItems(range(3)))
         except Exception:  # a view's broad handler
-            pytest.fail("OrderCanceled was caught as an Exception")
+            pytest.fail("CancelRequested was caught as an Exception")
 
 
 def test_the_innermost_fail_on_error_message_wins(order: Order) -> None:

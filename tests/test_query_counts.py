@@ -59,19 +59,13 @@ def queries() -> Iterator[Queries]:
         yield Queries(context)
 
 
-@pytest.fixture
-def no_publish(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Placing an order must not reach the broker from these tests."""
-    monkeypatch.setattr("async_orders.tasks.publish", lambda *args, **kwargs: None)
-
-
 def count(action: Callable[[], object]) -> Queries:
     with queries() as seen:
         action()
     return seen
 
 
-@pytest.mark.usefixtures("no_publish")
+@pytest.mark.usefixtures("published")  # placing must not reach the broker
 def test_placing_an_order_costs_at_most_three_queries(api: APIClient) -> None:
     seen = count(lambda: api.post("/async/echo/order/", {}, format="json"))
 
@@ -79,7 +73,7 @@ def test_placing_an_order_costs_at_most_three_queries(api: APIClient) -> None:
     assert len(seen) <= MAX_PLACE_QUERIES, seen.statements
 
 
-@pytest.mark.usefixtures("no_publish")
+@pytest.mark.usefixtures("published")  # placing must not reach the broker
 def test_placing_an_order_as_a_signed_in_user_costs_at_most_three_queries(
     api: APIClient, user: User
 ) -> None:
@@ -91,7 +85,7 @@ def test_placing_an_order_as_a_signed_in_user_costs_at_most_three_queries(
     assert len(seen) <= MAX_PLACE_QUERIES, seen.statements
 
 
-@pytest.mark.usefixtures("no_publish")
+@pytest.mark.usefixtures("published")  # placing must not reach the broker
 def test_placing_an_order_with_an_idempotency_key_costs_at_most_three_queries(
     api: APIClient, user: User
 ) -> None:

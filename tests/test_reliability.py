@@ -1,27 +1,23 @@
-"""Retries, the reconciler, conflict locks, retention and signals, in-process."""
+"""Retries, conflict locks, retention and signals, in-process."""
 
 from __future__ import annotations
 
-import socket
-import uuid
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
-from django.db.models import Q
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from async_orders import locks, process_leases, reconciler, signals, tasks
-from async_orders.conf import conf
+from async_orders import locks, signals
 from async_orders.execution import _backoff, execute_order
-from async_orders.models import Order, OrderLock, ProcessLease, RequesterLock, Status
+from async_orders.models import Order, OrderStatus, RequesterLock
 from async_orders.registry import ViewOptions
 from async_orders.retention import purge_finished
-from tests.conftest import wait_until
 from tests.factories import make_order
+from tests.helpers import place, wait_until
 from tests.testapp.models import Execution
 
 pytestmark = pytest.mark.django_db
@@ -34,36 +30,13 @@ def run(order: Order) -> Order:
     return order
 
 
-@pytest.fixture
-def published(monkeypatch: pytest.MonkeyPatch) -> list[uuid.UUID]:
-    """Messages the reconciler sends, recorded instead of sent, with a broker that
-    lost nothing: the integration tests send them and restart the broker for real."""
-    sent: list[uuid.UUID] = []
-    monkeypatch.setattr(reconciler, "publish", lambda order: sent.append(order.pk))
-    monkeypatch.setattr(reconciler, "broker_lost_messages", lambda: False)
-    return sent
-
-
-@pytest.fixture
-def watching() -> None:
-    """The reconciler has led, with no gap, for an hour: the database was reachable
-    long enough for every live worker to have renewed its leases."""
-    an_hour_ago = timezone.now() - timedelta(hours=1)
-    ProcessLease.objects.create(
-        name=process_leases.RECONCILER,
-        holder=socket.gethostname(),
-        renewed_at=timezone.now(),
-        since=an_hour_ago,
-    )
-
-
 # --- retries -------------------------------------------------------------------------
 
 
 def test_a_retryable_exception_schedules_another_attempt(api: APIClient) -> None:
     order = run(make_order("flaky", data={"succeed_on": 2}))
 
-    assert (order.status, order.attempts, order.max_attempts) == (Status.SCHEDULED, 1, 3)
+    assert (order.status, order.attempts, order.max_attempts) == (OrderStatus.SCHEDULED, 1, 3)
     assert order.run_at is not None
     polled = api.get(f"/async/orders/{order.pk}/")
     assert polled.status_code == 202
@@ -76,7 +49,7 @@ def test_the_order_completes_on_a_later_attempt() -> None:
     for _ in range(3):
         order = run(order)
 
-    assert (order.status, order.attempts) == (Status.COMPLETED, 3)
+    assert (order.status, order.attempts) == (OrderStatus.COMPLETED, 3)
 
 
 def test_when_attempts_run_out_the_order_fails() -> None:
@@ -85,14 +58,14 @@ def test_when_attempts_run_out_the_order_fails() -> None:
     for _ in range(3):
         order = run(order)
 
-    assert (order.status, order.attempts) == (Status.FAILED, 3)
+    assert (order.status, order.attempts) == (OrderStatus.FAILED, 3)
     assert order.error["code"] == "exception"
 
 
 def test_an_exception_not_in_retry_on_fails_at_once() -> None:
     order = run(make_order("flaky", data={"succeed_on": 1, "then_raise": True}))
 
-    assert (order.status, order.attempts) == (Status.FAILED, 1)
+    assert (order.status, order.attempts) == (OrderStatus.FAILED, 1)
 
 
 @pytest.mark.parametrize("attempt", [1, 2, 5, 30])
@@ -112,212 +85,17 @@ def test_a_message_that_arrives_before_the_order_is_due_does_not_start_it() -> N
     execute_order(order.pk)
 
     order.refresh_from_db()
-    assert (order.status, order.attempts) == (Status.SCHEDULED, 0)
-
-
-# --- the reconciler ------------------------------------------------------------------
-
-
-def test_an_order_never_published_is_republished(published: list[uuid.UUID]) -> None:
-    order = make_order()
-    order.mark_unpublished()
-
-    report = reconciler.reconcile()
-
-    assert report.republished == published == [order.pk]
-    order.refresh_from_db()
-    assert order.published_at is not None
-    assert reconciler.reconcile().republished == []  # sent once
-
-
-def test_an_order_waiting_too_long_is_republished(published: list[uuid.UUID]) -> None:
-    fresh, stale = make_order(), make_order()
-    Order.objects.filter(pk=stale.pk).update(published_at=timezone.now() - timedelta(hours=1))
-
-    assert reconciler.reconcile().republished == [stale.pk]
-    assert fresh.pk not in published
-
-
-def test_a_scheduled_order_is_not_republished_before_it_is_overdue(published) -> None:
-    order = make_order(countdown=3600)
-    Order.objects.filter(pk=order.pk).update(published_at=timezone.now() - timedelta(hours=2))
-
-    assert reconciler.reconcile().republished == []
-
-
-def silent_running(view: str = "gated-retrying", **envelope: Any) -> Order:
-    order = make_order(view, kwargs={"steps": 1}, **envelope)
-    order.start()
-    Order.objects.filter(pk=order.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=5))
-    return order
-
-
-def test_a_silent_worker_with_attempts_left_gets_its_order_requeued(published, watching) -> None:
-    order = silent_running("gated-retrying")
-
-    report = reconciler.reconcile()
-
-    order.refresh_from_db()
-    assert report.requeued == published == [order.pk]
-    assert (order.status, order.attempts) == (Status.QUEUED, 1)
-    assert OrderLock.objects.filter(order=order).exists()  # still its to hold
-
-
-def test_a_silent_worker_without_attempts_left_fails_its_order_and_frees_locks(
-    published, watching
-) -> None:
-    order = silent_running("gated-once")
-
-    report = reconciler.reconcile()
-
-    order.refresh_from_db()
-    assert report.failed == [order.pk]
-    assert published == []
-    assert order.status == Status.FAILED
-    assert order.error["code"] == "worker_lost"
-    assert "attempt 1 of 1" in order.error["message"]
-    assert not OrderLock.objects.exists()
-
-
-def test_a_silent_worker_of_an_order_asked_to_cancel_gets_it_canceled(published, watching) -> None:
-    order = silent_running("gated-retrying")
-    order.cancel()
-
-    report = reconciler.reconcile()
-
-    order.refresh_from_db()
-    assert (report.canceled, report.requeued, published) == ([order.pk], [], [])
-    assert order.status == Status.CANCELED
-    assert not OrderLock.objects.exists()
-
-
-def test_a_worker_taken_for_dead_cannot_change_the_next_attempt() -> None:
-    stale = silent_running("gated-retrying")
-    reconciler_requeue = Order.objects.get(pk=stale.pk)
-    assert reconciler_requeue.recover_lost(Q()) == Status.QUEUED
-    fresh = Order.objects.get(pk=stale.pk)
-    assert fresh.start()  # a second worker claims attempt 2
-
-    assert stale.complete(response=_ok(), resource_url="/x/") is False
-    assert stale.report_progress(1, 1, None) is False
-    assert fresh.complete(response=_ok(), resource_url="/x/") is True
-
-
-def _ok() -> Any:
-    from async_orders.dispatch import ViewResponse
-
-    return ViewResponse(200, "application/json", b"{}", None)
-
-
-def test_equal_kwargs_make_one_lock_key_and_long_ones_are_digested() -> None:
-    assert locks.lock_key("v", pk=5) == locks.lock_key("v", pk="5")
-    long_key = locks.lock_key("v", slug="x" * 500)
-    assert len(long_key) < 200
-    assert long_key == locks.lock_key("v", slug="x" * 500)
-
-
-def test_a_reconciler_that_just_started_leading_recovers_nothing_yet(published) -> None:
-    """It cannot know whether the database was reachable before: live workers get a
-    whole lease and its margin to renew theirs first."""
-    order = silent_running("gated-retrying")
-
-    report = reconciler.reconcile()
-
-    assert (report.leader, report.requeued, report.failed) == (True, [], [])
-    order.refresh_from_db()
-    assert order.status == Status.RUNNING
-
-
-def test_a_gap_in_the_reconcilers_passes_restarts_its_watch(published, watching) -> None:
-    """A gap may have been a database outage, during which no worker could renew."""
-    order = silent_running("gated-retrying")
-    gap = timedelta(seconds=3 * conf.RECONCILE_INTERVAL + 1)
-    ProcessLease.objects.update(renewed_at=timezone.now() - gap)
-
-    assert reconciler.reconcile().requeued == []
-    order.refresh_from_db()
-    assert order.status == Status.RUNNING
-
-
-def test_a_lease_expired_by_less_than_the_margin_is_left_alone(published, watching) -> None:
-    order = make_order("gated-retrying", kwargs={"steps": 1})
-    order.start()
-    within_margin = timedelta(seconds=conf.WORKER_LOST_AFTER + conf.LEASE_MARGIN / 2)
-    Order.objects.filter(pk=order.pk).update(heartbeat_at=timezone.now() - within_margin)
-
-    assert reconciler.reconcile().requeued == []
-
-
-def test_one_shot_passes_from_one_host_keep_the_lead_and_its_watch(published) -> None:
-    """Cron or beat runs each pass in another process of the same host."""
-    reconciler.reconcile()
-    lease = ProcessLease.objects.get(name=process_leases.RECONCILER)
-
-    assert reconciler.reconcile().leader is True
-    assert ProcessLease.objects.get(name=process_leases.RECONCILER).since == lease.since
-
-
-def test_only_one_of_two_reconcilers_leads(published, watching) -> None:
-    assert reconciler.reconcile("another-host:1").leader is False
-    assert reconciler.reconcile().leader is True
-
-
-def test_a_worker_whose_presence_expired_gets_waiting_orders_published_again(
-    published, watching
-) -> None:
-    waiting = make_order()
-    silent = timezone.now() - timedelta(seconds=conf.WORKER_LOST_AFTER + 1)
-    ProcessLease.objects.create(
-        name="worker:celery@gone:1", holder="w", renewed_at=silent, since=silent
-    )
-
-    assert reconciler.reconcile().republished == published == [waiting.pk]
-    assert not ProcessLease.objects.filter(name__startswith="worker:").exists()
-    assert reconciler.reconcile().republished == []  # once per death
-
-
-def test_the_broker_sentinel_tells_a_broker_that_lost_its_data(broker: str) -> None:
-    from tests.conftest import redis_client
-
-    redis_client(broker).delete(tasks.BROKER_SENTINEL)
-
-    assert tasks.broker_lost_messages() is True
-    assert tasks.broker_lost_messages() is False
-
-
-def test_a_running_order_with_a_fresh_heartbeat_is_left_alone(published, watching) -> None:
-    order = make_order()
-    order.start()
-
-    report = reconciler.reconcile()
-
-    assert (report.requeued, report.failed) == ([], [])
-    order.refresh_from_db()
-    assert order.status == Status.RUNNING
-
-
-def test_the_reconcile_command_runs_the_reconciler(published, capsys) -> None:
-    order = make_order()
-    order.mark_unpublished()
-
-    call_command("reconcile_orders")
-
-    assert published == [order.pk]
-    assert "1 republished" in capsys.readouterr().out
+    assert (order.status, order.attempts) == (OrderStatus.SCHEDULED, 0)
 
 
 # --- conflict locks ------------------------------------------------------------------
 
 
-def place(api: APIClient, view: str, **envelope: Any):
-    return api.post(f"/async/{view}/order/", envelope, format="json")
-
-
 def test_an_order_clashing_with_an_active_ones_lock_is_409(api: APIClient) -> None:
-    first = place(api, "bake-pizza", kwargs={"pk": 1})
+    first = place(api, "bake-pizza", {"kwargs": {"pk": 1}})
 
-    clash = place(api, "bake-pizza", kwargs={"pk": 1})
-    other = place(api, "bake-pizza", kwargs={"pk": 2})
+    clash = place(api, "bake-pizza", {"kwargs": {"pk": 1}})
+    other = place(api, "bake-pizza", {"kwargs": {"pk": 2}})
 
     assert first.status_code == other.status_code == 302
     assert clash.status_code == 409
@@ -327,12 +105,12 @@ def test_an_order_clashing_with_an_active_ones_lock_is_409(api: APIClient) -> No
 
 
 def test_locks_are_released_on_every_terminal_state(api: APIClient) -> None:
-    done = Order.objects.get(pk=place(api, "bake-pizza", kwargs={"pk": 1}).json()["id"])
+    done = Order.objects.get(pk=place(api, "bake-pizza", {"kwargs": {"pk": 1}}).json()["id"])
     execute_order(done.pk)
-    canceled = Order.objects.get(pk=place(api, "bake-pizza", kwargs={"pk": 1}).json()["id"])
+    canceled = Order.objects.get(pk=place(api, "bake-pizza", {"kwargs": {"pk": 1}}).json()["id"])
     canceled.cancel()
 
-    assert place(api, "bake-pizza", kwargs={"pk": 1}).status_code == 302
+    assert place(api, "bake-pizza", {"kwargs": {"pk": 1}}).status_code == 302
 
 
 def test_the_default_lock_key_is_the_view_name_and_kwargs() -> None:
@@ -346,8 +124,8 @@ def test_the_default_lock_key_is_the_view_name_and_kwargs() -> None:
 
 def test_code_outside_orders_can_hold_the_same_keys(api: APIClient) -> None:
     with locks.hold("pizza:7"):
-        refused = place(api, "bake-pizza", kwargs={"pk": 7})
-    accepted = place(api, "bake-pizza", kwargs={"pk": 7})
+        refused = place(api, "bake-pizza", {"kwargs": {"pk": 7}})
+    accepted = place(api, "bake-pizza", {"kwargs": {"pk": 7}})
 
     assert refused.status_code == 409
     assert refused.json()["blocking_order"] is None
@@ -355,7 +133,7 @@ def test_code_outside_orders_can_hold_the_same_keys(api: APIClient) -> None:
 
 
 def test_holding_a_key_an_order_holds_raises_locked(api: APIClient) -> None:
-    place(api, "bake-pizza", kwargs={"pk": 3})
+    place(api, "bake-pizza", {"kwargs": {"pk": 3}})
 
     with pytest.raises(locks.Locked) as raised, locks.hold("pizza:3"):
         pass
@@ -410,7 +188,7 @@ def test_the_purge_command_reports_what_it_deleted(settings, capsys) -> None:
 def test_signals_tell_every_status_change_progress_and_the_end() -> None:
     seen: list[tuple[str, Any]] = []
 
-    def on_status(order: Order, previous: Status, status: Status, **kwargs: Any) -> None:
+    def on_status(order: Order, previous: OrderStatus, status: OrderStatus, **kwargs: Any) -> None:
         seen.append(("status", (previous.value, status.value)))
 
     def on_progress(order: Order, **kwargs: Any) -> None:
@@ -453,10 +231,10 @@ def test_counted_view_records_each_execution() -> None:
 def test_a_conflict_does_not_reveal_an_order_the_caller_may_not_see(
     api: APIClient, user: Any
 ) -> None:
-    place(api, "bake-pizza", kwargs={"pk": 9})  # anonymous, no session: its URL is its key
+    place(api, "bake-pizza", {"kwargs": {"pk": 9}})  # anonymous, no session: its URL is its key
     api.force_authenticate(user)
 
-    clash = place(api, "bake-pizza", kwargs={"pk": 9})
+    clash = place(api, "bake-pizza", {"kwargs": {"pk": 9}})
 
     assert clash.status_code == 409
     assert clash.json()["blocking_order"] is None

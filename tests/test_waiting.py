@@ -26,7 +26,7 @@ from django.db import connection
 
 from async_orders import notify
 from async_orders.signing import SIGNATURE_HEADER, verify_signature
-from tests.conftest import wait_until
+from tests.helpers import place_live, wait_until
 
 pytestmark = [
     pytest.mark.integration,
@@ -49,17 +49,15 @@ def server(request: pytest.FixtureRequest) -> str:
     return request.getfixturevalue("asgi_server")
 
 
-def place(base: str, view: str, **envelope: Any) -> str:
+def place_async(base: str, view: str, **envelope: Any) -> str:
     """Place an order (answered 202 as asked with Prefer); its URL."""
-    placed = requests.post(
-        f"{base}/async/{view}/order/", json=envelope, headers=RESPOND_ASYNC, timeout=10
-    )
+    placed = place_live(base, view, headers=RESPOND_ASYNC, **envelope)
     assert placed.status_code == 202
     return placed.headers["Location"]
 
 
 def gated(base: str, gate: Path, steps: int) -> str:
-    return place(base, "gated", kwargs={"steps": steps}, data={"gate": str(gate)})
+    return place_async(base, "gated", kwargs={"steps": steps}, data={"gate": str(gate)})
 
 
 def running_etag(order_url: str) -> str | None:
@@ -283,7 +281,7 @@ def test_the_event_stream_of_another_users_order_is_404(
     live_server: Any, django_user_model: Any
 ) -> None:
     django_user_model.objects.create_user("bob", password="pw")
-    order_url = place(live_server.url, "echo")
+    order_url = place_async(live_server.url, "echo")
     token = base64.b64encode(b"bob:pw").decode()
 
     with closing(EventStreamClient(f"{order_url}events/")) as anonymous:
@@ -337,7 +335,7 @@ def test_waiting_clients_hold_no_database_connection(
     request: pytest.FixtureRequest,
 ) -> None:
     kind = request.node.callspec.params["server"]
-    order_url = place(server, "echo", countdown=3600)  # nothing changes it meanwhile
+    order_url = place_async(server, "echo", countdown=3600)  # nothing changes it meanwhile
     before = database_connections(kind)
 
     with contextmanager(waiting)(order_url, WAITERS):
@@ -352,7 +350,7 @@ def test_waiting_clients_hold_no_database_connection(
 
 def test_an_event_stream_ends_after_its_lifetime(live_server: Any, settings: Any) -> None:
     settings.ASYNC_ORDERS = {**settings.ASYNC_ORDERS, "SSE_MAX_LIFETIME": 0.5}
-    order_url = place(live_server.url, "echo", countdown=3600)
+    order_url = place_async(live_server.url, "echo", countdown=3600)
 
     with closing(EventStreamClient(f"{order_url}events/", timeout=5)) as stream:
         first = stream.next_event()
@@ -367,7 +365,7 @@ def test_past_the_cap_an_event_stream_sends_the_state_and_ends(
     live_server: Any, settings: Any
 ) -> None:
     settings.ASYNC_ORDERS = {**settings.ASYNC_ORDERS, "LONG_POLL_MAX_WAITERS_PER_CLIENT": 0}
-    order_url = place(live_server.url, "echo", countdown=3600)
+    order_url = place_async(live_server.url, "echo", countdown=3600)
 
     with closing(EventStreamClient(f"{order_url}events/", timeout=5)) as stream:
         events = [stream.next_event(), stream.next_event()]
@@ -418,7 +416,7 @@ def test_a_webhook_is_retried_after_a_500_then_delivered_signed(
     live_server: Any, receiver: WebhookReceiver
 ) -> None:
     receiver.statuses = [500]
-    order_url = place(live_server.url, "echo", callback_url=receiver.url)
+    order_url = place_async(live_server.url, "echo", callback_url=receiver.url)
 
     wait_until(lambda: len(receiver.received) >= 2, timeout=30, what="the retried webhook")
     deliveries = wait_until(

@@ -14,18 +14,15 @@ from django.contrib.auth.models import User
 from django.core.checks import run_checks
 from rest_framework.test import APIClient
 
-from async_orders.models import Order, Status, WebhookDelivery
+from async_orders.models import Order, OrderStatus, WebhookDelivery
 from async_orders.signing import sign, verify_signature
 from async_orders.webhooks import deliver_webhook, retry_delay
+from tests.helpers import place
 from tests.test_waiting import WebhookReceiver
 
 pytestmark = pytest.mark.django_db
 
 SECRET = "s3cret"
-
-
-def place(api: APIClient, callback_url: str):
-    return api.post("/async/echo/order/", {"callback_url": callback_url}, format="json")
 
 
 @pytest.fixture
@@ -39,7 +36,7 @@ def public_only(settings) -> None:
 
 
 def test_an_allowed_callback_url_is_stored_and_shown(api: APIClient) -> None:
-    response = place(api, "http://127.0.0.1:9/hook")
+    response = place(api, "echo", {"callback_url": "http://127.0.0.1:9/hook"})
 
     assert response.status_code == 302
     assert Order.objects.get().callback_url == "http://127.0.0.1:9/hook"
@@ -47,7 +44,7 @@ def test_an_allowed_callback_url_is_stored_and_shown(api: APIClient) -> None:
 
 
 def test_a_host_outside_the_allowlist_is_400_naming_the_field(api: APIClient) -> None:
-    response = place(api, "https://evil.example.net/hook")
+    response = place(api, "echo", {"callback_url": "https://evil.example.net/hook"})
 
     assert response.status_code == 400
     assert "not among the hosts allowed" in response.json()["fields"]["callback_url"][0]
@@ -66,7 +63,7 @@ def test_a_host_outside_the_allowlist_is_400_naming_the_field(api: APIClient) ->
     ],
 )
 def test_private_and_loopback_addresses_are_400_unless_allowed(api: APIClient, url: str) -> None:
-    response = place(api, url)
+    response = place(api, "echo", {"callback_url": url})
 
     assert response.status_code == 400
     assert "private, loopback or reserved" in response.json()["fields"]["callback_url"][0]
@@ -74,7 +71,7 @@ def test_private_and_loopback_addresses_are_400_unless_allowed(api: APIClient, u
 
 @pytest.mark.parametrize("url", ["ftp://127.0.0.1/hook", "not a url"])
 def test_a_callback_url_must_be_http(api: APIClient, url: str) -> None:
-    response = place(api, url)
+    response = place(api, "echo", {"callback_url": url})
 
     assert response.status_code == 400
     assert "callback_url" in response.json()["fields"]
@@ -132,7 +129,7 @@ def test_the_admin_shows_the_delivery_attempts(client) -> None:
     ],
 )
 def test_an_ipv6_address_embedding_a_private_ipv4_is_judged_by_it(api: APIClient, url: str) -> None:
-    response = place(api, url)
+    response = place(api, "echo", {"callback_url": url})
 
     assert response.status_code == 400
     assert "private, loopback or reserved" in response.json()["fields"]["callback_url"][0]
@@ -148,7 +145,7 @@ def test_an_ipv6_address_embedding_a_private_ipv4_is_judged_by_it(api: APIClient
     ],
 )
 def test_an_ipv6_address_embedding_a_public_ipv4_is_accepted(api: APIClient, url: str) -> None:
-    assert place(api, url).status_code == 302
+    assert place(api, "echo", {"callback_url": url}).status_code == 302
 
 
 # --- a delivery connects to the address that was checked ------------------------------
@@ -197,7 +194,7 @@ def deliver_once(callback_url: str) -> WebhookDelivery:
     order = Order.objects.create(
         view_name="echo",
         origin="http://testserver",
-        status=Status.COMPLETED,
+        status=OrderStatus.COMPLETED,
         callback_url=callback_url,
     )
     deliver_webhook(str(order.pk))

@@ -21,8 +21,8 @@ import requests
 
 from async_orders.conf import DEFAULTS
 from async_orders.embedded import EmbeddedRedis
-from tests.conftest import FAULT_FIGURES, wait_until
 from tests.faultstack import Figure, PrivatePostgres, Stack, Stopwatch, private_redis
+from tests.helpers import FAULT_FIGURES, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

@@ -72,9 +72,9 @@ class Side:
 
 
 def finished_orders() -> list[str]:
-    from async_orders.models import Order, Status
+    from async_orders.models import Order, OrderStatus
 
-    ids = Order.objects.filter(status=Status.COMPLETED).values_list("pk", flat=True)
+    ids = Order.objects.filter(status=OrderStatus.COMPLETED).values_list("pk", flat=True)
     return [f"/async/orders/{pk}/" for pk in ids[:POLLED]]
 
 

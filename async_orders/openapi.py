@@ -28,7 +28,9 @@ class ErrorSerializer(serializers.Serializer):
 
     code = serializers.CharField(help_text="Stable, machine-readable; see the error catalogue.")
     detail = serializers.CharField(help_text="For humans: names the field or the reason.")
-    fields = serializers.DictField(
+    # DRF's metaclass takes declared fields off the class, so this key of the error
+    # body does not replace Serializer.fields; mypy sees only the assignment.
+    fields = serializers.DictField(  # type: ignore[assignment]
         child=serializers.ListField(child=serializers.CharField()),
         required=False,
         help_text="invalid_envelope, invalid_query: messages per field (kwargs.pk, data.name).",

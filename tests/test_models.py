@@ -1,0 +1,111 @@
+"""The order's state machine, stated as a table: each transition from each status
+either wins (one conditional UPDATE moved the order) or changes nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.db.models import Q
+from django.utils import timezone
+
+from async_orders.models import FailureCode, Order, OrderStatus, failure
+from async_orders.view_response import ViewResponse
+from tests.factories import make_order
+
+pytestmark = pytest.mark.django_db
+
+SOURCES = list(OrderStatus)
+
+#: The status each transition leaves an order in, by the status it started from;
+#: ``-``: it lost and changed nothing. ``asked``: still running, asked to stop.
+# fmt: off
+TABLE = {  #        scheduled   queued      running      completed failed canceled
+    "claim":          ("running",  "running",  "-",         "-",      "-",    "-"),
+    "schedule_retry": ("-",        "-",        "scheduled", "-",      "-",    "-"),
+    "complete":       ("-",        "-",        "completed", "-",      "-",    "-"),
+    "fail":           ("-",        "-",        "failed",    "-",      "-",    "-"),
+    "cancel":         ("canceled", "canceled", "asked",     "-",      "-",    "-"),
+    "stop_canceled":  ("-",        "-",        "canceled",  "-",      "-",    "-"),
+    "recover_lost":   ("-",        "-",        "failed",    "-",      "-",    "-"),
+}
+# fmt: on
+
+TRANSITIONS: dict[str, Callable[[Order], Any]] = {
+    "claim": lambda order: order.start("worker"),
+    "schedule_retry": lambda order: order.schedule_retry(timezone.now() + timedelta(hours=1)),
+    "complete": lambda order: order.complete(
+        response=ViewResponse(200, "application/json", b"{}", None), resource_url="/done/"
+    ),
+    "fail": lambda order: order.fail(failure(FailureCode.EXCEPTION, "it broke")),
+    "cancel": lambda order: order.cancel(),
+    "stop_canceled": lambda order: order.stop_canceled(1, 2),
+    # Its only attempt is spent: a lost worker's order fails as worker_lost.
+    "recover_lost": lambda order: order.recover_lost(Q()) is not None,
+}
+
+
+def order_in(status: OrderStatus) -> Order:
+    """An order of one attempt in ``status``, as far as its columns go; a scheduled
+    one is due, so that only its status decides whether it can start."""
+    order = make_order()
+    Order.objects.filter(pk=order.pk).update(
+        status=status,
+        attempts=0 if status in (OrderStatus.SCHEDULED, OrderStatus.QUEUED) else 1,
+        max_attempts=1,
+        run_at=timezone.now() - timedelta(seconds=1) if status == OrderStatus.SCHEDULED else None,
+    )
+    return Order.objects.get(pk=order.pk)
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=str)
+@pytest.mark.parametrize("transition", TABLE)
+def test_a_transition_wins_exactly_from_the_statuses_of_its_row(
+    transition: str, source: OrderStatus
+) -> None:
+    expected = TABLE[transition][SOURCES.index(source)]
+    order = order_in(source)
+
+    won = TRANSITIONS[transition](order)
+
+    stored = Order.objects.get(pk=order.pk)
+    assert bool(won) is (expected != "-")
+    if expected == "-":
+        assert (stored.status, stored.cancel_requested) == (source, False)
+    elif expected == "asked":
+        assert (stored.status, stored.cancel_requested) == (OrderStatus.RUNNING, True)
+    else:
+        assert stored.status == expected
+
+
+def test_the_table_covers_every_status() -> None:
+    assert all(len(row) == len(SOURCES) for row in TABLE.values())
+    assert set(TABLE) == set(TRANSITIONS)
+
+
+def test_a_lost_worker_with_attempts_left_gets_its_order_queued_again() -> None:
+    order = order_in(OrderStatus.RUNNING)
+    Order.objects.filter(pk=order.pk).update(max_attempts=2)
+    order.refresh_from_db()
+
+    assert order.recover_lost(Q()) == OrderStatus.QUEUED
+
+
+def test_a_lost_worker_without_attempts_left_fails_its_order_as_worker_lost() -> None:
+    order = order_in(OrderStatus.RUNNING)
+
+    assert order.recover_lost(Q()) == OrderStatus.FAILED
+    assert Order.objects.get(pk=order.pk).error["code"] == FailureCode.WORKER_LOST
+
+
+def test_a_response_too_large_to_keep_is_stored_as_its_size_and_a_message(settings) -> None:
+    settings.ASYNC_ORDERS = {"MAX_RESULT_BYTES": 2}
+    order = order_in(OrderStatus.RUNNING)
+
+    order.complete(response=ViewResponse(200, "text/plain", b"abc", None), resource_url="/r/")
+
+    stored = Order.objects.get(pk=order.pk)
+    assert (stored.response_body, stored.response_size) == (None, 3)
+    assert "MAX_RESULT_BYTES (2)" in stored.message
