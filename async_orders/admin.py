@@ -57,7 +57,10 @@ class OrderAdmin(admin.ModelAdmin):
         (None, {"fields": ["id", "view_name", "status", "owner", "requester", "attempts"]}),
         ("Envelope", {"fields": ["envelope", "origin", "idempotency_key"]}),
         ("Progress", {"fields": ["progress_bar", "message", "cancel_requested"]}),
-        ("Outcome", {"fields": ["error_json", "resource_url", "stored_response"]}),
+        (
+            "Outcome",
+            {"fields": ["error_json", "failure_traceback", "resource_url", "stored_response"]},
+        ),
         ("Times", {"fields": ["created_at", "run_at", "started_at", "finished_at"]}),
     ]
 
@@ -98,6 +101,11 @@ class OrderAdmin(admin.ModelAdmin):
     @admin.display(description="error")
     def error_json(self, order: Order) -> str:
         return _pre(json.dumps(order.error, indent=2)) if order.error else "-"
+
+    @admin.display(description="traceback")
+    def failure_traceback(self, order: Order) -> str:
+        """Why the view raised, kept for operators only: the API never shows it."""
+        return _pre(order.traceback) if order.traceback else "-"
 
     @admin.display(description="stored response")
     def stored_response(self, order: Order) -> str:

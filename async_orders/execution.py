@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+import traceback
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -33,6 +34,8 @@ logger = logging.getLogger("async_orders")
 #: How long a finished attempt keeps trying to store its outcome through a database
 #: outage before it leaves the order to the reconciler.
 STORE_RETRY_SECONDS = 300
+#: Characters of a failed order's traceback kept on the order.
+TRACEBACK_MAX_CHARS = 20_000
 
 
 def execute_order(order_id: uuid.UUID | str, worker: str = "") -> Order | None:
@@ -114,8 +117,16 @@ def _retry_or_fail(order: Order, run: OrderRun, error: Exception) -> None:
                 *(order.pk, order.attempts, order.max_attempts, error, run_at.isoformat()),
             )
             return
-    logger.error("Order %s: the view %r raised.", order.pk, order.view_name, exc_info=error)
-    order.fail(failure(FailureCode.EXCEPTION, run.failure_message or "The view raised an error."))
+    message = run.failure_message or "The view raised an error."
+    logger.error("Order %s failed: %s", order.pk, message, exc_info=error)
+    order.fail(failure(FailureCode.EXCEPTION, message), traceback=_traceback_of(error))
+
+
+def _traceback_of(error: BaseException) -> str:
+    """The formatted traceback kept on a failed order, its end kept when too long: the
+    innermost frames and the exception itself are what an operator reads first."""
+    text = "".join(traceback.format_exception(error))
+    return text if len(text) <= TRACEBACK_MAX_CHARS else "[cut]\n" + text[-TRACEBACK_MAX_CHARS:]
 
 
 def _backoff(options: ViewOptions, attempt: int) -> float:

@@ -235,6 +235,14 @@ class Order(models.Model):
     response_size = models.PositiveBigIntegerField(null=True, blank=True)
     resource_url = models.TextField(blank=True)
     error = models.JSONField(null=True, blank=True)
+    traceback = models.TextField(
+        blank=True, help_text="Why the view raised, for operators; never in the API."
+    )
+    traceparent = models.CharField(
+        max_length=128,
+        blank=True,
+        help_text="W3C trace context of the POST, so the worker's span continues its trace.",
+    )
     callback_url = models.URLField(
         max_length=2000, blank=True, help_text="Where the finished order is POSTed (webhook)."
     )
@@ -395,9 +403,14 @@ class Order(models.Model):
             **self._response_fields(response),
         )
 
-    def fail(self, error: dict[str, Any], response: ViewResponse | None = None) -> bool:
-        """running -> failed with ``error`` (code, message, and the view's status/body if any)."""
+    def fail(
+        self, error: dict[str, Any], response: ViewResponse | None = None, *, traceback: str = ""
+    ) -> bool:
+        """running -> failed with ``error`` (code, message, and the view's status/body if
+        any), and the ``traceback`` of the exception that failed it, for operators."""
         fields = self._response_fields(response) if response else {}
+        if traceback:
+            fields["traceback"] = traceback
         return self._move(
             (OrderStatus.RUNNING,),
             OrderStatus.FAILED,

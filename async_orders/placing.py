@@ -15,7 +15,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
 
-from async_orders import locks, tasks
+from async_orders import locks, log_context, tasks
 from async_orders.conf import conf
 from async_orders.envelope import Envelope
 from async_orders.exceptions import (
@@ -46,6 +46,13 @@ def place_order(
     """
     if idempotency_key and requester == ANONYMOUS:
         raise IdempotencyKeyNeedsClient()
+    with log_context.about(view=envelope.view_name):
+        return _place(envelope, owner, origin, requester, idempotency_key)
+
+
+def _place(
+    envelope: Envelope, owner: Any, origin: str, requester: str, idempotency_key: str
+) -> tuple[Order, bool]:
     try:
         with transaction.atomic():
             if existing := _admit(requester, idempotency_key):
@@ -58,6 +65,7 @@ def place_order(
                 origin=origin,
                 status=OrderStatus.SCHEDULED if envelope.run_at else OrderStatus.QUEUED,
             )
+            log_context.now_about(order)
             if envelope.lock_keys:
                 locks.take(order, envelope.lock_keys)  # raises Locked: nothing is kept
             transaction.on_commit(partial(tasks.publish, order))

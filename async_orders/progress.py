@@ -15,6 +15,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Generic, TypeVar
 
+from async_orders import log_context
 from async_orders.attempt_lease import UNREACHABLE, AttemptLease, reconnect_later
 from async_orders.conf import conf
 from async_orders.deprecation import renamed
@@ -119,11 +120,13 @@ def current_order() -> Order | None:
 
 @contextmanager
 def running(order: Order) -> Iterator[OrderRun]:
-    """Make ``order`` the current order for the code run inside the block."""
+    """Make ``order`` the current order for the code run inside the block, and the
+    order its log records carry (see :mod:`async_orders.log_context`)."""
     run = OrderRun(order)
     token = _current_run.set(run)
     try:
-        yield run
+        with log_context.about(order):
+            yield run
     finally:
         _current_run.reset(token)
 
@@ -132,15 +135,16 @@ def running(order: Order) -> Iterator[OrderRun]:
 def fail_on_error(message: str) -> Iterator[None]:
     """Fail the current order with ``message`` if the block raises; the error is re-raised.
 
-    The exception itself is logged with its traceback and never shown to clients:
-    ``message`` is what the order's ``error`` says. Usable as a decorator too.
+    The exception is never shown to clients: ``message`` is what the order's ``error``
+    says. It is not logged here either: the worker logs the failure once, with this
+    message and the traceback, and keeps the traceback on the order for operators.
+    Usable as a decorator too.
     """
     try:
         yield
     except Exception:
         run = _current_run.get()
         if run is not None and run.failure_message is None:
-            logger.exception("Order %s failed: %s", run.order.pk, message)
             run.failure_message = message
         raise
 

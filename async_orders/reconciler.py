@@ -30,7 +30,7 @@ from django.db.models import Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from async_orders import process_leases, tasks
+from async_orders import log_context, process_leases, tasks
 from async_orders.attempt_lease import UNREACHABLE, reconnect_later
 from async_orders.conf import conf
 from async_orders.models import STARTABLE, Order, OrderStatus
@@ -158,8 +158,9 @@ def _recover_lost(report: Reconciliation) -> None:
         OrderStatus.CANCELED: report.canceled,
     }
     for order in Order.objects.filter(lost, status=OrderStatus.RUNNING)[:BATCH]:
-        outcome = order.recover_lost(lost)
-        if outcome == OrderStatus.QUEUED:
-            tasks.publish(order)
+        with log_context.about(order):
+            outcome = order.recover_lost(lost)
+            if outcome == OrderStatus.QUEUED:
+                tasks.publish(order)
         if outcome is not None:
             outcomes[outcome].append(order.pk)

@@ -18,7 +18,7 @@ from celery.worker.request import Request
 from django.db import close_old_connections
 from django.db.models import Q
 
-from async_orders import execution
+from async_orders import execution, log_context
 from async_orders.attempt_lease import UNREACHABLE
 from async_orders.conf import conf
 from async_orders.models import Order, OrderStatus
@@ -93,20 +93,22 @@ def publish(order: Order) -> None:
     """Send the order's message, routed by its view's options.
 
     A broker failure is logged and noted on the order (``published_at`` empty); the
-    order stays accepted and the reconciler sends it once the broker is back.
+    order stays accepted and the reconciler sends it once the broker is back. Run at
+    commit, maybe after the placing code returned: the order is named again for logs.
     """
     options = options_for(order.view_name, order.method)
-    try:
-        execute_order.apply_async(
-            args=[str(order.pk)],
-            eta=order.run_at,
-            queue=options.queue or conf.QUEUE,
-            routing_key=options.routing_key,
-            priority=options.priority,
-        )
-    except Exception:
-        logger.exception("Order %s could not be published; the reconciler will retry.", order.pk)
-        order.mark_unpublished()
+    with log_context.about(order):
+        try:
+            execute_order.apply_async(
+                args=[str(order.pk)],
+                eta=order.run_at,
+                queue=options.queue or conf.QUEUE,
+                routing_key=options.routing_key,
+                priority=options.priority,
+            )
+        except Exception:
+            logger.exception("Order %s could not be published; the reconciler retries.", order.pk)
+            order.mark_unpublished()
 
 
 #: The key whose absence tells that the (Redis) broker lost what it held.

@@ -85,7 +85,10 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"async_orders": {"handlers": ["console"], "level": "INFO"}},
+    # The handler on the root logger only: a Celery worker replaces the root's handlers
+    # with its own, so a handler on "async_orders" too would print every record twice.
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {"async_orders": {"level": "INFO"}},
 }
 
 REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from pathlib import Path
@@ -102,6 +103,18 @@ def raises(request: HttpRequest) -> JsonResponse:
 def fails_on_error(request: HttpRequest) -> JsonResponse:
     with fail_on_error("Could not reach the frobnicator."):
         raise ConnectionError("10.0.0.7 refused the connection")
+
+
+@schedulable
+def logs_a_line(request: HttpRequest) -> JsonResponse:
+    logging.getLogger("testapp").info("the view says hello")
+    return JsonResponse({})
+
+
+@schedulable
+def raises_naming_its_order(request: HttpRequest) -> JsonResponse:
+    order = current_order()
+    raise RuntimeError(f"order {order.pk if order else None} broke")
 
 
 @schedulable
