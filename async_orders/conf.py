@@ -51,6 +51,8 @@ DEFAULTS: dict[str, Any] = {
     "WEBHOOK_MAX_ATTEMPTS": 5,
     "WEBHOOK_RETRY_BACKOFF": 2.0,
     "WEBHOOK_TIMEOUT": 10.0,
+    "HEALTH_MAX_QUEUE_AGE": 300,
+    "HEALTH_VIEW": False,
 }
 
 
@@ -148,6 +150,8 @@ KINDS: dict[str, Kind] = {
     "WEBHOOK_MAX_ATTEMPTS": _count(1),
     "WEBHOOK_RETRY_BACKOFF": _seconds(),
     "WEBHOOK_TIMEOUT": _seconds(exclusive=True),
+    "HEALTH_MAX_QUEUE_AGE": _seconds(exclusive=True),
+    "HEALTH_VIEW": _BOOLEAN,
 }
 
 
@@ -346,6 +350,17 @@ class Settings:
     def WEBHOOK_TIMEOUT(self) -> float:
         """Seconds one delivery may take before it counts as failed."""
         return float(self._get("WEBHOOK_TIMEOUT"))
+
+    @property
+    def HEALTH_MAX_QUEUE_AGE(self) -> float:
+        """Seconds a due order may wait for a worker before health reports the queue stuck."""
+        return float(self._get("HEALTH_MAX_QUEUE_AGE"))
+
+    @property
+    def HEALTH_VIEW(self) -> bool:
+        """Serve ``/async/health/`` (booleans only, no secrets, but each call asks the
+        database and opens a broker connection); off, it answers 404."""
+        return bool(self._get("HEALTH_VIEW"))
 
 
 def _classes(paths: list[str | type] | None) -> list[type] | None:
