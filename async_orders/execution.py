@@ -19,6 +19,7 @@ from django.db import DatabaseError
 from django.urls import NoReverseMatch, Resolver404, reverse
 from django.utils import timezone
 
+from async_orders import tracing
 from async_orders.attempt_lease import UNREACHABLE, LeaseLost, reconnect_later
 from async_orders.conf import conf
 from async_orders.dispatch import call_view
@@ -69,7 +70,8 @@ def _outcome_of(run: OrderRun) -> Callable[[], object]:
     """Call the view; return how to store what came of it (a write that may be retried)."""
     order = run.order
     try:
-        response = call_view(order)
+        with tracing.execution_span(order):
+            response = call_view(order)
     except CancelRequested:
         logger.info("Order %s stopped: it was canceled.", order.pk)
         return lambda: order.stop_canceled(*run.progress)

@@ -15,7 +15,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
 
-from async_orders import locks, log_context, tasks
+from async_orders import locks, log_context, tasks, tracing
 from async_orders.conf import conf
 from async_orders.envelope import Envelope
 from async_orders.exceptions import (
@@ -63,6 +63,7 @@ def _place(
                 requester=requester,
                 idempotency_key=idempotency_key,
                 origin=origin,
+                traceparent=tracing.current_traceparent(),
                 status=OrderStatus.SCHEDULED if envelope.run_at else OrderStatus.QUEUED,
             )
             log_context.now_about(order)
