@@ -8,10 +8,11 @@ way a client would, leaving the failed one as the record of what happened.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html
 
 from async_orders.exceptions import TooManyActiveOrders
@@ -39,7 +40,7 @@ class WebhookDeliveryInline(admin.TabularInline):
 class OrderAdmin(admin.ModelAdmin):
     inlines = [WebhookDeliveryInline]
     list_display = [
-        "id",
+        "order_id",
         "view_name",
         "status",
         "owner",
@@ -69,6 +70,26 @@ class OrderAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # orders are placed through the order endpoint, validated there
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        """The order's page without Save buttons: every field is read-only. The change
+        permission stays, as the cancel and re-run actions need it."""
+        no_save = {"show_save": False, "show_save_and_continue": False}
+        return super().change_view(
+            request, object_id, form_url, {**no_save, **(extra_context or {})}
+        )
+
+    @admin.display(description="id", ordering="id")
+    def order_id(self, order: Order) -> str:
+        """The UUID on one line: the column is narrow, and a UUID wrapped over four
+        lines can be neither read nor compared at a glance."""
+        return format_html('<span style="white-space: nowrap">{}</span>', order.pk)
 
     @admin.display(description="progress")
     def progress_bar(self, order: Order) -> str:

@@ -18,6 +18,7 @@ from typing import IO, Any
 
 from django.http import HttpRequest
 from django.utils.http import parse_header_parameters
+from django.utils.translation import gettext
 from rest_framework.exceptions import ParseError, UnsupportedMediaType
 from rest_framework.parsers import JSONParser
 
@@ -36,7 +37,7 @@ class JSONBodyParser(JSONParser):
         try:
             return super().parse(*args, **kwargs)
         except RecursionError:
-            raise ParseError("JSON parse error - nested too deeply.") from None
+            raise ParseError(gettext("JSON parse error - nested too deeply.")) from None
 
 
 def json_body(request: HttpRequest) -> Any:
@@ -54,7 +55,9 @@ def require_json(request: HttpRequest) -> None:
     media_type, _ = parse_header_parameters(request.META.get("CONTENT_TYPE", ""))
     if media_type != JSON:
         raise UnsupportedMediaType(
-            media_type, detail=f"Send the request with Content-Type: {JSON}, not {media_type!r}."
+            media_type,
+            detail=gettext("Send the request with Content-Type: %(json)s, not %(type)s.")
+            % {"json": JSON, "type": repr(media_type)},
         )
 
 
@@ -100,4 +103,5 @@ def _declared_length(request: HttpRequest) -> int | None:
     try:
         return int(value)
     except ValueError:
-        raise ParseError(f"Content-Length {value!r} is not a number of bytes.") from None
+        message = gettext("Content-Length %(value)s is not a number of bytes.")
+        raise ParseError(message % {"value": repr(value)}) from None

@@ -16,6 +16,7 @@ from typing import Any
 
 from django.urls import NoReverseMatch
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy
 from rest_framework import serializers
 
 from async_orders.conf import conf
@@ -29,7 +30,7 @@ JSONScalar = str | int | float | bool | None
 #: Text no database keeps: NUL (PostgreSQL's jsonb refuses it) and lone surrogates
 #: (no UTF-8 encoding exists for them). JSON's ``\u`` escapes can carry both.
 UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-UNSTORABLE_MESSAGE = (
+UNSTORABLE_MESSAGE = gettext_lazy(
     "Holds a NUL character or a lone surrogate (U+D800-U+DFFF), which cannot be stored."
 )
 
@@ -109,10 +110,9 @@ class EnvelopeSerializer(serializers.Serializer):
         if isinstance(data, dict):
             unknown = sorted(set(data) - set(self.fields))
             if unknown:
-                allowed = ", ".join(sorted(self.fields))
-                raise serializers.ValidationError(
-                    {key: [f"Unknown key; the allowed keys are {allowed}."] for key in unknown}
-                )
+                allowed = {"allowed": ", ".join(sorted(self.fields))}
+                message = gettext("Unknown key; the allowed keys are %(allowed)s.") % allowed
+                raise serializers.ValidationError({key: [message] for key in unknown})
         return super().to_internal_value(data)
 
     def validate_query(self, query: dict[str, Any]) -> dict[str, Any]:
@@ -120,7 +120,8 @@ class EnvelopeSerializer(serializers.Serializer):
             values = value if isinstance(value, list) else [value]
             if not all(isinstance(item, JSONScalar) for item in values):
                 raise serializers.ValidationError(
-                    f"{name!r} must be a string, number or a list of them."
+                    gettext("%(name)s must be a string, number or a list of them.")
+                    % {"name": repr(name)}
                 )
         return query
 
@@ -133,9 +134,11 @@ class EnvelopeSerializer(serializers.Serializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if "countdown" in attrs and "eta" in attrs:
-            raise serializers.ValidationError({"eta": ["Give countdown or eta, not both."]})
+            raise serializers.ValidationError(
+                {"eta": [gettext("Give countdown or eta, not both.")]}
+            )
         if attrs.get("args") and attrs.get("kwargs"):
-            raise serializers.ValidationError({"args": ["Give args or kwargs, not both."]})
+            raise serializers.ValidationError({"args": [gettext("Give args or kwargs, not both.")]})
         return attrs
 
 
@@ -187,13 +190,15 @@ def _check_text(body: Any) -> None:
         if isinstance(value, dict):
             for key, item in value.items():
                 if UNSTORABLE.search(key):
-                    errors[where] = [f"A key: {UNSTORABLE_MESSAGE}"]
+                    errors[where] = [
+                        gettext("A key: %(problem)s") % {"problem": UNSTORABLE_MESSAGE}
+                    ]
                 else:
                     pending.append((_member(where, key), item))
         elif isinstance(value, list):
             pending.extend((_member(where, str(index)), item) for index, item in enumerate(value))
         elif isinstance(value, str) and UNSTORABLE.search(value):
-            errors[where] = [UNSTORABLE_MESSAGE]
+            errors[where] = [str(UNSTORABLE_MESSAGE)]
     if errors:
         raise InvalidEnvelope(errors)
 
@@ -249,9 +254,14 @@ def _messages(value: Any) -> list[str]:
 def _method(endpoint: Endpoint, options: dict[str, ViewOptions], requested: str | None) -> str:
     method = (requested or next(iter(options.values())).default_method).upper()
     if method not in options:
+        message = gettext("%(view)s cannot be ordered with %(method)s; use %(accepted)s.")
         accepted = ", ".join(sorted(options))
         raise InvalidEnvelope(
-            {"method": [f"{endpoint.name!r} cannot be ordered with {method}; use {accepted}."]}
+            {
+                "method": [
+                    message % {"view": repr(endpoint.name), "method": method, "accepted": accepted}
+                ]
+            }
         )
     return method
 
@@ -263,9 +273,8 @@ def _reverse(endpoint: Endpoint, args: list[Any], kwargs: dict[str, Any]) -> Non
     try:
         route_to(endpoint, args, kwargs)
     except NoReverseMatch:
-        raise InvalidEnvelope(
-            {"kwargs": [f"These arguments do not fit the route {endpoint.route!r}."]}
-        ) from None
+        message = gettext("These arguments do not fit the route %(route)s.")
+        raise InvalidEnvelope({"kwargs": [message % {"route": repr(endpoint.route)}]}) from None
     except ShadowedRoute as shadowed:
         raise ViewShadowed(shadowed.name, shadowed.path) from None
 
@@ -273,11 +282,13 @@ def _reverse(endpoint: Endpoint, args: list[Any], kwargs: dict[str, Any]) -> Non
 def _check_kwargs(endpoint: Endpoint, kwargs: dict[str, Any]) -> None:
     errors: dict[str, list[str]] = {}
     for name in kwargs.keys() - endpoint.converters.keys():
-        errors[f"kwargs.{name}"] = [f"The route {endpoint.route!r} has no parameter {name!r}."]
+        message = gettext("The route %(route)s has no parameter %(name)s.")
+        errors[f"kwargs.{name}"] = [message % {"route": repr(endpoint.route), "name": repr(name)}]
     for name, converter in endpoint.converters.items():
         if name in kwargs and converter is not None and not _fits(converter, kwargs[name]):
+            message = gettext("%(value)s does not fit the parameter of the route %(route)s.")
             errors[f"kwargs.{name}"] = [
-                f"{kwargs[name]!r} does not fit the parameter of the route {endpoint.route!r}."
+                message % {"value": repr(kwargs[name]), "route": repr(endpoint.route)}
             ]
     if errors:
         raise InvalidEnvelope(errors)
@@ -298,15 +309,16 @@ def _run_at(countdown: float | None, eta: datetime | None) -> datetime | None:
     now = timezone.now()
     horizon = conf.MAX_SCHEDULE_SECONDS
     if countdown is not None and countdown > horizon:  # before timedelta() can overflow
-        raise InvalidEnvelope(
-            {"countdown": [f"Orders can be scheduled at most {horizon:g} seconds ahead."]}
-        )
+        raise InvalidEnvelope({"countdown": [_too_far_ahead(horizon)]})
     run_at = now + timedelta(seconds=countdown) if countdown is not None else eta
     if run_at is None or run_at <= now:  # none given, or due already: run as soon as possible
         return None
     if run_at - now > timedelta(seconds=horizon):
         field = "countdown" if countdown is not None else "eta"
-        raise InvalidEnvelope(
-            {field: [f"Orders can be scheduled at most {horizon:g} seconds ahead."]}
-        )
+        raise InvalidEnvelope({field: [_too_far_ahead(horizon)]})
     return run_at
+
+
+def _too_far_ahead(horizon: float) -> str:
+    message = gettext("Orders can be scheduled at most %(seconds)s seconds ahead.")
+    return message % {"seconds": f"{horizon:g}"}

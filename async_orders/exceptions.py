@@ -1,13 +1,15 @@
 """Errors our endpoints answer with: each has an HTTP status and a stable ``code``.
 
 Views raise these; :func:`async_orders.views.handle_exception` renders every one of
-them (and DRF's own) as ``{"code": ..., "detail": ..., "fields": {...}}``.
+them (and DRF's own) as ``{"code": ..., "detail": ..., "fields": {...}}``. Each
+``detail`` is translated into the request's language; the ``code`` never is.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext, gettext_lazy
 from rest_framework import status
 from rest_framework.exceptions import APIException
 
@@ -19,7 +21,9 @@ class UnknownView(APIException):
     default_code = "unknown_view"
 
     def __init__(self, view_name: str) -> None:
-        super().__init__(f"No schedulable view is named {view_name!r}.")
+        super().__init__(
+            gettext("No schedulable view is named %(view)s.") % {"view": repr(view_name)}
+        )
 
 
 class OrderNotFound(APIException):
@@ -27,14 +31,14 @@ class OrderNotFound(APIException):
 
     status_code = status.HTTP_404_NOT_FOUND
     default_code = "order_not_found"
-    default_detail = "No such order."
+    default_detail = gettext_lazy("No such order.")
 
 
 class FieldErrors(APIException):
     """A 400 that names each bad field; rendered with a ``fields`` map."""
 
     status_code = status.HTTP_400_BAD_REQUEST
-    lead = "Invalid request."
+    lead = gettext_lazy("Invalid request.")
 
     def __init__(self, fields: dict[str, list[Any]]) -> None:
         self.fields = {name: [str(message) for message in msgs] for name, msgs in fields.items()}
@@ -46,7 +50,7 @@ class InvalidEnvelope(FieldErrors):
     """The order request does not describe a call the view can take."""
 
     default_code = "invalid_envelope"
-    lead = "Invalid order request."
+    lead = gettext_lazy("Invalid order request.")
 
 
 class ViewShadowed(APIException):
@@ -57,17 +61,18 @@ class ViewShadowed(APIException):
     default_code = "view_shadowed"
 
     def __init__(self, view_name: str, path: str) -> None:
-        super().__init__(
-            f"{view_name!r} with these arguments leads to {path!r}, which another view "
-            "serves; the order would not run the view that was opted in."
+        message = gettext(
+            "%(view)s with these arguments leads to %(path)s, which another view serves; "
+            "the order would not run the view that was opted in."
         )
+        super().__init__(message % {"view": repr(view_name), "path": repr(path)})
 
 
 class InvalidQuery(FieldErrors):
     """The order list's query string has a bad value."""
 
     default_code = "invalid_query"
-    lead = "Invalid query."
+    lead = gettext_lazy("Invalid query.")
 
 
 class ResultNotReady(APIException):
@@ -77,7 +82,8 @@ class ResultNotReady(APIException):
     default_code = "result_not_ready"
 
     def __init__(self, order_status: str) -> None:
-        super().__init__(f"The order is {order_status}; only a completed order has a result.")
+        message = gettext("The order is %(status)s; only a completed order has a result.")
+        super().__init__(message % {"status": order_status})
 
 
 class OrderFinished(APIException):
@@ -87,7 +93,8 @@ class OrderFinished(APIException):
     default_code = "order_finished"
 
     def __init__(self, order_status: str) -> None:
-        super().__init__(f"The order is already {order_status}; there is nothing to cancel.")
+        message = gettext("The order is already %(status)s; there is nothing to cancel.")
+        super().__init__(message % {"status": order_status})
 
 
 class ResultNotStored(APIException):
@@ -95,7 +102,9 @@ class ResultNotStored(APIException):
 
     status_code = status.HTTP_410_GONE
     default_code = "result_not_stored"
-    default_detail = "The view's response was larger than MAX_RESULT_BYTES and was not stored."
+    default_detail = gettext_lazy(
+        "The view's response was larger than MAX_RESULT_BYTES and was not stored."
+    )
 
 
 class LengthRequired(APIException):
@@ -104,7 +113,7 @@ class LengthRequired(APIException):
 
     status_code = status.HTTP_411_LENGTH_REQUIRED
     default_code = "length_required"
-    default_detail = (
+    default_detail = gettext_lazy(
         "This server cannot read a request body without Content-Length (a chunked one); "
         "send the Content-Length header."
     )
@@ -115,7 +124,8 @@ class RequestTooLarge(APIException):
     default_code = "request_too_large"
 
     def __init__(self, limit: int) -> None:
-        super().__init__(f"The order request is larger than MAX_BODY_BYTES ({limit} bytes).")
+        message = gettext("The order request is larger than MAX_BODY_BYTES (%(limit)d bytes).")
+        super().__init__(message % {"limit": limit})
 
 
 class TooManyActiveOrders(APIException):
@@ -124,16 +134,17 @@ class TooManyActiveOrders(APIException):
 
     def __init__(self, limit: int, retry_after: int) -> None:
         self.wait = retry_after  # DRF's exception handler turns it into Retry-After
-        super().__init__(
-            f"You have {limit} unfinished orders, the most allowed (MAX_ACTIVE_ORDERS); "
+        message = gettext(
+            "You have %(limit)d unfinished orders, the most allowed (MAX_ACTIVE_ORDERS); "
             "wait for one to finish or cancel one."
         )
+        super().__init__(message % {"limit": limit})
 
 
 class InvalidIdempotencyKey(APIException):
     status_code = status.HTTP_400_BAD_REQUEST
     default_code = "invalid_idempotency_key"
-    default_detail = "Idempotency-Key must be 1 to 255 printable ASCII characters."
+    default_detail = gettext_lazy("Idempotency-Key must be 1 to 255 printable ASCII characters.")
 
 
 class IdempotencyKeyNeedsClient(APIException):
@@ -142,7 +153,7 @@ class IdempotencyKeyNeedsClient(APIException):
 
     status_code = status.HTTP_400_BAD_REQUEST
     default_code = "idempotency_key_needs_client"
-    default_detail = (
+    default_detail = gettext_lazy(
         "An Idempotency-Key needs a client the server can recognise: authenticate, or "
         "keep the session cookie; or send the order request without the key."
     )
@@ -153,7 +164,7 @@ class IdempotencyKeyReused(APIException):
 
     status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
     default_code = "idempotency_key_reused"
-    default_detail = (
+    default_detail = gettext_lazy(
         "This Idempotency-Key was already used for a different order request; "
         "use a new key for a new request."
     )
@@ -167,8 +178,11 @@ class OrderConflict(APIException):
 
     def __init__(self, blocking_order_url: str | None) -> None:
         self.extra = {"blocking_order": blocking_order_url}
-        holder = f"the order {blocking_order_url}" if blocking_order_url else "another operation"
-        super().__init__(f"The order would touch objects locked by {holder}.")
+        if blocking_order_url:
+            message = gettext("The order would touch objects locked by the order %(url)s.")
+        else:
+            message = gettext("The order would touch objects locked by another operation.")
+        super().__init__(message % {"url": blocking_order_url})
 
 
 class InvalidWait(APIException):
@@ -178,7 +192,8 @@ class InvalidWait(APIException):
     default_code = "invalid_wait"
 
     def __init__(self, value: str) -> None:
-        super().__init__(f"wait must be a number of seconds, not {value!r}.")
+        message = gettext("wait must be a number of seconds, not %(value)s.")
+        super().__init__(message % {"value": repr(value)})
 
 
 class DatabaseUnavailable(APIException):
@@ -187,7 +202,7 @@ class DatabaseUnavailable(APIException):
 
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_code = "database_unavailable"
-    default_detail = "The database cannot be reached right now; try again shortly."
+    default_detail = gettext_lazy("The database cannot be reached right now; try again shortly.")
 
     def __init__(self, retry_after: int) -> None:
         self.wait = retry_after  # DRF's exception handler turns it into Retry-After

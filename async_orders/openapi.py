@@ -6,11 +6,14 @@ to the error catalogue, and applied to the views as decorators.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
+from django.urls import converters
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
+    OpenApiExample,
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
@@ -65,6 +68,8 @@ AUTH_ERRORS = {
 
 place_order = extend_schema(
     summary="Place an order: call the view later, in a worker, as you",
+    description="Validates the order request against the view, places the order and "
+    "answers 302 to it: follow the Location, then poll until 201.",
     request=EnvelopeSerializer,
     responses={
         302: OpenApiResponse(OrderSerializer, description="Placed; Location is the order."),
@@ -104,6 +109,8 @@ place_order = extend_schema(
 
 poll_order = extend_schema(
     summary="The order, with the HTTP status of its state",
+    description="202 while it waits or runs, 201 once completed, 200 once failed or "
+    "canceled; with ?wait=, answers once the order changes.",
     responses={
         202: OpenApiResponse(OrderSerializer, description="scheduled, queued or running"),
         201: OpenApiResponse(OrderSerializer, description="completed; Location: resource_url"),
@@ -132,6 +139,8 @@ poll_order = extend_schema(
 
 order_events = extend_schema(
     summary="The order's changes as server-sent events",
+    description="One event per change, until the order is finished; visible to whoever "
+    "may see the order.",
     responses={
         (200, "text/event-stream"): OpenApiResponse(
             str, description="progress events, then completed, failed or canceled"
@@ -150,6 +159,8 @@ order_events = extend_schema(
 
 cancel_order = extend_schema(
     summary="Cancel the order",
+    description="A waiting order is canceled at once (200); a running one is asked to "
+    "stop (202). A body is not needed; one that is not JSON is refused.",
     parameters=[ORDER_ID],
     responses={
         200: OpenApiResponse(OrderSerializer, description="Canceled at once."),
@@ -163,9 +174,15 @@ cancel_order = extend_schema(
 
 order_result = extend_schema(
     summary="Replay the response of the completed order's view",
+    description="Answers with the status, content type and body the view answered with: "
+    "any 2xx (a create answers 201).",
     parameters=[ORDER_ID],
     responses={
-        (200, "*/*"): OpenApiResponse(description="The view's status, content type and body."),
+        **{
+            (status, "*/*"): OpenApiResponse(description=f"The view answered {status}.")
+            for status in (200, 201)
+        },
+        ("2XX", "*/*"): OpenApiResponse(description="The view's own 2xx status."),
         404: NOT_FOUND,
         409: _error("result_not_ready: the order has not completed"),
         410: _error("result_not_stored: larger than MAX_RESULT_BYTES"),
@@ -176,6 +193,7 @@ order_result = extend_schema(
 list_orders_view = extend_schema_view(
     get=extend_schema(
         summary="Your orders, newest first",
+        description="Filter them by status and by view; paginated.",
         parameters=[ListQuerySerializer],
         responses={
             200: OrderSerializer(many=True),
@@ -193,15 +211,23 @@ class PlaceOrderSchema(AutoSchema):
     validate each view's ``data``/``query`` (components of the schema)."""
 
     def get_override_parameters(self) -> list[Any]:
+        names = sorted(endpoint.name for endpoint in _schedulable())
+        examples = [endpoint.name for endpoint in _examples()]
         view_name = OpenApiParameter(
             "view_name",
             str,
             OpenApiParameter.PATH,
             required=True,
-            enum=sorted(endpoint.name for endpoint in _schedulable()),
+            enum=names,
             description="URL name of a schedulable view, with its namespace.",
+            examples=[OpenApiExample(name, value=name) for name in examples],
         )
         return [*super().get_override_parameters(), view_name]
+
+    def get_examples(self) -> list[OpenApiExample]:
+        """An order request for each of the first schedulable views, with URL kwargs
+        of the types its route takes, so that "Try it out" places a real order."""
+        return [*super().get_examples(), *map(_example, _examples())]
 
     def get_operation(self, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
         operation = super().get_operation(*args, **kwargs)
@@ -225,6 +251,37 @@ class PlaceOrderSchema(AutoSchema):
                 if typed:
                     documented.setdefault(endpoint.name, {})[method] = typed
         return documented
+
+
+#: How many schedulable views the schema gives as examples.
+EXAMPLES = 5
+
+#: A value of each of Django's path converters, for the examples' kwargs.
+SAMPLES: dict[type, Any] = {
+    converters.IntConverter: 1,
+    converters.SlugConverter: "a-slug",
+    converters.UUIDConverter: str(uuid.UUID(int=1)),
+    converters.PathConverter: "a/path",
+}
+
+
+def _examples() -> list[Endpoint]:
+    """The views the examples order: those taking URL kwargs first, they show more."""
+    ordered = sorted(_schedulable(), key=lambda endpoint: (not endpoint.converters, endpoint.name))
+    return ordered[:EXAMPLES]
+
+
+def _example(endpoint: Endpoint) -> OpenApiExample:
+    kwargs = {
+        name: SAMPLES.get(type(converter), "value")
+        for name, converter in endpoint.converters.items()
+    }
+    return OpenApiExample(
+        endpoint.name,
+        summary=f"Order {endpoint.name}",
+        value={"kwargs": kwargs} if kwargs else {},
+        request_only=True,
+    )
 
 
 def _schedulable() -> list[Endpoint]:

@@ -26,7 +26,8 @@ from rest_framework.serializers import Serializer
 from async_orders.conf import conf
 
 OPTIONS_ATTRIBUTE = "async_orders_options"
-#: Methods a plain function view is assumed to accept: it cannot be introspected.
+#: Methods a plain function view opted in without a ``method`` is assumed to accept:
+#: it cannot be introspected. One opted in with a ``method`` is ordered with that one.
 FUNCTION_VIEW_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 V = TypeVar("V", bound=Callable[..., Any])
@@ -120,7 +121,7 @@ class Endpoint:
         options = _mark(self.callback) or _mark(view_class) or fallback
         if options is None:
             return {}
-        return dict.fromkeys(_methods_of(view_class), options)
+        return dict.fromkeys(_methods_of(view_class, options), options)
 
     @property
     def is_schedulable(self) -> bool:
@@ -142,9 +143,9 @@ def _options_of_actions(
     return found
 
 
-def _methods_of(view_class: type | None) -> Iterable[str]:
+def _methods_of(view_class: type | None, options: ViewOptions) -> Iterable[str]:
     if view_class is None:
-        return FUNCTION_VIEW_METHODS
+        return (options.method,) if options.method else FUNCTION_VIEW_METHODS
     names = getattr(view_class, "http_method_names", ())
     return [name.upper() for name in names if name != "options" and hasattr(view_class, name)]
 

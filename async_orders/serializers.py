@@ -10,28 +10,58 @@ from typing import Any
 from django.urls import get_resolver, get_script_prefix, get_urlconf, reverse
 from rest_framework import serializers
 
-from async_orders.models import Order, OrderStatus
+from async_orders.models import FailureCode, Order, OrderStatus
+
+# The serializers below describe the order for the OpenAPI schema only; their
+# docstrings and help texts are the schema's descriptions, so they speak to clients.
+# :func:`represent` builds the JSON by hand: it is what every poll answers, and DRF
+# would rebuild a ModelSerializer's fields on each request, a good part of a poll.
 
 
 class ProgressSerializer(serializers.Serializer):
-    current = serializers.IntegerField(source="progress_current")
-    total = serializers.IntegerField(source="progress_total", allow_null=True)
-    percent = serializers.FloatField(allow_null=True)
+    """How far the view got, as it reported with ProgressItems."""
+
+    current = serializers.IntegerField(source="progress_current", help_text="Items done.")
+    total = serializers.IntegerField(
+        source="progress_total", allow_null=True, help_text="Items in all; null until known."
+    )
+    percent = serializers.FloatField(
+        allow_null=True, help_text="current/total as 0-100; null until the total is known."
+    )
+
+
+class OrderErrorSerializer(serializers.Serializer):
+    """Why a failed or canceled order did not complete."""
+
+    code = serializers.ChoiceField(choices=FailureCode.choices, help_text="What went wrong.")
+    message = serializers.CharField(help_text="For humans.")
+    status_code = serializers.IntegerField(
+        allow_null=True, help_text="The status the view answered with (http_error), else null."
+    )
+    body = serializers.JSONField(
+        allow_null=True, help_text="The JSON body the view answered with, if any."
+    )
 
 
 class OrderSerializer(serializers.ModelSerializer):
-    """The order as every endpoint shows it.
+    """An order: a call of a view that runs in a worker, and how far it got."""
 
-    The declared fields describe it (for the OpenAPI schema); :func:`represent`
-    builds it, by hand, because it is what every poll answers: DRF would rebuild the
-    fields of a ``ModelSerializer`` on each request, a good part of a poll's time.
-    """
-
-    url = serializers.URLField()
-    view = serializers.CharField(source="view_name")
-    progress = ProgressSerializer(source="*")
-    resource_url = serializers.URLField(allow_null=True)
-    callback = serializers.DictField(allow_null=True)
+    url = serializers.URLField(read_only=True, help_text="This order: poll it, or DELETE it.")
+    view = serializers.CharField(
+        source="view_name", read_only=True, help_text="The URL name of the ordered view."
+    )
+    progress = ProgressSerializer(source="*", read_only=True)
+    resource_url = serializers.URLField(
+        allow_null=True,
+        read_only=True,
+        help_text="Once completed: what the view created (its Location), else its result.",
+    )
+    error = OrderErrorSerializer(
+        allow_null=True, read_only=True, help_text="Once failed or canceled; else null."
+    )
+    callback = serializers.DictField(
+        allow_null=True, read_only=True, help_text="The webhook and its deliveries, if any."
+    )
 
     class Meta:
         model = Order
@@ -52,6 +82,7 @@ class OrderSerializer(serializers.ModelSerializer):
             "started_at",
             "finished_at",
         ]
+        read_only_fields = fields
 
     def to_representation(self, order: Order) -> dict[str, Any]:
         return represent(order, self.context.get("request"))

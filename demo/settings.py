@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import async_orders
+
 BASE_DIR = Path(__file__).resolve().parent
 VAR_DIR = BASE_DIR / "var"
 VAR_DIR.mkdir(exist_ok=True)
@@ -86,7 +88,9 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "async_orders demo",
     "DESCRIPTION": "Order any schedulable view: POST, follow the 302, poll until 201.",
-    "VERSION": "demo",
+    # A generated client takes this as its package version: a valid one, the app's.
+    "VERSION": async_orders.__version__,
+    "ENUM_NAME_OVERRIDES": {"FailureCode": "async_orders.models.FailureCode"},
     # The pages' scripts, styles and icons from drf_spectacular_sidecar's static files.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 
+import async_orders
 from tests import services
 
 SECRET_KEY = "async-orders-tests-only"
@@ -94,6 +95,8 @@ LOGGING = {
 REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
 SPECTACULAR_SETTINGS = {
     "TITLE": "async_orders test project",
-    "VERSION": "test",
+    "VERSION": async_orders.__version__,
+    # Name the enum of Order.error.code after the Python enum it mirrors.
+    "ENUM_NAME_OVERRIDES": {"FailureCode": "async_orders.models.FailureCode"},
     "PREPROCESSING_HOOKS": ["tests.schema_hooks.only_async_orders"],
 }

@@ -119,6 +119,24 @@ def test_order_page_shows_envelope_and_stored_response_read_only(admin_client: C
     assert response.context["adminform"].form.fields == {}
 
 
+def test_the_read_only_order_page_offers_no_save_buttons(admin_client: Client) -> None:
+    order = finished("echo-int", kwargs={"number": 7})
+
+    page = admin_client.get(f"{CHANGELIST}{order.pk}/change/").content.decode()
+
+    for button in ('name="_save"', 'name="_continue"', 'name="_addanother"'):
+        assert button not in page
+    assert "/delete/" in page  # deleting an order stays possible
+
+
+def test_the_changelist_keeps_each_order_id_on_one_line(admin_client: Client) -> None:
+    order = make_order("echo")
+
+    page = admin_client.get(CHANGELIST).content.decode()
+
+    assert f'<span style="white-space: nowrap">{order.pk}</span>' in page
+
+
 def test_orders_cannot_be_added_in_the_admin(admin_client: Client) -> None:
     assert admin_client.get(f"{CHANGELIST}add/").status_code == 403
 

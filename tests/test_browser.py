@@ -146,9 +146,46 @@ def test_a_failed_order_shows_its_error(page: Any) -> None:
     start(page, 13)
 
     wait_until(lambda: page.is_visible("#error"), what="the error to show")
-    assert page.text_content("#error") == "Failed: The oven broke down."
+    assert page.text_content("#error") == "The oven broke down."
     assert status(page) == "failed"
     assert page.is_hidden("#result")
+
+
+def bar_colour(page: Any) -> str:
+    return page.eval_on_selector("#bar", "bar => getComputedStyle(bar).accentColor")
+
+
+def test_the_bar_turns_red_on_failure_and_says_failed_once(page: Any) -> None:
+    start(page, 13)
+
+    wait_until(lambda: status(page) == "failed", what="the order to fail")
+    assert bar_colour(page) == "rgb(170, 17, 17)"
+    assert page.inner_text("body").count("Failed") == 1
+
+
+def test_the_bar_turns_grey_on_cancel(page: Any) -> None:
+    start(page, 300)
+    wait_until(lambda: bar(page) > 0, what="the order to make progress")
+
+    page.click("#cancel")
+
+    wait_until(lambda: status(page) == "canceled", what="the page to show the cancel")
+    assert bar_colour(page) == "rgb(136, 136, 136)"
+
+
+def test_no_percentage_is_shown_before_the_total_is_known(page: Any) -> None:
+    def without_total(route: Any) -> None:
+        """The order as a view that has not reported its total yet shows it."""
+        answer = route.fetch()
+        order = {**answer.json(), "status": "running"}
+        order["progress"] = {"current": 0, "total": None, "percent": None}
+        route.fulfill(response=answer, status=202, json=order)
+
+    page.route("**/async/orders/*/", without_total)
+    start(page, 5)
+
+    wait_until(lambda: status(page) == "running", what="the order to run")
+    assert page.text_content("#percent") == ""
 
 
 def test_the_client_sends_the_csrf_token_from_the_cookie(page: Any) -> None:

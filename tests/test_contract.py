@@ -14,8 +14,11 @@ from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
+from packaging.version import Version
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+import async_orders
+from async_orders.models import FailureCode
 from async_orders.registry import iter_endpoints
 
 pytestmark = pytest.mark.django_db
@@ -112,3 +115,60 @@ def test_fuzzed_requests_never_get_a_5xx_or_an_off_schema_answer(case, fuzz_coun
     # Every check but "schema-valid data is accepted": a valid-looking envelope can
     # still name kwargs that don't fit the view's route, which only a 400 can say.
     case.call_and_validate(excluded_checks=[positive_data_acceptance])
+
+
+# --- what a generated client needs (issue 13 item 5) -------------------------------
+
+
+def test_every_field_the_order_always_has_is_required(openapi: dict) -> None:
+    order = openapi["components"]["schemas"]["Order"]
+
+    assert set(order["required"]) == set(order["properties"])
+
+
+def test_the_orders_error_is_typed_with_the_failure_codes(openapi: dict) -> None:
+    schemas = openapi["components"]["schemas"]
+    error = schemas["Order"]["properties"]["error"]
+    order_error = schemas["OrderError"]
+    code_ref = order_error["properties"]["code"]["allOf"][0]["$ref"]
+    code = schemas[code_ref.rsplit("/", 1)[1]]
+
+    assert error["allOf"] == [{"$ref": "#/components/schemas/OrderError"}]
+    assert error["nullable"] is True
+    assert set(order_error["required"]) == {"code", "message", "status_code", "body"}
+    assert order_error["properties"]["status_code"]["nullable"] is True
+    assert code["enum"] == [value for value, _ in FailureCode.choices]
+
+
+def test_the_result_declares_every_status_a_view_may_answer(openapi: dict) -> None:
+    responses = openapi["paths"]["/async/orders/{id}/result/"]["get"]["responses"]
+
+    assert {"200", "201", "2XX"} <= set(responses)
+
+
+def test_descriptions_are_for_clients_not_about_the_implementation(openapi: dict) -> None:
+    operations = [op for path in openapi["paths"].values() for op in path.values()]
+    text = yaml.safe_dump([openapi["components"]["schemas"], operations])
+
+    for internal in (":func:", "``", "DRF", "ModelSerializer", "WSGI", "thread"):
+        assert internal not in text
+
+
+def test_the_examples_order_a_real_view(openapi: dict) -> None:
+    operation = openapi["paths"]["/async/{view_name}/order/"]["post"]
+    view_name = next(p for p in operation["parameters"] if p["name"] == "view_name")
+    examples = operation["requestBody"]["content"]["application/json"]["examples"]
+
+    named = {example["value"] for example in view_name["examples"].values()}
+    assert named <= set(view_name["schema"]["enum"])
+    assert all(
+        set(example["value"]) <= {"kwargs", "data", "query"} for example in examples.values()
+    )
+    assert any(example["value"].get("kwargs") for example in examples.values())
+
+
+def test_the_demo_schemas_version_is_the_packages() -> None:
+    """A generated client takes the schema's version as its own: it must be valid."""
+    from demo import settings as demo
+
+    assert Version(demo.SPECTACULAR_SETTINGS["VERSION"]) == Version(async_orders.__version__)

@@ -88,3 +88,24 @@ def test_retry_routing_and_lock_options_are_shown_when_set() -> None:
         "queue": "'slow'",
         "locks": "True",
     }
+
+
+def test_a_function_view_opted_in_with_a_method_offers_only_that_method() -> None:
+    def view(request: object) -> None: ...
+
+    endpoint = Endpoint(
+        name="v", route="v/", callback=schedulable(view, method="POST"), converters={}
+    )
+
+    assert list(describe(endpoint)["methods"]) == ["POST"]
+
+
+def test_a_function_view_opted_in_without_a_method_offers_every_method() -> None:
+    assert sorted(listed()["echo-int"]["methods"]) == ["DELETE", "GET", "PATCH", "POST", "PUT"]
+
+
+def test_router_routes_are_shown_as_paths_not_regexes() -> None:
+    rows = listed()
+
+    assert rows["shop:item-list"]["route"] == "/shop/items/"
+    assert rows["shop:item-detail"]["route"] == "/shop/items/<pk>/"

@@ -196,6 +196,13 @@ def test_the_static_client_and_the_type_marker_ship_in_the_wheel(built: Built) -
     } <= names
 
 
+def test_the_german_messages_ship_compiled_in_the_wheel_and_as_source_in_the_sdist(
+    built: Built,
+) -> None:
+    assert "async_orders/locale/de/LC_MESSAGES/django.mo" in built.wheel.namelist()
+    assert any(name.endswith("locale/de/LC_MESSAGES/django.po") for name in built.sdist_names)
+
+
 def test_the_extras_are_offered(built: Built) -> None:
     extras = set(built.metadata().get_all("Provides-Extra") or [])
 

@@ -106,6 +106,13 @@ def test_a_viewset_method_whose_action_is_not_opted_in_is_400(api: APIClient) ->
     assert "method" in response.json()["fields"]
 
 
+def test_a_function_view_opted_in_with_a_method_is_400_for_another(api: APIClient) -> None:
+    response = place(api, "post-only", {"method": "GET"})
+
+    assert response.status_code == 400
+    assert "method" in response.json()["fields"]
+
+
 @pytest.mark.parametrize(
     ("view_name", "envelope", "field"),
     [

@@ -23,6 +23,7 @@ urlpatterns = [
     path("listed/", views.listed_in_settings, name="listed-in-settings"),
     path("cbv/", views.EchoView.as_view(), name="cbv"),
     path("staff-only/", views.StaffOnly.as_view(), name="staff-only"),
+    path("post-only/", views.post_only, name="post-only"),
     path("fails/status/", views.answers_404, name="answers-404"),
     path("fails/raise/", views.raises, name="raises"),
     path("fails/on-error/", views.fails_on_error, name="fails-on-error"),

@@ -89,6 +89,11 @@ class StaffOnly(APIView):
         return Response({"user": request.user.get_username()})
 
 
+@schedulable(method="POST")
+def post_only(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"method": request.method})
+
+
 @schedulable
 def answers_404(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"detail": "No such thing."}, status=404)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
@@ -37,11 +38,21 @@ def describe(endpoint: Endpoint) -> dict[str, Any]:
     by_method = endpoint.options_by_method()
     return {
         "name": endpoint.name,
-        "route": "/" + endpoint.route,
+        "route": readable_route(endpoint.route),
         # The method an order gets when its envelope names none, as envelope.py picks it.
         "default_method": next(iter(by_method.values())).default_method,
         "methods": {method: _options(by_method[method]) for method in sorted(by_method)},
     }
+
+
+#: A named regex group, ``(?P<pk>[^/.]+)``, as DRF's routers write them.
+NAMED_GROUP = re.compile(r"\(\?P<(\w+)>[^)]*\)")
+
+
+def readable_route(route: str) -> str:
+    """The route as a path a reader recognises: a router's ``^items/(?P<pk>[^/.]+)/$``
+    inside ``shop/`` reads ``/shop/items/<pk>/``; ``path()`` routes are unchanged."""
+    return "/" + NAMED_GROUP.sub(r"<\1>", route).replace("^", "").replace("$", "")
 
 
 def _options(options: ViewOptions) -> dict[str, str]:

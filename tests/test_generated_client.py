@@ -1,0 +1,150 @@
+"""A client generated from the OpenAPI schema by openapi-python-client runs the whole
+flow, against a live server and a real Celery worker: the schema is usable as is."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.management import call_command
+
+from tests.helpers import wait_until
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("celery_worker"),
+]
+
+PACKAGE = "async_orders_generated_client"
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
+    """The generated package's modules this test calls, imported from a temporary dir."""
+    root = tmp_path_factory.mktemp("generated")
+    schema = root / "schema.yaml"
+    call_command("spectacular", "--file", str(schema))
+    bin_dir = Path(sys.executable).parent  # openapi-python-client runs ruff from PATH
+    subprocess.run(
+        [
+            *(bin_dir / "openapi-python-client", "generate", "--path", schema),
+            *("--meta", "none", "--output-path", root / PACKAGE),
+        ],
+        check=True,
+        capture_output=True,
+        env={"PATH": f"{bin_dir}:/usr/bin:/bin"},
+    )
+    sys.path.insert(0, str(root))
+    try:
+        yield SimpleNamespace(
+            **{
+                name: importlib.import_module(f"{PACKAGE}.{module}")
+                for name, module in {
+                    "client": "client",
+                    "models": "models",
+                    "place": "api.order.order_create",
+                    "poll": "api.orders.orders_retrieve",
+                    "result": "api.orders.orders_result_retrieve",
+                }.items()
+            }
+        )
+    finally:
+        sys.path.remove(str(root))
+
+
+@pytest.fixture
+def client(api: SimpleNamespace, live_server: Any) -> Any:
+    User.objects.create_user("gen", password="pw")
+    return api.client.Client(
+        base_url=live_server.url,
+        httpx_args={"auth": ("gen", "pw")},
+        raise_on_unexpected_status=True,  # an undeclared status fails the test
+    )
+
+
+def place(api: SimpleNamespace, client: Any, view: str, **envelope: Any) -> Any:
+    body = api.models.Envelope.from_dict(envelope)
+    return api.place.sync_detailed(
+        view_name=api.models.OrderCreateViewName(view), client=client, body=body
+    )
+
+
+def finished(api: SimpleNamespace, client: Any, order: Any) -> Any:
+    """Poll until the order is finished; the last answer."""
+
+    def poll() -> Any:
+        answer = api.poll.sync_detailed(id=order.id, client=client)
+        return answer if answer.status_code != 202 else None
+
+    return wait_until(poll, timeout=30, what=f"order {order.id} to finish")
+
+
+def test_placing_answers_302_with_the_typed_order(api: SimpleNamespace, client: Any) -> None:
+    placed = place(api, client, "echo-int", kwargs={"number": 5})
+
+    assert placed.status_code == 302
+    assert isinstance(placed.parsed, api.models.Order)
+    assert placed.parsed.view == "echo-int"
+    assert placed.headers["Location"].endswith(f"/async/orders/{placed.parsed.id}/")
+
+
+def test_polling_answers_202_then_201(api: SimpleNamespace, client: Any, tmp_path: Path) -> None:
+    order = place(api, client, "gated", kwargs={"steps": 1}, data={"gate": str(tmp_path)}).parsed
+
+    waiting = api.poll.sync_detailed(id=order.id, client=client)
+    (tmp_path / "0").touch()
+    done = finished(api, client, order)
+
+    assert waiting.status_code == 202
+    assert waiting.parsed.status in {"queued", "running"}
+    assert done.status_code == 201
+    assert done.parsed.status == "completed"
+    assert done.parsed.progress.to_dict() == {"current": 1, "total": 1, "percent": 100.0}
+
+
+@pytest.mark.parametrize(
+    ("view", "envelope", "status"),
+    [
+        ("echo-int", {"kwargs": {"number": 5}}, 200),
+        ("shop:item-list", {"data": {"name": "generated"}}, 201),
+    ],
+)
+def test_the_result_replays_the_views_own_status(
+    api: SimpleNamespace, client: Any, view: str, envelope: dict[str, Any], status: int
+) -> None:
+    order = place(api, client, view, **envelope).parsed
+    finished(api, client, order)
+
+    replayed = api.result.sync_detailed(id=order.id, client=client)
+
+    assert replayed.status_code == status
+    assert replayed.content.startswith(b"{")
+
+
+def test_a_failed_orders_error_is_typed(api: SimpleNamespace, client: Any) -> None:
+    order = place(api, client, "answers-404").parsed
+
+    failed = finished(api, client, order).parsed
+
+    assert failed.status == "failed"
+    assert isinstance(failed.error, api.models.OrderError)
+    assert failed.error.code == api.models.FailureCode.HTTP_ERROR
+    assert failed.error.status_code == 404
+    assert failed.error.body == {"detail": "No such thing."}
+
+
+def test_a_refused_order_request_is_a_typed_4xx(api: SimpleNamespace, client: Any) -> None:
+    refused = place(api, client, "echo-int", kwargs={"number": "five"})
+
+    assert refused.status_code == 400
+    assert isinstance(refused.parsed, api.models.Error)
+    assert refused.parsed.code == "invalid_envelope"
+    assert "kwargs.number" in refused.parsed.fields.to_dict()
