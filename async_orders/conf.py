@@ -51,6 +51,9 @@ DEFAULTS: dict[str, Any] = {
     "WEBHOOK_MAX_ATTEMPTS": 5,
     "WEBHOOK_RETRY_BACKOFF": 2.0,
     "WEBHOOK_TIMEOUT": 10.0,
+    "METRICS_ENABLED": False,
+    "METRICS_TOKEN": "",
+    "METRICS_STATUS_CACHE_SECONDS": 5.0,
 }
 
 
@@ -148,6 +151,9 @@ KINDS: dict[str, Kind] = {
     "WEBHOOK_MAX_ATTEMPTS": _count(1),
     "WEBHOOK_RETRY_BACKOFF": _seconds(),
     "WEBHOOK_TIMEOUT": _seconds(exclusive=True),
+    "METRICS_ENABLED": _BOOLEAN,
+    "METRICS_TOKEN": _STRING,
+    "METRICS_STATUS_CACHE_SECONDS": _seconds(),
 }
 
 
@@ -346,6 +352,24 @@ class Settings:
     def WEBHOOK_TIMEOUT(self) -> float:
         """Seconds one delivery may take before it counts as failed."""
         return float(self._get("WEBHOOK_TIMEOUT"))
+
+    @property
+    def METRICS_ENABLED(self) -> bool:
+        """Record Prometheus metrics and serve them at the metrics view (which answers
+        404 while this is off). Needs the ``metrics`` extra (``prometheus_client``)."""
+        return bool(self._get("METRICS_ENABLED"))
+
+    @property
+    def METRICS_TOKEN(self) -> str:
+        """Bearer token a scrape of the metrics view must send; empty: none asked for
+        (keep the view off the public network then)."""
+        return str(self._get("METRICS_TOKEN"))
+
+    @property
+    def METRICS_STATUS_CACHE_SECONDS(self) -> float:
+        """How long the count of orders by status (one GROUP BY) is reused between
+        scrapes, so that many scrapers cost the database one query per period."""
+        return float(self._get("METRICS_STATUS_CACHE_SECONDS"))
 
 
 def _classes(paths: list[str | type] | None) -> list[type] | None:

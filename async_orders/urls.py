@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path, register_converter
 
-from async_orders import events, longpoll, views
+from async_orders import events, longpoll, metrics_view, views
 
 
 class OrderIdConverter:
@@ -31,4 +31,5 @@ urlpatterns = [
     path("orders/<async_order:pk>/", longpoll.order_detail_view(), name="order-detail"),
     path("orders/<async_order:pk>/result/", views.OrderResultView.as_view(), name="order-result"),
     path("orders/<async_order:pk>/events/", events.order_events_view(), name="order-events"),
+    path("metrics/", metrics_view.view, name="metrics"),
 ]
