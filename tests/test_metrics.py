@@ -154,6 +154,15 @@ def test_a_lost_worker_counts_for_its_view(metrics_on: Any) -> None:
     assert lost() == 1
 
 
+def test_a_progress_write_counts_for_its_view(metrics_on: Any) -> None:
+    progress = moved("async_orders_progress_updates_total", view="echo")
+    order = make_order("echo")
+    order.start()
+
+    assert order.report_progress(1, 2, None)
+    assert progress() == 1
+
+
 def test_the_reconciler_counts_what_it_republished(
     metrics_on: Any, published: list[uuid.UUID], monkeypatch: pytest.MonkeyPatch
 ) -> None:
