@@ -15,6 +15,7 @@ class AsyncOrdersConfig(AppConfig):
         # among them), the webhook task and the reconciler's periodic task.
         from async_orders import (  # noqa: F401
             checks,
+            metrics,
             notify,
             reconciler,
             webhooks,

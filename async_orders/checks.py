@@ -7,6 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, register
 
+from async_orders import metrics
 from async_orders.conf import DEFAULTS, KINDS, Kind, conf
 from async_orders.registry import colliding_endpoints, find_endpoint
 
@@ -110,4 +111,19 @@ def check_unique_names(app_configs: Any = None, **kwargs: Any) -> list[CheckMess
         )
         for name, endpoints in colliding_endpoints().items()
         if any(endpoint.is_schedulable for endpoint in endpoints)
+    ]
+
+
+@register()
+def check_metrics_available(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    if not _well_formed("METRICS_ENABLED") or not conf.METRICS_ENABLED:
+        return []
+    if metrics.AVAILABLE:
+        return []
+    return [
+        Error(
+            "ASYNC_ORDERS['METRICS_ENABLED'] is True but prometheus_client is not installed.",
+            hint="Install the metrics extra: pip install 'async-orders[metrics]'.",
+            id="async_orders.E007",
+        )
     ]

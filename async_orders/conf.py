@@ -53,6 +53,9 @@ DEFAULTS: dict[str, Any] = {
     "WEBHOOK_TIMEOUT": 10.0,
     "HEALTH_MAX_QUEUE_AGE": 300,
     "HEALTH_VIEW": False,
+    "METRICS_ENABLED": False,
+    "METRICS_TOKEN": "",
+    "METRICS_STATUS_CACHE_SECONDS": 5.0,
 }
 
 
@@ -152,6 +155,9 @@ KINDS: dict[str, Kind] = {
     "WEBHOOK_TIMEOUT": _seconds(exclusive=True),
     "HEALTH_MAX_QUEUE_AGE": _seconds(exclusive=True),
     "HEALTH_VIEW": _BOOLEAN,
+    "METRICS_ENABLED": _BOOLEAN,
+    "METRICS_TOKEN": _STRING,
+    "METRICS_STATUS_CACHE_SECONDS": _seconds(),
 }
 
 
@@ -361,6 +367,24 @@ class Settings:
         """Serve ``/async/health/`` (booleans only, no secrets, but each call asks the
         database and opens a broker connection); off, it answers 404."""
         return bool(self._get("HEALTH_VIEW"))
+
+    @property
+    def METRICS_ENABLED(self) -> bool:
+        """Record Prometheus metrics and serve them at the metrics view (which answers
+        404 while this is off). Needs the ``metrics`` extra (``prometheus_client``)."""
+        return bool(self._get("METRICS_ENABLED"))
+
+    @property
+    def METRICS_TOKEN(self) -> str:
+        """Bearer token a scrape of the metrics view must send; empty: none asked for
+        (keep the view off the public network then)."""
+        return str(self._get("METRICS_TOKEN"))
+
+    @property
+    def METRICS_STATUS_CACHE_SECONDS(self) -> float:
+        """How long the count of orders by status (one GROUP BY) is reused between
+        scrapes, so that many scrapers cost the database one query per period."""
+        return float(self._get("METRICS_STATUS_CACHE_SECONDS"))
 
 
 def _classes(paths: list[str | type] | None) -> list[type] | None:

@@ -30,7 +30,7 @@ from django.db.models import Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from async_orders import log_context, process_leases, tasks
+from async_orders import log_context, process_leases, signals, tasks
 from async_orders.attempt_lease import UNREACHABLE, reconnect_later
 from async_orders.conf import conf
 from async_orders.models import STARTABLE, Order, OrderStatus
@@ -76,6 +76,7 @@ def reconcile(holder: str | None = None) -> Reconciliation:
             *(len(report.republished), len(report.requeued), len(report.failed)),
             len(report.canceled),
         )
+    signals.orders_reconciled.send(sender=Reconciliation, report=report)
     return report
 
 

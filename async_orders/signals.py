@@ -15,3 +15,9 @@ order_status_changed = Signal()
 order_finished = Signal()
 #: Progress (or the message) of a running order was stored.
 order_progress = Signal()
+#: A reconciler pass ended: ``report`` is its :class:`~async_orders.reconciler.Reconciliation`
+#: (sent with ``sender=Reconciliation``).
+orders_reconciled = Signal()
+#: A request started (``delta=1``) or stopped (``delta=-1``) waiting for an order to
+#: change; ``blocking`` says whether it holds a thread (sent with ``sender=WaitingRoom``).
+waiters_changed = Signal()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path, register_converter
 
-from async_orders import events, health_view, longpoll, views
+from async_orders import events, health_view, longpoll, metrics_view, views
 
 
 class OrderIdConverter:
@@ -32,4 +32,5 @@ urlpatterns = [
     path("orders/<async_order:pk>/result/", views.OrderResultView.as_view(), name="order-result"),
     path("orders/<async_order:pk>/events/", events.order_events_view(), name="order-events"),
     path("health/", health_view.health_view, name="health"),
+    path("metrics/", metrics_view.view, name="metrics"),
 ]

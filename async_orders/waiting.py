@@ -34,6 +34,7 @@ from rest_framework.settings import api_settings
 
 from async_orders.conf import conf
 from async_orders.notify import alistening, listening
+from async_orders.signals import waiters_changed
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -131,11 +132,14 @@ class WaitingRoom:
     def admit(self, waiter: Waiter) -> Iterator[bool]:
         """Whether ``waiter`` may wait; its place is kept until the block ends."""
         admitted = self._enter(waiter)
+        if admitted:
+            waiters_changed.send(sender=WaitingRoom, blocking=waiter.blocking, delta=1)
         try:
             yield admitted
         finally:
             if admitted:
                 self._leave(waiter)
+                waiters_changed.send(sender=WaitingRoom, blocking=waiter.blocking, delta=-1)
 
     def waiting(self, *, blocking: bool) -> int:
         """How many waiters of that kind wait in this process now."""

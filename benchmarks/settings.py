@@ -113,6 +113,10 @@ if os.environ.get("ASYNC_ORDERS_BENCH_ASGI") == "1":
     if DATABASE == "postgres":
         DATABASES["default"]["OPTIONS"] = {"application_name": "async-orders-bench-asgi"}
 
+if os.environ.get("ASYNC_ORDERS_BENCH_METRICS") == "1":
+    # benchmarks.metrics_overhead: the server or worker that records metrics.
+    ASYNC_ORDERS = {**ASYNC_ORDERS, "METRICS_ENABLED": True}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

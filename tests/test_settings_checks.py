@@ -46,9 +46,10 @@ SECONDS_FROM_0 = [
     "RETENTION_SECONDS",
     "LONG_POLL_MAX_WAIT",
     "WEBHOOK_RETRY_BACKOFF",
+    "METRICS_STATUS_CACHE_SECONDS",
 ]
 NUMBERS = INTEGERS_FROM_1 + INTEGERS_FROM_0 + SECONDS_ABOVE_0 + SECONDS_FROM_0
-BOOLEANS = ["LONG_POLL_ASYNC", "WEBHOOK_ALLOW_PRIVATE", "HEALTH_VIEW"]
+BOOLEANS = ["LONG_POLL_ASYNC", "WEBHOOK_ALLOW_PRIVATE", "HEALTH_VIEW", "METRICS_ENABLED"]
 STRING_LISTS = ["SCHEDULABLE_VIEWS", "RESULT_ALLOWED_HOSTS", "WEBHOOK_ALLOWED_HOSTS"]
 CLASS_LISTS = ["AUTHENTICATION_CLASSES", "PERMISSION_CLASSES", "THROTTLE_CLASSES"]
 OPTIONAL = ["MAX_ACTIVE_ORDERS", "QUEUE", "NOTIFY_REDIS_URL", *CLASS_LISTS]
@@ -64,7 +65,15 @@ def ids(settings: Any, **values: Any) -> list[str]:
 
 
 def test_every_setting_is_checked_by_one_of_these_tests() -> None:
-    covered = {*NUMBERS, *BOOLEANS, *STRING_LISTS, *CLASS_LISTS, *OPTIONAL, "WEBHOOK_SECRET"}
+    covered = {
+        *NUMBERS,
+        *BOOLEANS,
+        *STRING_LISTS,
+        *CLASS_LISTS,
+        *OPTIONAL,
+        "WEBHOOK_SECRET",
+        "METRICS_TOKEN",
+    }
 
     assert covered == set(DEFAULTS)
 
@@ -167,7 +176,7 @@ def test_a_class_list_takes_import_paths_and_classes(settings: Any) -> None:
     assert ids(settings, PERMISSION_CLASSES=classes) == []
 
 
-@pytest.mark.parametrize("name", ["QUEUE", "NOTIFY_REDIS_URL", "WEBHOOK_SECRET"])
+@pytest.mark.parametrize("name", ["QUEUE", "NOTIFY_REDIS_URL", "WEBHOOK_SECRET", "METRICS_TOKEN"])
 def test_a_string_setting_refuses_a_number(settings: Any, name: str) -> None:
     assert ids(settings, **{name: 5}) == ["async_orders.E005"]
 
