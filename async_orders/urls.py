@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path, register_converter
 
-from async_orders import events, health_view, longpoll, metrics_view, views
+from async_orders import views
 
 
 class OrderIdConverter:
@@ -28,9 +28,9 @@ app_name = "async_orders"
 urlpatterns = [
     path("<str:view_name>/order/", views.PlaceOrderView.as_view(), name="order-create"),
     path("orders/", views.OrderListView.as_view(), name="order-list"),
-    path("orders/<async_order:pk>/", longpoll.order_detail_view(), name="order-detail"),
+    path("orders/<async_order:pk>/", views.order_detail_view(), name="order-detail"),
     path("orders/<async_order:pk>/result/", views.OrderResultView.as_view(), name="order-result"),
-    path("orders/<async_order:pk>/events/", events.order_events_view(), name="order-events"),
-    path("health/", health_view.health_view, name="health"),
-    path("metrics/", metrics_view.view, name="metrics"),
+    path("orders/<async_order:pk>/events/", views.order_events_view(), name="order-events"),
+    path("health/", views.health_view, name="health"),
+    path("metrics/", views.metrics_view, name="metrics"),
 ]

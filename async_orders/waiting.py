@@ -1,7 +1,7 @@
 """How a request waits for an order to change: holding no database connection, and
 only while there is room for it.
 
-Long-polls (:mod:`async_orders.longpoll`) and event streams (:mod:`async_orders.events`)
+Long-polls (:mod:`async_orders.views.longpoll`) and event streams (:mod:`async_orders.views.events`)
 both *follow* an order: read it, send something or not, wait for the next change
 (:mod:`async_orders.notify`), read it again. What to do after each read is decided by
 a :class:`Follower`, which does no I/O; :func:`follow` and :func:`afollow` are the

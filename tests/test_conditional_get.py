@@ -11,8 +11,8 @@ from django.contrib.auth.models import User
 from django.test import RequestFactory
 from rest_framework.test import APIClient
 
-from async_orders.conditional import order_etag
 from async_orders.execution import execute_order
+from async_orders.headers import order_etag
 from async_orders.models import Order
 from async_orders.serializers import OrderSerializer
 from async_orders.waiting import Waiter, room

@@ -1,4 +1,6 @@
-"""Conditional GET and the ``?wait=`` parameter: what a poll asks for besides the order.
+"""What a request asks for besides the order, read from its headers and query:
+the ETag and ``If-None-Match``, ``?wait=``, ``Prefer: respond-async`` and
+``Idempotency-Key``.
 
 The ETag is computed from the stored row, not from the serialized representation, so
 ``If-None-Match`` can be answered with ``304`` for the cost of the one query that
@@ -8,13 +10,17 @@ finds the order (and checks ownership) and a hash.
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 
 from django.utils.http import parse_etags
 
 from async_orders.conf import conf
-from async_orders.exceptions import InvalidWait
+from async_orders.exceptions import InvalidIdempotencyKey, InvalidWait
 from async_orders.models import SHOWN_FIELDS, Order
+
+#: The header's value: printable ASCII, as the IETF draft's examples (UUIDs) are.
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 
 
 def order_etag(order: Order, request: Any) -> str:
@@ -54,3 +60,20 @@ def requested_wait(request: Any) -> float:
     if not 0 <= wait < float("inf"):
         raise InvalidWait(raw)
     return min(wait, conf.LONG_POLL_MAX_WAIT)
+
+
+def prefers_respond_async(request: Any) -> bool:
+    """RFC 7240: ``respond-async`` is among the ``Prefer`` header's preferences."""
+    preferences = request.headers.get("Prefer", "").split(",")
+    tokens = (preference.split(";")[0].split("=")[0] for preference in preferences)
+    return any(token.strip().lower() == "respond-async" for token in tokens)
+
+
+def idempotency_key(request: Any) -> str:
+    """The ``Idempotency-Key`` header, or "" when none was sent; 400 when malformed."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return ""
+    if not IDEMPOTENCY_KEY.fullmatch(key):
+        raise InvalidIdempotencyKey()
+    return key

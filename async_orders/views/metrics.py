@@ -3,7 +3,7 @@
 Answers 404 while ``METRICS_ENABLED`` is off (or ``prometheus_client`` is missing), as
 if the route did not exist; with ``METRICS_TOKEN`` set, 401 unless the request sends
 ``Authorization: Bearer <token>``. Mounted by ``async_orders.urls``; a project that
-wants it elsewhere routes ``path("metrics/", async_orders.metrics_view.view)`` itself.
+wants it elsewhere routes ``path("metrics/", async_orders.views.metrics_view)`` itself.
 """
 
 from __future__ import annotations

@@ -30,10 +30,10 @@ from django.http import HttpRequest, HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
 from async_orders import openapi
-from async_orders.conditional import order_etag, requested_wait
 from async_orders.conf import conf
+from async_orders.headers import order_etag
 from async_orders.models import Order
-from async_orders.views import OrderDetailView
+from async_orders.views.orders import OrderDetailView
 from async_orders.waiting import (
     Waiter,
     afollow,
@@ -60,7 +60,7 @@ class WaitingOrderDetailView(OrderDetailView):
     @openapi.poll_order
     def get(self, request: Any, pk: str) -> Any:
         response = super().get(request, pk)
-        wait = requested_wait(request)
+        wait = request._request.order_wait
         if wait <= 0 or not waits(request, response):
             return response
         with room.admit(Waiter.of(request, blocking=True)) as admitted:
@@ -91,7 +91,7 @@ async def order_detail(request: HttpRequest, pk: str) -> HttpResponseBase:
     response = await answer(request, pk=pk)
     if request.method != "GET" or not waits(request, response):
         return response
-    wait = requested_wait(request)
+    wait = request.order_wait  # type: ignore[attr-defined]
     if wait <= 0:
         return response
     with room.admit(Waiter.of(request, blocking=False)) as admitted:

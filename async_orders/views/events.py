@@ -27,11 +27,11 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 
 from async_orders import openapi
-from async_orders.conditional import order_etag
 from async_orders.conf import conf
+from async_orders.headers import order_etag
 from async_orders.models import Order
 from async_orders.serializers import OrderSerializer
-from async_orders.views import OrderAPIView
+from async_orders.views.base import OrderAPIView
 from async_orders.waiting import Waiter, afollow, follow, released, room
 
 HEARTBEAT = ": heartbeat\n\n"
