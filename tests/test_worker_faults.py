@@ -187,6 +187,7 @@ def test_a_killed_worker_has_its_order_retried_within_a_minute(stack: Stack) -> 
     record(stack.figure(fault, [url], stuck, killed.seconds()))
 
 
+@pytest.mark.default_leases
 def test_a_killed_pool_process_has_its_order_retried_at_once(stack: Stack) -> None:
     stack.settings = {"HEARTBEAT_INTERVAL": 5, "WORKER_LOST_AFTER": 20, "LEASE_MARGIN": 10}
     stack.web()
