@@ -8,7 +8,9 @@ it (a redelivered message, a late worker): the loser sees ``False`` and stops.
 from __future__ import annotations
 
 import contextlib
+import functools
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
@@ -150,7 +152,7 @@ class OrderQuerySet(models.QuerySet["Order"]):
         poll never loads a stored response of megabytes."""
         return self.only(*SHOWN_FIELDS, "requester")
 
-    def update_returning(self, changes: dict[str, Any], fields: list[Field]) -> Order | None:
+    def update_returning(self, changes: dict[str, Any], fields: Sequence[Field]) -> Order | None:
         """UPDATE the one row this selects with ``changes`` and return it as it is now,
         with ``fields`` loaded, in one statement (``RETURNING``); ``None`` when no row
         matched. Django's own compiler writes the UPDATE and converts the values."""
@@ -516,9 +518,11 @@ class Order(models.Model):
                 setattr(self, name, value)
 
 
-def _claimed_fields() -> list[Field]:
-    """What a claim loads: every column but the stored response, which may be large."""
-    return [field for field in Order._meta.concrete_fields if field.name != "response_body"]
+@functools.cache
+def _claimed_fields() -> tuple[Field, ...]:
+    """What a claim loads: every column but the stored response, which may be large.
+    The same for every claim, so worked out once."""
+    return tuple(f for f in Order._meta.concrete_fields if f.name != "response_body")
 
 
 class OrderLock(models.Model):

@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,7 +19,15 @@ from rest_framework.test import APIClient
 
 from async_orders.embedded import EmbeddedRedis
 from tests import celery_app, services
-from tests.helpers import FAULT_FIGURES, ROOT, forget_queues, redis_client, stop_worker, wait_until
+from tests.helpers import (
+    FAULT_FIGURES,
+    ROOT,
+    WebhookReceiver,
+    forget_queues,
+    redis_client,
+    stop_worker,
+    wait_until,
+)
 
 WORKER_START_TIMEOUT = 60.0
 
@@ -185,3 +194,13 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         )
     for figure in FAULT_FIGURES:
         terminalreporter.write_line(f"fault: {figure}")
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver() as receiver:
+        thread = threading.Thread(target=receiver.serve_forever, daemon=True)
+        thread.start()
+        yield receiver
+        receiver.shutdown()
+        thread.join(timeout=10)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -95,3 +96,30 @@ def place_live(
     body, through ``http`` (a ``requests.Session`` to send its cookies); redirects
     are followed, so a placed order answers with the order itself."""
     return http.post(f"{base}/async/{view}/order/", json=envelope, headers=headers, timeout=30)
+
+
+class WebhookReceiver(ThreadingHTTPServer):
+    """Records each POST; answers with the queued statuses, then 200."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _ReceiverHandler)
+        self.statuses: list[int] = []
+        self.received: list[tuple[Any, bytes]] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/hook"
+
+
+class _ReceiverHandler(BaseHTTPRequestHandler):
+    server: WebhookReceiver
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.received.append((self.headers, body))
+        self.send_response(self.server.statuses.pop(0) if self.server.statuses else 200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass

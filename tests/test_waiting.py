@@ -8,12 +8,10 @@ import base64
 import http.client
 import json
 import statistics
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,7 +24,7 @@ from django.db import connection
 
 from async_orders import notify
 from async_orders.signing import SIGNATURE_HEADER, verify_signature
-from tests.helpers import place_live, wait_until
+from tests.helpers import WebhookReceiver, place_live, wait_until
 
 pytestmark = [
     pytest.mark.integration,
@@ -373,43 +371,6 @@ def test_past_the_cap_an_event_stream_sends_the_state_and_ends(
     assert events[0] is not None
     assert events[0]["data"]["status"] == "scheduled"
     assert events[1] is None
-
-
-class WebhookReceiver(ThreadingHTTPServer):
-    """Records each POST; answers with the queued statuses, then 200."""
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _ReceiverHandler)
-        self.statuses: list[int] = []
-        self.received: list[tuple[Any, bytes]] = []
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/hook"
-
-
-class _ReceiverHandler(BaseHTTPRequestHandler):
-    server: WebhookReceiver
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.server.received.append((self.headers, body))
-        self.send_response(self.server.statuses.pop(0) if self.server.statuses else 200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    with WebhookReceiver() as receiver:
-        thread = threading.Thread(target=receiver.serve_forever, daemon=True)
-        thread.start()
-        yield receiver
-        receiver.shutdown()
-        thread.join(timeout=10)
 
 
 def test_a_webhook_is_retried_after_a_500_then_delivered_signed(

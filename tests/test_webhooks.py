@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import socket
 import ssl
-import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,8 +15,7 @@ from rest_framework.test import APIClient
 from async_orders.models import Order, OrderStatus, WebhookDelivery
 from async_orders.signing import sign, verify_signature
 from async_orders.webhooks import deliver_webhook, retry_delay
-from tests.helpers import place
-from tests.test_waiting import WebhookReceiver
+from tests.helpers import WebhookReceiver, place
 
 pytestmark = pytest.mark.django_db
 
@@ -178,16 +175,6 @@ def connections(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
 
     monkeypatch.setattr(socket, "create_connection", create_connection)
     return attempted
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    with WebhookReceiver() as receiver:
-        thread = threading.Thread(target=receiver.serve_forever, daemon=True)
-        thread.start()
-        yield receiver
-        receiver.shutdown()
-        thread.join(timeout=10)
 
 
 def deliver_once(callback_url: str) -> WebhookDelivery:
