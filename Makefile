@@ -27,20 +27,21 @@ demo: $(DEMO_INSTALLED)
 	$(BIN)/python -m demo.run
 
 # Real PostgreSQL and Redis when they answer (required under CI=true), then the
-# integration tests once more on the embedded default (SQLite + private Redis).
+# integration tests once more on the embedded default (SQLite + private Redis),
+# the docs, and the unit tests on every Python x Django this machine can run.
 # The browser tests skip without Chromium (and fail under CI=true).
 test: $(INSTALLED) lint browser
 	$(BIN)/python -m pytest
 	$(MAKE) test-embedded
 	$(MAKE) docs
-	$(BIN)/python noxfile.py
+	$(MAKE) matrix
 
 test-embedded: $(INSTALLED)
 	ASYNC_ORDERS_TEST_SERVICES=embedded $(BIN)/python -m pytest -m "integration and not postgres_server and not default_leases"
 
 # The unit tests on every Python 3.11-3.13 x Django 5.2/6.0/6.1 (noxfile.py); nox
 # says which combinations it skipped and why (no such interpreter here, or a Django
-# that does not support that Python). Not part of `make test`: about 15 minutes.
+# that does not support that Python). About 12 minutes, the last part of `make test`.
 # pyenv's interpreters are found without `pyenv global` naming them.
 PYENV_BINS := $(subst $() ,:,$(wildcard $(HOME)/.pyenv/versions/3.*/bin))
 matrix: $(INSTALLED)

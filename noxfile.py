@@ -44,28 +44,3 @@ def tests(session: nox.Session, django: str) -> None:
         "python", "-m", "pytest", "-q", "-p", "no:cacheprovider",
         "-m", "not integration and not browser", *session.posargs,
     )  # fmt: skip
-
-
-def covered_here() -> str:
-    """What ``make test`` ran (this interpreter and its Django) and which combinations
-    of the matrix it left to ``make matrix``, so a green CI never overstates support."""
-    import platform
-
-    import django
-
-    here = (".".join(platform.python_version_tuple()[:2]), ".".join(map(str, django.VERSION[:2])))
-    others = [
-        f"{python} x Django {release}"
-        for python in PYTHONS
-        for release in DJANGOS
-        if (python, release) != here and _version(python) >= _version(OLDEST_PYTHON[release])
-    ]
-    return (
-        f"make test ran Python {here[0]} x Django {here[1]}; not run here (run `make matrix`): "
-        + ", ".join(others)
-        + ". Django 6.0/6.1 on Python 3.11: not supported by Django."
-    )
-
-
-if __name__ == "__main__":
-    print(covered_here())
