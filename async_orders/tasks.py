@@ -47,11 +47,17 @@ def _lost_its_process(error: BaseException) -> bool:
 
 
 def _recover_order_of(order_id: str, process: str) -> None:
-    """Recover the order ``process`` was running when it died, if it still is."""
+    """Recover the order ``process`` was running when it died, if it still is. This
+    runs in the worker's main process: a database it cannot reach is logged, never
+    raised, and the order is then recovered when its lease expires."""
     died_running_it = Q(worker=process)
-    order = Order.objects.filter(died_running_it, pk=order_id, status=OrderStatus.RUNNING).first()
-    if order is not None and order.recover_lost(died_running_it) == OrderStatus.QUEUED:
-        publish(order)
+    try:
+        running = Order.objects.filter(died_running_it, pk=order_id, status=OrderStatus.RUNNING)
+        order = running.first()
+        if order is not None and order.recover_lost(died_running_it) == OrderStatus.QUEUED:
+            publish(order)
+    except UNREACHABLE:
+        logger.warning("Order %s: its process died; the reconciler will recover it.", order_id)
 
 
 @shared_task(
