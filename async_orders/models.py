@@ -8,21 +8,19 @@ it (a redelivered message, a late worker): the loser sees ``False`` and stops.
 from __future__ import annotations
 
 import contextlib
-import functools
 import uuid
-from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.db import connections, models, transaction
-from django.db.models import F, Field, Q
+from django.db import models, transaction
+from django.db.models import Q
 from django.db.models.expressions import Combinable
 from django.db.models.functions import Now
-from django.db.models.sql import UpdateQuery
 from django.utils import timezone
 
 from async_orders import signals
+from async_orders.claiming import claim_row, claimed_fields
 from async_orders.conf import conf
 from async_orders.deprecation import renamed
 
@@ -151,26 +149,6 @@ class OrderQuerySet(models.QuerySet["Order"]):
         """Only the shown columns (and the requester, to check who may see them): a
         poll never loads a stored response of megabytes."""
         return self.only(*SHOWN_FIELDS, "requester")
-
-    def update_returning(self, changes: dict[str, Any], fields: Sequence[Field]) -> Order | None:
-        """UPDATE the one row this selects with ``changes`` and return it as it is now,
-        with ``fields`` loaded, in one statement (``RETURNING``); ``None`` when no row
-        matched. Django's own compiler writes the UPDATE and converts the values."""
-        query = cast(UpdateQuery, self.query.chain(UpdateQuery))
-        query.add_update_values(changes)
-        compiler = query.get_compiler(self.db)
-        statement, params = compiler.as_sql()
-        quote = connections[self.db].ops.quote_name
-        statement += " RETURNING " + ", ".join(quote(field.column) for field in fields)
-        with connections[self.db].cursor() as cursor:
-            cursor.execute(statement, params)
-            row = cursor.fetchone()
-        if row is None:
-            return None
-        columns = [field.get_col(self.model._meta.db_table) for field in fields]
-        converters = compiler.get_converters(columns)
-        values = next(iter(compiler.apply_converters([row], converters))) if converters else row
-        return self.model.from_db(self.db, [field.attname for field in fields], values)
 
     def one(self, pk: uuid.UUID | str) -> Order | None:
         """The order ``pk`` or None, without the ORDER BY that ``first()`` would add."""
@@ -319,16 +297,8 @@ class Order(models.Model):
         on the database's clock. ``None`` when it cannot start now: running, finished,
         or not yet due (a message that arrives early, a duplicate, cannot start it).
         """
-        now = timezone.now()
-        startable = Q(pk=pk, status__in=STARTABLE) & (Q(run_at__isnull=True) | Q(run_at__lte=now))
-        changes = {
-            "status": OrderStatus.RUNNING,
-            "started_at": now,
-            "heartbeat_at": Now(),
-            "attempts": F("attempts") + 1,
-            "worker": worker,
-        }
-        order = cls.objects.filter(startable).update_returning(changes, _claimed_fields())
+        statuses = (OrderStatus.RUNNING, *STARTABLE)
+        order = claim_row(cls, pk, worker, timezone.now(), statuses)
         if order is not None:
             # Only a scheduled order has a run_at: a queued one never does.
             order._announce(OrderStatus.SCHEDULED if order.run_at else OrderStatus.QUEUED)
@@ -339,7 +309,7 @@ class Order(models.Model):
         claimed = Order.claim(self.pk, worker)
         if claimed is None:
             return False
-        for field in _claimed_fields():
+        for field in claimed_fields(Order):
             setattr(self, field.attname, getattr(claimed, field.attname))
         return True
 
@@ -516,13 +486,6 @@ class Order(models.Model):
         for name, value in changes.items():
             if not isinstance(value, Combinable):  # an F() expression: the database's to compute
                 setattr(self, name, value)
-
-
-@functools.cache
-def _claimed_fields() -> tuple[Field, ...]:
-    """What a claim loads: every column but the stored response, which may be large.
-    The same for every claim, so worked out once."""
-    return tuple(f for f in Order._meta.concrete_fields if f.name != "response_body")
 
 
 class OrderLock(models.Model):
