@@ -1,14 +1,20 @@
-"""A heartbeat for a running order, from a thread beside the view.
+"""Heartbeats for running orders, from one thread per process beside the views.
 
-It renews the attempt's lease every ``HEARTBEAT_INTERVAL`` seconds, so that views
-that report no progress for a long time keep their order; progress writes renew it
-too. It survives an unreachable database (the next beat reconnects) and stops at
-once when a renewal is refused: the view then stops at its next checkpoint.
+Each running attempt's lease is renewed every ``HEARTBEAT_INTERVAL`` seconds, so that
+views that report no progress for a long time keep their order; progress writes renew
+it too. One keeper thread serves every order of its process: starting and joining a
+thread for each order cost more than a short order's own work. The keeper sleeps until
+the next lease is due, so registering an order never wakes it; it holds a database
+connection only while renewing. It survives an unreachable database (the next round
+reconnects) and drops a lease at once when a renewal is refused: the view then stops
+at its next checkpoint.
 """
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -21,22 +27,74 @@ from async_orders.conf import conf
 @contextmanager
 def heartbeat(lease: AttemptLease) -> Iterator[None]:
     """Renew ``lease`` every ``HEARTBEAT_INTERVAL`` seconds while the block runs."""
-    stop = threading.Event()
-    beater = threading.Thread(
-        target=_beat_until, args=(lease, stop), name=f"heartbeat-{lease.order.pk}", daemon=True
-    )
-    beater.start()
+    keeper = _this_process_keeper()
+    keeper.keep(lease)
     try:
         yield
     finally:
-        stop.set()
-        beater.join()
+        keeper.release(lease)
 
 
-def _beat_until(lease: AttemptLease, stop: threading.Event) -> None:
-    try:
-        while not stop.wait(conf.HEARTBEAT_INTERVAL):
-            if lease.renew() is False:
-                return
-    finally:
-        connection.close()  # this thread's own connection
+class LeaseKeeper:
+    """Renews the leases it keeps, each ``HEARTBEAT_INTERVAL`` after its last renewal.
+
+    A renewal may still be under way when its order's block ends: it is then refused
+    (the order has finished) or lands before the outcome, and so changes nothing.
+    """
+
+    def __init__(self) -> None:
+        self._due: dict[AttemptLease, float] = {}
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="async-orders-leases", daemon=True)
+        self._thread.start()
+
+    def keep(self, lease: AttemptLease) -> None:
+        with self._lock:
+            self._due[lease] = time.monotonic() + conf.HEARTBEAT_INTERVAL
+
+    def release(self, lease: AttemptLease) -> None:
+        with self._lock:
+            self._due.pop(lease, None)
+
+    def _run(self) -> None:
+        while True:
+            due, next_round = self._take_due()
+            if due:
+                self._renew(due)
+            time.sleep(max(0.0, next_round - time.monotonic()))
+
+    def _take_due(self) -> tuple[list[AttemptLease], float]:
+        """The leases due now, and when the next round is: at the earliest lease still
+        waiting, or after one interval (a lease kept meanwhile is due no sooner)."""
+        now = time.monotonic()
+        with self._lock:
+            due = [lease for lease, at in self._due.items() if at <= now]
+            waiting = [at for at in self._due.values() if at > now]
+        return due, min(waiting, default=now + conf.HEARTBEAT_INTERVAL)
+
+    def _renew(self, leases: list[AttemptLease]) -> None:
+        try:
+            for lease in leases:
+                renewed = lease.renew()  # None: unreachable, tried again next interval
+                with self._lock:
+                    if lease in self._due:
+                        self._due[lease] = time.monotonic() + conf.HEARTBEAT_INTERVAL
+                        if renewed is False:
+                            del self._due[lease]
+        finally:
+            connection.close()  # the keeper's own connection: held only while renewing
+
+
+_keeper: LeaseKeeper | None = None
+_keeper_pid: int | None = None
+_keeper_lock = threading.Lock()
+
+
+def _this_process_keeper() -> LeaseKeeper:
+    """The keeper of this process, started on first use; a forked child (a prefork
+    pool process) starts its own, since threads do not survive a fork."""
+    global _keeper, _keeper_pid
+    with _keeper_lock:
+        if _keeper is None or _keeper_pid != os.getpid():
+            _keeper, _keeper_pid = LeaseKeeper(), os.getpid()
+        return _keeper
