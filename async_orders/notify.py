@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -87,14 +89,78 @@ def publish(order_id: uuid.UUID | str) -> None:
     if not url:
         return
     try:
-        _client(url).publish(channel(order_id), "changed")
-    except redis.RedisError:
+        _publisher(url).publish(channel(order_id))
+    except (redis.RedisError, OSError):
         logger.warning("Could not notify the waiters of order %s.", order_id, exc_info=True)
 
 
+class Publisher:
+    """One Redis connection per process that publishes without waiting for replies.
+
+    A notification is a hint (waiters re-read the row, and re-read it anyway every
+    :data:`RECHECK_SECONDS`), so the writer of a change, usually a worker twice per
+    order, need not wait a round trip for Redis to confirm it: the connection turns
+    replies off (``CLIENT REPLY OFF``) and only writes. A server that does not know
+    that command (some proxies) gets a plain PUBLISH, its reply awaited.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._pool = redis.ConnectionPool.from_url(url)
+        self._lock = threading.Lock()
+        self._connection: Any = None
+        self._pid = 0
+        self._quiet = False
+
+    @property
+    def replies_off(self) -> bool:
+        """Whether the server took ``CLIENT REPLY OFF`` (known once connected)."""
+        return self._quiet
+
+    def publish(self, name: str) -> None:
+        with self._lock:
+            connection = self._connected()
+            try:
+                connection.send_packed_command(
+                    connection.pack_command("PUBLISH", name, "changed"), check_health=False
+                )
+                if not self._quiet:
+                    connection.read_response()
+            except BaseException:
+                self._connection = None
+                connection.disconnect()
+                raise
+
+    def _connected(self) -> Any:
+        """The open connection, made anew in a forked child: a socket shared with the
+        parent would mix both processes' commands."""
+        if self._connection is None or self._pid != os.getpid():
+            connection = self._pool.connection_class(**self._pool.connection_kwargs)
+            connection.connect()
+            self._quiet = _turn_replies_off(connection)
+            self._connection, self._pid = connection, os.getpid()
+        return self._connection
+
+
+def _turn_replies_off(connection: Any) -> bool:
+    """Whether the server took ``CLIENT REPLY OFF``. Asked as OFF then ON, since OFF
+    itself is never answered: a server that knows both answers only ON's ``OK``; one
+    that does not answers two errors, and the connection then keeps its replies."""
+    connection.send_packed_command(
+        connection.pack_commands([("CLIENT", "REPLY", "OFF"), ("CLIENT", "REPLY", "ON")])
+    )
+    try:
+        connection.read_response()
+    except redis.ResponseError:
+        connection.disconnect()  # with the second error unread
+        connection.connect()
+        return False
+    connection.send_packed_command(connection.pack_command("CLIENT", "REPLY", "OFF"))
+    return True
+
+
 @lru_cache(maxsize=4)
-def _client(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url)
+def _publisher(url: str) -> Publisher:
+    return Publisher(url)
 
 
 @contextmanager
