@@ -49,12 +49,25 @@ def execute_order(order_id: uuid.UUID | str, worker: str = "") -> Order | None:
     order was due) needs its message sent again: the caller's job, so that this
     module knows nothing of Celery.
     """
-    order = Order.claim(order_id, worker or this_process())
+    order = _claim(order_id, worker or this_process())
     if order is None:
         return _not_started(order_id)
     with running(order) as run, heartbeat(run.lease):
         _store_outcome(run, _outcome_of(run))
     return order
+
+
+def _claim(order_id: uuid.UUID | str, worker: str) -> Order | None:
+    """The claim, tried once more on a new connection if the first try finds the
+    database unreachable: the connection a worker keeps between orders is not pinged
+    before use (a round trip per order), so one the database dropped meanwhile (a
+    restart) fails here first. Should the lost try have been committed after all, the
+    order is running under this worker's name, and recovered when its lease expires."""
+    try:
+        return Order.claim(order_id, worker)
+    except UNREACHABLE:
+        reconnect_later()
+        return Order.claim(order_id, worker)
 
 
 def _not_started(order_id: uuid.UUID | str) -> Order | None:

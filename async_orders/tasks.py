@@ -15,7 +15,7 @@ from typing import Any
 from billiard.exceptions import WorkerLostError
 from celery import Task, shared_task
 from celery.worker.request import Request
-from django.db import close_old_connections
+from django.db import close_old_connections, connections, router
 from django.db.models import Q
 
 from async_orders import execution, log_context
@@ -80,13 +80,24 @@ def execute_order(task: Task, order_id: str) -> None:
     harmless because only one worker can claim the order. A database that cannot be
     reached before the claim sends the message again later, with backoff.
     """
-    # As at the start of a web request: a connection kept from the last task (with
-    # CELERY_DB_REUSE_MAX and CONN_MAX_AGE) is checked, and closed if broken or old.
-    close_old_connections()
+    _check_kept_connections()
     worker = f"{task.request.hostname}:{os.getpid()}"
     order = execution.execute_order(order_id, worker=worker)
     if order is not None and order.status == OrderStatus.SCHEDULED:
         publish(order)  # a retry, or a message that came before the order was due
+
+
+def _check_kept_connections() -> None:
+    """As at the start of a web request: a connection kept from the last task (with
+    ``CELERY_DB_REUSE_MAX`` and ``CONN_MAX_AGE``) is closed if it failed or is too old.
+
+    The orders' connection is not pinged before use, even with ``CONN_HEALTH_CHECKS``:
+    that would be one more round trip per order, and the claim, its first statement,
+    is tried again on a new connection when the kept one was dropped.
+    """
+    close_old_connections()
+    # Django's own flag (not in django-stubs): this request's health check is done.
+    connections[router.db_for_write(Order)].health_check_done = True  # type: ignore[attr-defined]
 
 
 @shared_task(name="async_orders.purge", ignore_result=True)

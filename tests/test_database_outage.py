@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
+import psycopg
 import pytest
 from django.db import connection
 from rest_framework.test import APIClient
@@ -111,3 +112,23 @@ def test_a_checkpoint_of_an_attempt_whose_order_was_recovered_raises_lease_lost(
     with running(order) as run, pytest.raises(LeaseLost):
         run.lease.valid_until = 0  # its lease ran out
         run.lease.check()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="drops a PostgreSQL backend")
+def test_a_kept_connection_the_database_dropped_is_replaced_at_the_claim() -> None:
+    """A worker does not ping its kept connection before an order: the claim finds it
+    dropped (here terminated, as a restart would), and is made again on a new one."""
+    from async_orders.execution import execute_order
+
+    order = make_order()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (backend,) = cursor.fetchone()
+    with psycopg.connect(**connection.get_connection_params()) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [backend])
+
+    executed = execute_order(order.pk)
+
+    assert executed is not None
+    assert executed.status == OrderStatus.COMPLETED
+    assert executed.attempts == 1
