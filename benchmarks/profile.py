@@ -3,6 +3,13 @@
 Each path (place an order, poll it, execute it, and the two DRF baselines) is called
 ``CALLS`` times through Django's full handler, and pyinstrument's call tree is
 printed, so the subject's tree can be read next to its baseline's.
+
+``--time`` prints ms per call instead, without the profiler's overhead: the named
+paths take turns, ``ROUNDS`` rounds of ``TIMED_CALLS`` calls each, and each path's
+median round is printed with the fastest and slowest, so a change can be measured
+before and after with one rerunnable command. ``poll-finished`` is issue 12's poll (a
+completed order: 201 with ``Location``), ``celery-job`` and ``tasks-db-job`` the
+peers' DRF detail views of a finished job, which it is compared with.
 """
 
 from __future__ import annotations
@@ -10,13 +17,18 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import statistics
 import time
+import uuid
 from collections.abc import Callable
 
 from benchmarks import harness
 from benchmarks.http_throughput import client_sessions
 
 CALLS = 500
+WARM_UP = 20
+ROUNDS = 7
+TIMED_CALLS = 300
 
 
 def paths() -> dict[str, Callable[[], object]]:
@@ -29,6 +41,7 @@ def paths() -> dict[str, Callable[[], object]]:
     client = Client()
     sessions = itertools.cycle(client_sessions())
     order = Order.objects.create(view_name="noop", origin="http://127.0.0.1")
+    finished, celery, tasks_db = finished_order(), celery_job(), tasks_db_job()
     row = Row.objects.create(name="x")
     body = json.dumps({"data": {"name": "x"}})
 
@@ -44,15 +57,68 @@ def paths() -> dict[str, Callable[[], object]]:
         "place": place,
         "create": lambda: client.post("/baseline/rows/", '{"name": "x"}', "application/json"),
         "poll": lambda: client.get(f"/async/orders/{order.pk}/"),
+        "poll-finished": lambda: client.get(f"/async/orders/{finished}/"),
         "retrieve": lambda: client.get(f"/baseline/rows/{row.pk}/"),
+        "celery-job": lambda: client.get(f"/peers/celery/jobs/{celery}/"),
+        "tasks-db-job": lambda: client.get(f"/peers/tasks-db/jobs/{tasks_db}/"),
         "execute": execute,
     }
+
+
+def finished_order() -> uuid.UUID:
+    """A completed order, as a worker leaves one: 201 with ``Location`` when polled."""
+    from django.utils import timezone
+
+    from async_orders.models import Order, OrderStatus
+
+    return Order.objects.create(
+        view_name="noop",
+        origin="http://127.0.0.1",
+        status=OrderStatus.COMPLETED,
+        attempts=1,
+        started_at=timezone.now(),
+        finished_at=timezone.now(),
+        resource_url="http://127.0.0.1/noop/",
+        response_status=200,
+        response_content_type="application/json",
+        response_body=b'{"name": "x"}',
+    ).pk
+
+
+def celery_job() -> str:
+    """The result row of a Celery task that succeeded, as django-celery-results stores it."""
+    from django.utils import timezone
+    from django_celery_results.models import TaskResult
+
+    return TaskResult.objects.create(
+        task_id=str(uuid.uuid4()),
+        task_name="benchmarks.peers.celery_results.noop_job",
+        status="SUCCESS",
+        result='{"ok": true}',
+        date_done=timezone.now(),
+    ).task_id
+
+
+def tasks_db_job() -> uuid.UUID:
+    """The row of a django-tasks-db task that succeeded."""
+    from django.utils import timezone
+    from django_tasks_db.models import DBTaskResult
+
+    return DBTaskResult.objects.create(
+        status="SUCCESSFUL",
+        args_kwargs={"args": [{"name": "x"}], "kwargs": {}},
+        task_path="benchmarks.peers.tasks_db.noop_job",
+        backend_name="default",
+        run_after=timezone.now(),
+        finished_at=timezone.now(),
+        return_value={"ok": True},
+    ).pk
 
 
 def profile(name: str, call: Callable[[], object]) -> None:
     from pyinstrument import Profiler
 
-    for _ in range(20):
+    for _ in range(WARM_UP):
         call()
     started = time.perf_counter()
     with Profiler(interval=0.0002) as profiler:
@@ -63,19 +129,51 @@ def profile(name: str, call: Callable[[], object]) -> None:
     print(profiler.output_text(unicode=False, color=False, show_all=False))
 
 
+def time_calls(calls: dict[str, Callable[[], object]]) -> None:
+    """Print each path's ms per call, unprofiled; the paths take turns, round by round,
+    so a change in the machine's load falls on all of them alike."""
+    rounds: dict[str, list[float]] = {name: [] for name in calls}
+    for call in calls.values():
+        for _ in range(WARM_UP):
+            call()
+    for _ in range(ROUNDS):
+        for name, call in calls.items():
+            started = time.perf_counter()
+            for _ in range(TIMED_CALLS):
+                call()
+            rounds[name].append((time.perf_counter() - started) / TIMED_CALLS * 1000)
+    for name, ms in rounds.items():
+        print(
+            f"{name}: {statistics.median(ms):.3f} ms per call "
+            f"(median of {ROUNDS} rounds of {TIMED_CALLS}; {min(ms):.3f}-{max(ms):.3f})"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("names", nargs="*", help="place create poll retrieve execute")
+    parser.add_argument(
+        "names",
+        nargs="*",
+        help="place create poll poll-finished retrieve celery-job tasks-db-job execute",
+    )
     parser.add_argument("--db", choices=harness.DATABASES, default="postgres")
+    parser.add_argument("--time", action="store_true", help="ms per call, unprofiled")
     arguments = parser.parse_args()
     harness.setup_django(arguments.db)
     harness.prepare_database()
     from async_orders.conf import conf
 
     assert conf.MAX_ACTIVE_ORDERS  # placing is profiled with its cap check
-    for name, call in paths().items():
-        if not arguments.names or name in arguments.names:
-            profile(name, call)
+    chosen = {
+        name: call
+        for name, call in paths().items()
+        if not arguments.names or name in arguments.names
+    }
+    if arguments.time:
+        time_calls(chosen)
+        return
+    for name, call in chosen.items():
+        profile(name, call)
 
 
 if __name__ == "__main__":
