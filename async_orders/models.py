@@ -8,15 +8,18 @@ it (a redelivered message, a late worker): the loser sees ``False`` and stops.
 from __future__ import annotations
 
 import contextlib
+import functools
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from django.conf import settings
-from django.db import models, transaction
-from django.db.models import Q
-from django.db.models.expressions import Combinable
+from django.db import connections, models, transaction
+from django.db.models import Field, Q
+from django.db.models.expressions import Col, Combinable
 from django.db.models.functions import Now
+from django.db.models.sql import Query
 from django.utils import timezone
 
 from async_orders import signals
@@ -153,6 +156,51 @@ class OrderQuerySet(models.QuerySet["Order"]):
     def one(self, pk: uuid.UUID | str) -> Order | None:
         """The order ``pk`` or None, without the ORDER BY that ``first()`` would add."""
         return next(iter(self.filter(pk=pk).order_by()[:1]), None)
+
+    def shown_one(self, pk: uuid.UUID) -> Order | None:
+        """``shown().one(pk)``, as every poll runs it: the same SELECT and the same
+        instance, but the statement is compiled once per database rather than on each
+        call (building and compiling it took longer than running it: 0.3 ms of 0.55).
+        By primary key alone, so on ``Order.objects``, never on a filtered queryset."""
+        if self.query.where:
+            raise TypeError("shown_one() selects by primary key alone: call it on Order.objects")
+        select = _shown_select(self.db)
+        connection = connections[self.db]
+        with connection.cursor() as cursor:
+            cursor.execute(select.sql, [select.pk.get_db_prep_value(pk, connection)])
+            row = cursor.fetchone()
+        return None if row is None else select.instance(row, connection)
+
+
+class _CompiledSelect(NamedTuple):
+    """A SELECT of one order by primary key, compiled: what :meth:`OrderQuerySet.shown_one`
+    runs. Nothing in it belongs to a connection, so threads share it."""
+
+    query: Query
+    sql: str
+    columns: list[Col]
+    attnames: list[str]
+    pk: Field
+
+    def instance(self, row: Sequence[Any], connection: Any) -> Order:
+        """The order of a fetched ``row``, its values converted as the ORM converts them
+        (JSON, and on SQLite datetimes and UUIDs), by this connection's converters."""
+        compiler = self.query.get_compiler(connection=connection)
+        converters = compiler.get_converters(self.columns)
+        values = next(compiler.apply_converters([row], converters)) if converters else row
+        return Order.from_db(connection.alias, self.attnames, values)
+
+
+@functools.cache
+def _shown_select(alias: str) -> _CompiledSelect:
+    """``Order.objects.shown().one(pk)``'s statement on the database ``alias``."""
+    queryset = Order.objects.using(alias).shown().filter(pk=uuid.UUID(int=0)).order_by()[:1]
+    compiler = queryset.query.get_compiler(using=alias)
+    sql, params = compiler.as_sql()
+    assert len(params) == 1, "the primary key is the statement's only parameter"
+    columns = [column for column, _, _ in compiler.select[: compiler.col_count]]
+    attnames = [column.target.attname for column in columns]
+    return _CompiledSelect(queryset.query, sql, columns, attnames, Order._meta.pk)
 
 
 class Order(models.Model):

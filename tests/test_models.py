@@ -3,6 +3,7 @@ either wins (one conditional UPDATE moved the order) or changes nothing."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -109,3 +110,34 @@ def test_a_response_too_large_to_keep_is_stored_as_its_size_and_a_message(settin
     stored = Order.objects.get(pk=order.pk)
     assert (stored.response_body, stored.response_size) == (None, 3)
     assert "MAX_RESULT_BYTES (2)" in stored.message
+
+
+def test_shown_one_loads_what_the_orms_shown_one_loads() -> None:
+    """The poll's precompiled SELECT: the same values, types and deferred columns as the
+    ORM's own ``shown().one()``, JSON and datetimes converted; None for an unknown id."""
+    order = make_order()
+    Order.objects.filter(pk=order.pk).update(
+        error=failure(FailureCode.HTTP_ERROR, "no", 404, {"detail": [1]}),
+        progress_total=4,
+        finished_at=timezone.now(),
+    )
+
+    compiled, orm = Order.objects.shown_one(order.pk), Order.objects.shown().one(order.pk)
+
+    assert compiled is not None
+    assert orm is not None
+    assert compiled.get_deferred_fields() == orm.get_deferred_fields()
+    deferred = orm.get_deferred_fields()
+    loaded = [f.attname for f in Order._meta.concrete_fields if f.attname not in deferred]
+    assert [(getattr(compiled, name), type(getattr(compiled, name))) for name in loaded] == [
+        (getattr(orm, name), type(getattr(orm, name))) for name in loaded
+    ]
+    assert not compiled._state.adding
+    assert compiled._state.db == orm._state.db
+    assert Order.objects.shown_one(uuid.uuid4()) is None
+
+
+def test_shown_one_refuses_a_filtered_queryset() -> None:
+    """Its statement selects by primary key alone: a filter would be silently ignored."""
+    with pytest.raises(TypeError):
+        Order.objects.filter(status=OrderStatus.QUEUED).shown_one(uuid.uuid4())

@@ -93,7 +93,7 @@ class OrderAPIView(APIView):
             raise OrderNotFound() from None
         # By primary key alone, then who may see it: the cheapest query there is, and
         # the same 404 whether the order is missing or somebody else's.
-        order = (Order.objects.shown() if shown_only else Order.objects).one(order_id)
+        order = Order.objects.shown_one(order_id) if shown_only else Order.objects.one(order_id)
         if order is None or not order.is_visible_to(self.request.user, self._session_key()):
             raise OrderNotFound()
         return order

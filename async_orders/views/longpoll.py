@@ -129,7 +129,7 @@ class UntilChange:
 
 def _state(pk: str, request: HttpRequest) -> tuple[str | None, bool]:
     """The order's ETag and whether it is finished; ``(None, True)`` once it is gone."""
-    order = Order.objects.shown().one(uuid.UUID(pk))
+    order = Order.objects.shown_one(uuid.UUID(pk))
     if order is None:
         return None, True
     return order_etag(order, request), order.is_finished
