@@ -66,23 +66,27 @@ def paths() -> dict[str, Callable[[], object]]:
 
 
 def finished_order() -> uuid.UUID:
-    """A completed order, as a worker leaves one: 201 with ``Location`` when polled."""
+    """A completed order as a worker leaves one of the no-op view (its result replayed
+    at ``resource_url``): 201 with ``Location`` when polled."""
     from django.utils import timezone
 
+    from async_orders.execution import result_path
     from async_orders.models import Order, OrderStatus
 
-    return Order.objects.create(
+    order = Order(
         view_name="noop",
         origin="http://127.0.0.1",
         status=OrderStatus.COMPLETED,
         attempts=1,
         started_at=timezone.now(),
         finished_at=timezone.now(),
-        resource_url="http://127.0.0.1/noop/",
         response_status=200,
         response_content_type="application/json",
         response_body=b'{"name": "x"}',
-    ).pk
+    )
+    order.resource_url = result_path(order)
+    order.save()
+    return order.pk
 
 
 def celery_job() -> str:
