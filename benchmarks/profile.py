@@ -6,10 +6,11 @@ printed, so the subject's tree can be read next to its baseline's.
 
 ``--time`` prints ms per call instead, without the profiler's overhead: the named
 paths take turns, ``ROUNDS`` rounds of ``TIMED_CALLS`` calls each, and each path's
-median round is printed with the fastest and slowest, so a change can be measured
-before and after with one rerunnable command. ``poll-finished`` is issue 12's poll (a
-completed order: 201 with ``Location``), ``celery-job`` and ``tasks-db-job`` the
-peers' DRF detail views of a finished job, which it is compared with.
+median round (wall clock and this process's CPU) is printed with the fastest and
+slowest, so a change can be measured before and after with one rerunnable command.
+``poll-finished`` is issue 12's poll (a completed order: 201 with ``Location``),
+``celery-job`` and ``tasks-db-job`` the peers' DRF detail views of a finished job,
+which it is compared with.
 """
 
 from __future__ import annotations
@@ -135,22 +136,28 @@ def profile(name: str, call: Callable[[], object]) -> None:
 
 def time_calls(calls: dict[str, Callable[[], object]]) -> None:
     """Print each path's ms per call, unprofiled; the paths take turns, round by round,
-    so a change in the machine's load falls on all of them alike."""
-    rounds: dict[str, list[float]] = {name: [] for name in calls}
+    so a change in the machine's load falls on all of them alike. The CPU time of this
+    process is printed too: on a busy machine it moves much less than the wall clock
+    (the database's own work is not in it)."""
+    rounds: dict[str, list[tuple[float, float]]] = {name: [] for name in calls}
     for call in calls.values():
         for _ in range(WARM_UP):
             call()
     for _ in range(ROUNDS):
         for name, call in calls.items():
-            started = time.perf_counter()
+            wall, cpu = time.perf_counter(), time.process_time()
             for _ in range(TIMED_CALLS):
                 call()
-            rounds[name].append((time.perf_counter() - started) / TIMED_CALLS * 1000)
-    for name, ms in rounds.items():
-        print(
-            f"{name}: {statistics.median(ms):.3f} ms per call "
-            f"(median of {ROUNDS} rounds of {TIMED_CALLS}; {min(ms):.3f}-{max(ms):.3f})"
-        )
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            rounds[name].append((wall / TIMED_CALLS * 1000, cpu / TIMED_CALLS * 1000))
+    print(f"ms per call: median of {ROUNDS} rounds of {TIMED_CALLS} (fastest-slowest)")
+    for name, figures in rounds.items():
+        wall_ms, cpu_ms = ([figure[i] for figure in figures] for i in (0, 1))
+        print(f"{name}: {_spread(wall_ms)} wall, {_spread(cpu_ms)} CPU")
+
+
+def _spread(ms: list[float]) -> str:
+    return f"{statistics.median(ms):.3f} ({min(ms):.3f}-{max(ms):.3f})"
 
 
 def main() -> None:
