@@ -9,9 +9,9 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from django.http import HttpRequest, HttpResponseBase
 from django.urls import reverse
-from django.utils.decorators import method_decorator
-from django.views.decorators.cache import never_cache
+from django.utils.cache import add_never_cache_headers
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -47,12 +47,19 @@ def handle_exception(exc: Exception, context: dict[str, Any]) -> Response | None
     return response
 
 
-@method_decorator(never_cache, name="dispatch")
 class OrderAPIView(APIView):
     """Base of the order endpoints: JSON in and out, never cached, one error format."""
 
     parser_classes = [JSONBodyParser]
     renderer_classes = [JSONRenderer]
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        """DRF's dispatch, then what ``never_cache`` adds, to every answer, errors too.
+        Not ``method_decorator(never_cache)``: that decorates the method again on
+        every request, a cost each poll paid."""
+        response = super().dispatch(request, *args, **kwargs)
+        add_never_cache_headers(response)
+        return response
 
     def get_exception_handler(self) -> Any:
         return handle_exception
