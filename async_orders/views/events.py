@@ -105,7 +105,7 @@ class EventStream:
     def step(self) -> tuple[list[str], float | None]:
         """Read the order once: what to send now, and how long to wait for the next
         change (``None`` once the order is finished or gone, or the stream is over)."""
-        order = Order.objects.shown().one(self.pk)
+        order = Order.objects.shown_one(self.pk)
         if order is None:
             return [], None
         chunks = []
