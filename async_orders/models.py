@@ -23,9 +23,9 @@ from django.db.models.sql import Query
 from django.utils import timezone
 
 from async_orders import signals
-from async_orders.claiming import claim_row, claimed_fields
 from async_orders.conf import conf
 from async_orders.deprecation import renamed
+from async_orders.order_statements import claim_row, claimed_fields, outcome_row
 
 if TYPE_CHECKING:
     from async_orders.view_response import ViewResponse
@@ -377,7 +377,8 @@ class Order(models.Model):
         return self._move(
             (OrderStatus.RUNNING,),
             OrderStatus.SCHEDULED,
-            due=Q(cancel_requested=False) & self._this_attempt(),
+            due=Q(cancel_requested=False),
+            fenced=True,
             run_at=run_at,
             published_at=timezone.now(),
         )
@@ -390,7 +391,6 @@ class Order(models.Model):
 
         Fenced by attempt, so a late decision never touches a newer attempt.
         """
-        lost &= self._this_attempt()
         changes: dict[str, Any]
         if self.cancel_requested:
             target, changes = OrderStatus.CANCELED, {}
@@ -399,7 +399,8 @@ class Order(models.Model):
             target, changes = OrderStatus.QUEUED, {"run_at": None, "published_at": timezone.now()}
         else:
             target, changes = OrderStatus.FAILED, {"error": self._worker_lost()}
-        return target if self._move((OrderStatus.RUNNING,), target, lost, **changes) else None
+        moved = self._move((OrderStatus.RUNNING,), target, lost, fenced=True, **changes)
+        return target if moved else None
 
     def _worker_lost(self) -> dict[str, Any]:
         return failure(
@@ -418,7 +419,7 @@ class Order(models.Model):
         return self._move(
             (OrderStatus.RUNNING,),
             OrderStatus.COMPLETED,
-            due=self._this_attempt(),
+            fenced=True,
             resource_url=resource_url,
             **self._response_fields(response),
         )
@@ -434,7 +435,7 @@ class Order(models.Model):
         return self._move(
             (OrderStatus.RUNNING,),
             OrderStatus.FAILED,
-            due=self._this_attempt(),
+            fenced=True,
             error=error,
             **fields,
         )
@@ -475,7 +476,7 @@ class Order(models.Model):
         return self._move(
             (OrderStatus.RUNNING,),
             OrderStatus.CANCELED,
-            due=self._this_attempt(),
+            fenced=True,
             progress_current=current,
             progress_total=total,
         )
@@ -500,18 +501,20 @@ class Order(models.Model):
         sources: tuple[OrderStatus, ...],
         target: OrderStatus,
         due: Q | None = None,
+        *,
+        fenced: bool = False,
         **changes: Any,
     ) -> bool:
-        """The one way status changes: a conditional UPDATE that wins or does nothing."""
+        """The one way status changes: a conditional UPDATE that wins or does nothing;
+        ``fenced``, it wins only for the attempt this instance claimed."""
         if target in FINISHED:
             changes["finished_at"] = timezone.now()
         changes["status"] = target
-        candidates = Order.objects.filter(Q(pk=self.pk, status__in=sources), due or Q())
         releases = target in FINISHED and bool(self.lock_keys)
         # With locks to release, both in one transaction: a finished order never
         # keeps its locks, whatever dies between the two statements.
         with transaction.atomic() if releases else contextlib.nullcontext():
-            won = candidates.update(**changes) == 1
+            won = self._update_if(sources, due, fenced, changes)
             if won and releases:
                 OrderLock.objects.filter(order=self).delete()
         if won:
@@ -519,6 +522,23 @@ class Order(models.Model):
             self._set(changes)
             self._announce(previous)
         return won
+
+    def _update_if(
+        self,
+        sources: tuple[OrderStatus, ...],
+        due: Q | None,
+        fenced: bool,
+        changes: dict[str, Any],
+    ) -> bool:
+        """The conditional UPDATE of a move. The outcome of a running attempt, which
+        ends every order, is a statement written once (:mod:`order_statements`); other
+        moves are rarer, and built by the ORM."""
+        if fenced and due is None and sources == (OrderStatus.RUNNING,):
+            return outcome_row(Order, self.pk, self.attempts, OrderStatus.RUNNING, changes)
+        condition = Q(pk=self.pk, status__in=sources) & (due or Q())
+        if fenced:
+            condition &= self._this_attempt()
+        return Order.objects.filter(condition).update(**changes) == 1
 
     def _announce(self, previous: str) -> None:
         signals.order_status_changed.send(
