@@ -44,39 +44,44 @@ class LeaseKeeper:
 
     def __init__(self) -> None:
         self._due: dict[AttemptLease, float] = {}
-        self._lock = threading.Lock()
+        self._changed = threading.Condition()
+        #: When the keeper wakes next unless told: a lease kept with the same interval
+        #: is due later than that, so keeping one wakes the keeper only when the
+        #: interval was shortened meanwhile (a test's settings).
+        self._wake_at = 0.0
         self._thread = threading.Thread(target=self._run, name="async-orders-leases", daemon=True)
         self._thread.start()
 
     def keep(self, lease: AttemptLease) -> None:
-        with self._lock:
-            self._due[lease] = time.monotonic() + conf.HEARTBEAT_INTERVAL
+        with self._changed:
+            due = self._due[lease] = time.monotonic() + conf.HEARTBEAT_INTERVAL
+            if due < self._wake_at:
+                self._changed.notify()
 
     def release(self, lease: AttemptLease) -> None:
-        with self._lock:
+        with self._changed:
             self._due.pop(lease, None)
 
     def _run(self) -> None:
         while True:
-            due, next_round = self._take_due()
-            if due:
-                self._renew(due)
-            time.sleep(max(0.0, next_round - time.monotonic()))
+            self._renew(self._wait_for_due())
 
-    def _take_due(self) -> tuple[list[AttemptLease], float]:
-        """The leases due now, and when the next round is: at the earliest lease still
-        waiting, or after one interval (a lease kept meanwhile is due no sooner)."""
-        now = time.monotonic()
-        with self._lock:
-            due = [lease for lease, at in self._due.items() if at <= now]
-            waiting = [at for at in self._due.values() if at > now]
-        return due, min(waiting, default=now + conf.HEARTBEAT_INTERVAL)
+    def _wait_for_due(self) -> list[AttemptLease]:
+        """Sleep until some lease is due: until the earliest one kept, or for one
+        interval while none is."""
+        with self._changed:
+            while True:
+                now = time.monotonic()
+                if due := [lease for lease, at in self._due.items() if at <= now]:
+                    return due
+                self._wake_at = min(self._due.values(), default=now + conf.HEARTBEAT_INTERVAL)
+                self._changed.wait(self._wake_at - now)
 
     def _renew(self, leases: list[AttemptLease]) -> None:
         try:
             for lease in leases:
                 renewed = lease.renew()  # None: unreachable, tried again next interval
-                with self._lock:
+                with self._changed:
                     if lease in self._due:
                         self._due[lease] = time.monotonic() + conf.HEARTBEAT_INTERVAL
                         if renewed is False:

@@ -84,3 +84,20 @@ def test_a_refused_renewal_loses_the_lease_and_is_not_tried_again() -> None:
 
     assert run.lease.lost is True
     assert lease_stamp(order) == taken_over_at
+
+
+def test_a_keeper_asleep_on_a_longer_interval_renews_a_new_lease_on_time(settings) -> None:
+    """Settings change under tests: a keeper that planned its sleep with a longer
+    interval is woken for a lease due sooner."""
+    settings.ASYNC_ORDERS = {**settings.ASYNC_ORDERS, "HEARTBEAT_INTERVAL": 5}
+    with running(claimed()) as earlier, heartbeat(earlier.lease):
+        time.sleep(INTERVAL)  # the keeper now sleeps until that lease is due, 5 s on
+    settings.ASYNC_ORDERS = {**settings.ASYNC_ORDERS, "HEARTBEAT_INTERVAL": INTERVAL}
+    order = claimed()
+    claimed_at = lease_stamp(order)
+
+    with running(order) as run, heartbeat(run.lease):
+        time.sleep(INTERVAL * 2.5)
+        renewed_at = lease_stamp(order)
+
+    assert renewed_at > claimed_at
