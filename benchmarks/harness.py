@@ -398,7 +398,24 @@ def cpu_seconds(process: subprocess.Popen[bytes]) -> float:
     worker's pool), read from /proc."""
     ticks = os.sysconf("SC_CLK_TCK")
     pids = [process.pid, *_children(process.pid)]
-    return sum(_stat_ticks(pid) for pid in pids) / ticks
+    return sum(_cpu_ticks(pid) for pid in pids) / ticks
+
+
+def cpu_by_kind(kinds: dict[str, tuple[str, ...]]) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by every process of the machine, by kind:
+    the first of ``kinds`` one of whose words is in its command line, else ``other``."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    used: dict[str, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        kind = next((k for k, words in kinds.items() if any(w in command for w in words)), "other")
+        used[kind] = used.get(kind, 0.0) + _cpu_ticks(int(entry.name)) / ticks
+    return used
 
 
 def _children(pid: int) -> list[int]:
@@ -406,9 +423,9 @@ def _children(pid: int) -> list[int]:
     return [int(child) for child in found.read_text().split()] if found.exists() else []
 
 
-def _stat_ticks(pid: int) -> int:
+def _cpu_ticks(pid: int) -> int:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):
         return 0
     return int(fields[11]) + int(fields[12])  # utime, stime

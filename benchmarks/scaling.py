@@ -21,9 +21,10 @@ PROCESSES = (1, 2, 4)
 def run(batch: int) -> None:
     harness.log(f"{os.cpu_count()} CPUs; {batch} no-op orders per drain")
     for processes in PROCESSES:
-        rate, cpu = worker_throughput.metered_drain(
+        rate, used = worker_throughput.metered_drain(
             worker_throughput.publish_orders, batch, partial(harness.celery_worker, processes)
         )
+        cpu = used.get("worker")
         per_cpu = 1 / cpu if cpu else float("nan")
         harness.log(
             f"{processes} worker process(es): {rate:,.0f} orders/s, "

@@ -52,13 +52,25 @@ def drain(
     return metered_drain(publish, batch, worker)[0]
 
 
+#: CPU seconds used so far, by kind of process, read when a drain's clock starts and stops.
+Meter = Callable[[object], dict[str, float]]
+
+
+def worker_cpu(process: object) -> dict[str, float]:
+    """The CPU of the worker (its processes) when ``worker`` yields its process."""
+    if not isinstance(process, subprocess.Popen):
+        return {}
+    return {"worker": harness.cpu_seconds(process)}
+
+
 def metered_drain(
     publish: Callable[[int], None],
     batch: int,
     worker: Callable[[], AbstractContextManager[object]],
-) -> tuple[float, float | None]:
-    """:func:`drain`'s rate, and the worker's CPU seconds per completion over the same
-    window when ``worker`` yields its process (``None`` otherwise)."""
+    meter: Meter = worker_cpu,
+) -> tuple[float, dict[str, float]]:
+    """:func:`drain`'s rate, and what ``meter`` counted per completion over the same
+    window (by default the worker's CPU seconds, when ``worker`` yields its process)."""
     from benchmarks import celery
 
     client = celery.redis_client()
@@ -67,17 +79,15 @@ def metered_drain(
     publish(batch)
     with worker() as process:
         harness.wait_until(lambda: int(client.get(celery.DONE_KEY)) >= 1, "a first completion")
-        first, cpu_first = time.monotonic(), _cpu(process)
+        first, at_first = time.monotonic(), meter(process)
         harness.wait_until(
             lambda: int(client.get(celery.DONE_KEY)) >= batch, "the batch", DRAIN_TIMEOUT
         )
-        last, cpu_last = time.monotonic(), _cpu(process)
-    cpu = None if cpu_first is None or cpu_last is None else (cpu_last - cpu_first) / (batch - 1)
-    return (batch - 1) / (last - first), cpu
-
-
-def _cpu(process: object) -> float | None:
-    return harness.cpu_seconds(process) if isinstance(process, subprocess.Popen) else None
+        last, at_last = time.monotonic(), meter(process)
+    per_completion = {
+        kind: (used - at_first.get(kind, 0.0)) / (batch - 1) for kind, used in at_last.items()
+    }
+    return (batch - 1) / (last - first), per_completion
 
 
 def completed_orders() -> int:

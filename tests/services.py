@@ -87,8 +87,8 @@ def database_settings() -> dict[str, object]:
             "USER": "postgres",
             "HOST": POSTGRES[0],
             "PORT": POSTGRES[1],
-            # Workers keep their connection across tasks, checked before reuse (the
-            # fault tests restart PostgreSQL under them); the test web servers start a
+            # Workers keep their connection across tasks, replaced at the claim when
+            # dropped (the fault tests restart PostgreSQL under them); the test web servers start a
             # thread per request, which would leak a kept connection each.
             "CONN_MAX_AGE": 60 if role() == "worker" else 0,
             "CONN_HEALTH_CHECKS": True,

@@ -1,0 +1,46 @@
+"""``python -m benchmarks.peers.cpu``: what a drained job costs each side in CPU.
+
+Row 10 says how fast each side drains; this says at what cost, and where: each side
+drains a batch as in row 10 (``--jobs`` queued, then its 2 worker processes start),
+and the CPU time of every process on the machine is read from /proc at the first
+and at the last completion, by kind: the side's workers (Celery's main process and
+pool, or the ``db_worker`` processes), PostgreSQL's backends, redis-server, and the
+rest (this process polling the completion counter, the machine's own). Not a ratio
+row of ``make bench``: it prints figures, in ms of CPU per job.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from benchmarks import harness, worker_throughput
+from benchmarks.peers import measures
+
+#: Kinds of process, by words of their command line.
+KINDS = {
+    "workers": ("celery", "db_worker"),
+    "postgres": ("postgres",),
+    "redis": ("redis-server",),
+}
+
+
+def machine_cpu(_: object) -> dict[str, float]:
+    return harness.cpu_by_kind(KINDS)
+
+
+def run(jobs: int) -> None:
+    for side in measures.SIDES:
+        rate, used = worker_throughput.metered_drain(side.publish, jobs, side.workers, machine_cpu)
+        parts = ", ".join(f"{kind} {seconds * 1000:.2f}" for kind, seconds in sorted(used.items()))
+        total = sum(used.values()) * 1000
+        harness.log(f"{side.name}: {rate:,.0f} jobs/s; ms of CPU per job: {parts}; all {total:.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=2000, help="jobs per drain")
+    run(harness.parse_and_prepare(parser).jobs)
+
+
+if __name__ == "__main__":
+    main()
