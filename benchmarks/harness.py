@@ -403,7 +403,12 @@ def cpu_seconds(process: subprocess.Popen[bytes]) -> float:
 
 def cpu_by_kind(kinds: dict[str, tuple[str, ...]]) -> dict[str, float]:
     """CPU seconds (user + system) used so far by every process of the machine, by kind:
-    the first of ``kinds`` one of whose words is in its command line, else ``other``."""
+    the first of ``kinds`` one of whose words is in its command line, else ``other``.
+
+    A process's count includes its children that ended (PostgreSQL's postmaster those
+    of its backends, a Celery worker those of its pool), so that a kind's total only
+    grows while its processes come and go: Celery reconnects to the database every
+    ``CELERY_DB_REUSE_MAX`` tasks, which ends a backend in the middle of a drain."""
     ticks = os.sysconf("SC_CLK_TCK")
     used: dict[str, float] = {}
     for entry in Path("/proc").iterdir():
@@ -414,7 +419,7 @@ def cpu_by_kind(kinds: dict[str, tuple[str, ...]]) -> dict[str, float]:
         except OSError:
             continue
         kind = next((k for k, words in kinds.items() if any(w in command for w in words)), "other")
-        used[kind] = used.get(kind, 0.0) + _cpu_ticks(int(entry.name)) / ticks
+        used[kind] = used.get(kind, 0.0) + _cpu_ticks(int(entry.name), with_ended=True) / ticks
     return used
 
 
@@ -423,9 +428,11 @@ def _children(pid: int) -> list[int]:
     return [int(child) for child in found.read_text().split()] if found.exists() else []
 
 
-def _cpu_ticks(pid: int) -> int:
+def _cpu_ticks(pid: int, with_ended: bool = False) -> int:
+    """utime + stime of ``pid``, and of its children that ended (cutime + cstime)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (FileNotFoundError, ProcessLookupError):
         return 0
-    return int(fields[11]) + int(fields[12])  # utime, stime
+    counted = fields[11:15] if with_ended else fields[11:13]
+    return sum(int(ticks) for ticks in counted)
