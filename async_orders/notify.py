@@ -79,15 +79,13 @@ def _as_redis_url(broker_url: str) -> str | None:
 @receiver(signals.order_progress, dispatch_uid="async_orders.notify.progress")
 def _order_changed(sender: Any, order: Any, **kwargs: Any) -> None:
     """Publish after commit: a waiter woken earlier would re-read the old row."""
-    if redis_url():
-        transaction.on_commit(partial(publish, order.pk))
+    if url := redis_url():
+        transaction.on_commit(partial(publish, order.pk, url))
 
 
-def publish(order_id: uuid.UUID | str) -> None:
-    """Wake whoever waits on the order; a Redis failure only makes them notice later."""
-    url = redis_url()
-    if not url:
-        return
+def publish(order_id: uuid.UUID | str, url: str) -> None:
+    """Wake whoever waits on the order through the Redis at ``url``; a Redis failure
+    only makes them notice later."""
     try:
         _publisher(url).publish(channel(order_id))
     except (redis.RedisError, OSError):
