@@ -16,7 +16,7 @@ from datetime import timedelta
 from functools import partial
 
 from django.db import DatabaseError
-from django.urls import NoReverseMatch, Resolver404, reverse
+from django.urls import NoReverseMatch, Resolver404
 from django.utils import timezone
 
 from async_orders import tracing
@@ -28,6 +28,7 @@ from async_orders.models import FailureCode, Order, failure
 from async_orders.process_leases import this_process
 from async_orders.progress import CancelRequested, OrderRun, running
 from async_orders.registry import ViewOptions, options_for
+from async_orders.serializers import order_path
 from async_orders.view_response import ViewResponse
 
 logger = logging.getLogger("async_orders")
@@ -180,4 +181,4 @@ def _record(order: Order, response: ViewResponse, run: OrderRun) -> None:
 
 def result_path(order: Order) -> str:
     """Where the stored response of ``order`` is replayed."""
-    return reverse("async_orders:order-result", kwargs={"pk": order.pk})
+    return order_path(order.pk, "async_orders:order-result")

@@ -117,15 +117,17 @@ def represent(order: Order, request: Any) -> dict[str, Any]:
     }
 
 
-def order_path(order_id: uuid.UUID) -> str:
-    """``reverse()`` of the order's URL, done once per URLconf and script prefix."""
-    return _order_path_pattern(get_resolver(get_urlconf()), get_script_prefix()).format(order_id)
+def order_path(order_id: uuid.UUID, name: str = "async_orders:order-detail") -> str:
+    """``reverse()`` of an order's URL ``name`` (its detail, its result), done once per
+    URLconf and script prefix: polls and workers need it for every order."""
+    resolver, prefix = get_resolver(get_urlconf()), get_script_prefix()
+    return _order_path_pattern(resolver, prefix, name).format(order_id)
 
 
-@functools.lru_cache(maxsize=8)
-def _order_path_pattern(resolver: Any, script_prefix: str) -> str:
+@functools.lru_cache(maxsize=16)
+def _order_path_pattern(resolver: Any, script_prefix: str, name: str) -> str:
     placeholder = uuid.UUID(int=0)
-    path = reverse("async_orders:order-detail", kwargs={"pk": placeholder})
+    path = reverse(name, kwargs={"pk": placeholder})
     return path.replace(str(placeholder), "{}")
 
 
