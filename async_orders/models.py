@@ -237,8 +237,10 @@ class Order(models.Model):
         help_text="Scheme and host of the POST, so URLs the view builds point where the client is.",
     )
 
+    # No index of its own: async_order_status_finished (status, finished_at) serves
+    # every lookup by status, and each index more is written by every state change.
     status = models.CharField(
-        max_length=10, choices=OrderStatus.choices, default=OrderStatus.QUEUED, db_index=True
+        max_length=10, choices=OrderStatus.choices, default=OrderStatus.QUEUED
     )
     progress_current = models.PositiveBigIntegerField(default=0)
     progress_total = models.PositiveBigIntegerField(null=True, blank=True)
