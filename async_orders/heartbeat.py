@@ -12,6 +12,7 @@ at its next checkpoint.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -22,6 +23,8 @@ from django.db import connection
 
 from async_orders.attempt_lease import AttemptLease
 from async_orders.conf import conf
+
+logger = logging.getLogger("async_orders")
 
 
 @contextmanager
@@ -80,7 +83,7 @@ class LeaseKeeper:
     def _renew(self, leases: list[AttemptLease]) -> None:
         try:
             for lease in leases:
-                renewed = lease.renew()  # None: unreachable, tried again next interval
+                renewed = self._renewal(lease)
                 with self._changed:
                     if lease in self._due:
                         self._due[lease] = time.monotonic() + conf.HEARTBEAT_INTERVAL
@@ -88,6 +91,17 @@ class LeaseKeeper:
                             del self._due[lease]
         finally:
             connection.close()  # the keeper's own connection: held only while renewing
+
+    @staticmethod
+    def _renewal(lease: AttemptLease) -> bool | None:
+        """Renew ``lease``: ``None`` when it could not be (tried again next interval).
+        An unexpected error is logged, never raised: it would end the one thread that
+        keeps every order of the process."""
+        try:
+            return lease.renew()
+        except Exception:
+            logger.exception("Order %s: its lease could not be renewed.", lease.order.pk)
+            return None
 
 
 _keeper: LeaseKeeper | None = None

@@ -101,3 +101,22 @@ def test_a_keeper_asleep_on_a_longer_interval_renews_a_new_lease_on_time(setting
         renewed_at = lease_stamp(order)
 
     assert renewed_at > claimed_at
+
+
+def test_a_renewal_that_fails_unexpectedly_leaves_the_other_leases_kept(caplog) -> None:
+    broken, order = claimed(), claimed()
+    claimed_at = lease_stamp(order)
+
+    with running(broken) as failing, running(order) as run:
+
+        def renew() -> bool:
+            raise RuntimeError("a bug in a renewal")
+
+        failing.lease.renew = renew  # type: ignore[method-assign]
+        with heartbeat(failing.lease), heartbeat(run.lease):
+            time.sleep(INTERVAL * 2.5)
+            renewed_at = lease_stamp(order)
+
+    assert renewed_at > claimed_at
+    assert len(keeper_threads()) == 1
+    assert "its lease could not be renewed" in caplog.text
