@@ -106,7 +106,6 @@ class Publisher:
         self._pool = redis.ConnectionPool.from_url(url)
         self._lock = threading.Lock()
         self._connection: Any = None
-        self._pid = 0
         self._quiet = False
 
     @property
@@ -129,13 +128,11 @@ class Publisher:
                 raise
 
     def _connected(self) -> Any:
-        """The open connection, made anew in a forked child: a socket shared with the
-        parent would mix both processes' commands."""
-        if self._connection is None or self._pid != os.getpid():
+        if self._connection is None:
             connection = self._pool.connection_class(**self._pool.connection_kwargs)
             connection.connect()
             self._quiet = _turn_replies_off(connection)
-            self._connection, self._pid = connection, os.getpid()
+            self._connection = connection
         return self._connection
 
 
@@ -159,6 +156,11 @@ def _turn_replies_off(connection: Any) -> bool:
 @lru_cache(maxsize=4)
 def _publisher(url: str) -> Publisher:
     return Publisher(url)
+
+
+# A forked child (a prefork pool process) makes its own: a socket shared with the
+# parent would mix both processes' commands, and a lock held at the fork never opens.
+os.register_at_fork(after_in_child=_publisher.cache_clear)
 
 
 @contextmanager

@@ -5,6 +5,7 @@ whose CLIENT command is renamed away, as some proxies lack it."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -84,3 +85,27 @@ def test_a_restarted_server_loses_one_notification_at_most(tmp_path: Path) -> No
 
         assert received_after_publishing(url, publisher) == [b"changed"] * MESSAGES
     assert publishes.count("failed") <= 1
+
+
+def test_a_forked_child_publishes_on_a_connection_of_its_own(broker_redis: str) -> None:
+    """As a prefork pool process does: the parent's connection (and lock) stay its own."""
+    notify.publish("before-the-fork", broker_redis)  # the parent's connection is open
+    listener = redis.Redis.from_url(broker_redis).pubsub(ignore_subscribe_messages=True)
+    listener.subscribe(notify.channel("from-the-child"), notify.channel("from-the-parent"))
+    for _ in range(2):
+        listener.get_message(timeout=1)  # the subscriptions' confirmations
+
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child's coverage is not collected
+        try:
+            notify.publish("from-the-child", broker_redis)
+        finally:
+            os._exit(0)
+    os.waitpid(child, 0)
+    notify.publish("from-the-parent", broker_redis)
+
+    channels = [listener.get_message(timeout=1)["channel"] for _ in range(2)]
+    listener.close()
+    assert sorted(channels) == sorted(
+        notify.channel(name).encode() for name in ("from-the-child", "from-the-parent")
+    )
