@@ -25,10 +25,10 @@ from async_orders.conf import conf
 from async_orders.dispatch import call_view
 from async_orders.heartbeat import heartbeat
 from async_orders.models import FailureCode, Order, failure
+from async_orders.paths import RESULT, order_path
 from async_orders.process_leases import this_process
 from async_orders.progress import CancelRequested, OrderRun, running
 from async_orders.registry import ViewOptions, options_for
-from async_orders.serializers import order_path
 from async_orders.view_response import ViewResponse
 
 logger = logging.getLogger("async_orders")
@@ -181,4 +181,4 @@ def _record(order: Order, response: ViewResponse, run: OrderRun) -> None:
 
 def result_path(order: Order) -> str:
     """Where the stored response of ``order`` is replayed."""
-    return order_path(order.pk, "async_orders:order-result")
+    return order_path(order.pk, RESULT)

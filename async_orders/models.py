@@ -10,22 +10,20 @@ from __future__ import annotations
 import contextlib
 import functools
 import uuid
-from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import connections, models, transaction
-from django.db.models import Field, Q
-from django.db.models.expressions import Col, Combinable
+from django.db.models import Q
+from django.db.models.expressions import Combinable
 from django.db.models.functions import Now
-from django.db.models.sql import Query
 from django.utils import timezone
 
 from async_orders import signals
 from async_orders.conf import conf
 from async_orders.deprecation import renamed
-from async_orders.order_statements import claim_row, claimed_fields, outcome_row
+from async_orders.order_statements import RowReader, claim_row, claimed_fields, outcome_row
 
 if TYPE_CHECKING:
     from async_orders.view_response import ViewResponse
@@ -164,43 +162,24 @@ class OrderQuerySet(models.QuerySet["Order"]):
         By primary key alone, so on ``Order.objects``, never on a filtered queryset."""
         if self.query.where:
             raise TypeError("shown_one() selects by primary key alone: call it on Order.objects")
-        select = _shown_select(self.db)
+        sql, reader = _shown_select(self.db)
         connection = connections[self.db]
         with connection.cursor() as cursor:
-            cursor.execute(select.sql, [select.pk.get_db_prep_value(pk, connection)])
+            cursor.execute(sql, [Order._meta.pk.get_db_prep_value(pk, connection)])
             row = cursor.fetchone()
-        return None if row is None else select.instance(row, connection)
-
-
-class _CompiledSelect(NamedTuple):
-    """A SELECT of one order by primary key, compiled: what :meth:`OrderQuerySet.shown_one`
-    runs. Nothing in it belongs to a connection, so threads share it."""
-
-    query: Query
-    sql: str
-    columns: list[Col]
-    attnames: list[str]
-    pk: Field
-
-    def instance(self, row: Sequence[Any], connection: Any) -> Order:
-        """The order of a fetched ``row``, its values converted as the ORM converts them
-        (JSON, and on SQLite datetimes and UUIDs), by this connection's converters."""
-        compiler = self.query.get_compiler(connection=connection)
-        converters = compiler.get_converters(self.columns)
-        values = next(compiler.apply_converters([row], converters)) if converters else row
-        return Order.from_db(connection.alias, self.attnames, values)
+        return None if row is None else reader.instance(row, connection)
 
 
 @functools.cache
-def _shown_select(alias: str) -> _CompiledSelect:
-    """``Order.objects.shown().one(pk)``'s statement on the database ``alias``."""
+def _shown_select(alias: str) -> tuple[str, RowReader]:
+    """``Order.objects.shown().one(pk)``'s statement on the database ``alias``, and how
+    to read its row."""
     queryset = Order.objects.using(alias).shown().filter(pk=uuid.UUID(int=0)).order_by()[:1]
     compiler = queryset.query.get_compiler(using=alias)
     sql, params = compiler.as_sql()
     assert len(params) == 1, "the primary key is the statement's only parameter"
     columns = [column for column, _, _ in compiler.select[: compiler.col_count]]
-    attnames = [column.target.attname for column in columns]
-    return _CompiledSelect(queryset.query, sql, columns, attnames, Order._meta.pk)
+    return sql, RowReader(Order, queryset.query, columns)
 
 
 class Order(models.Model):
@@ -347,8 +326,7 @@ class Order(models.Model):
         on the database's clock. ``None`` when it cannot start now: running, finished,
         or not yet due (a message that arrives early, a duplicate, cannot start it).
         """
-        statuses = (OrderStatus.RUNNING, *STARTABLE)
-        order = claim_row(cls, pk, worker, timezone.now(), statuses)
+        order = claim_row(cls, pk, worker, timezone.now(), OrderStatus.RUNNING, STARTABLE)
         if order is not None:
             # Only a scheduled order has a run_at: a queued one never does.
             order._announce(OrderStatus.SCHEDULED if order.run_at else OrderStatus.QUEUED)

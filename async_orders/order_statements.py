@@ -1,18 +1,20 @@
-"""The two statements every order costs a worker, its claim and its outcome, each
-written once per database connection.
+"""The statements every order runs through, written once per database instead of
+built by the ORM on every call: a worker's claim and outcome here, and the poll's
+SELECT (``OrderQuerySet.shown_one``), which reads its row with :class:`RowReader`.
 
-Every order goes through both, so what they cost a worker counts: built through the
-ORM (filters, expressions, compilation) the claim took about 0.7 ms of Python and
-the outcome 0.2 ms, against 0.09 ms for the database to run either
-(``python -m benchmarks.profile execute`` shows their share). Here each statement's
-text is worked out once from the model's metadata by Django's own parts (quoting,
-the database's clock, the converters of the returned columns); each call then only
+What they cost is paid once or more per order: built through the ORM (filters,
+expressions, compilation) the claim took about 0.7 ms of Python and the outcome
+0.2 ms, against 0.09 ms for the database to run either (``python -m
+benchmarks.profile execute`` shows their share). Here each statement's text is
+worked out once from the model's metadata by Django's own parts (quoting, the
+database's clock, the converters of the returned columns); each call then only
 prepares its parameters as the fields would.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -21,25 +23,35 @@ from typing import TYPE_CHECKING, Any
 from django.db import connections, router
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field
+from django.db.models.expressions import Col
 from django.db.models.functions import Now
+from django.db.models.sql import Query
 
 if TYPE_CHECKING:
     from async_orders.models import Order
 
 
 @dataclass(frozen=True)
-class ClaimStatement:
-    """The claim's SQL for one connection, and how to read the row it returns."""
+class RowReader:
+    """How the columns a statement returns become an order: Django's converters for
+    them (JSON, and on SQLite datetimes and UUIDs), then ``from_db``. Nothing in it
+    belongs to a connection, so threads share it."""
 
-    sql: str
-    fields: tuple[Field, ...]
-    converters: dict[int, tuple[list[Any], Any]]
-    compiler: Any
+    model: type[Order]
+    query: Query
+    columns: list[Col]
 
-    def row_values(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
-        if not self.converters:
-            return row
-        return next(iter(self.compiler.apply_converters([row], self.converters)))
+    @classmethod
+    def of(cls, model: type[Order], fields: Sequence[Field]) -> RowReader:
+        columns = [field.get_col(model._meta.db_table) for field in fields]
+        return cls(model, model._default_manager.all().query, columns)
+
+    def instance(self, row: Sequence[Any], connection: BaseDatabaseWrapper) -> Order:
+        compiler = self.query.get_compiler(connection=connection)
+        converters = compiler.get_converters(self.columns)
+        values = next(compiler.apply_converters([row], converters)) if converters else row
+        attnames = [column.target.attname for column in self.columns]
+        return self.model.from_db(connection.alias, attnames, values)
 
 
 def claim_row(
@@ -47,31 +59,27 @@ def claim_row(
     pk: uuid.UUID | str,
     worker: str,
     now: datetime,
-    statuses: tuple[str, str, str],
+    running: str,
+    startable: tuple[str, str],
 ) -> Order | None:
-    """Move the order ``pk`` from ``statuses[1:]`` (startable) to ``statuses[0]`` if it
+    """Move the order ``pk`` from one of the ``startable`` statuses to ``running`` if it
     is due at ``now``: one attempt more, its lease stamped by the database's clock,
     ``worker`` named; return it as it is then, or ``None`` if no row qualified."""
-    alias = router.db_for_write(model)
-    connection = connections[alias]
-    statement = _statement(model, connection)
-    running, *startable = statuses
-    pk_field, started_at = model._meta.pk, model._meta.get_field("started_at")
+    connection = connections[router.db_for_write(model)]
+    sql, reader = _claim_statement(model, connection.alias)
+    started_at = model._meta.get_field("started_at")
     params = [
         running,
         started_at.get_db_prep_value(now, connection),
         worker,
-        pk_field.get_db_prep_value(pk, connection),
+        model._meta.pk.get_db_prep_value(pk, connection),
         *startable,
         started_at.get_db_prep_value(now, connection),
     ]
     with connection.cursor() as cursor:
-        cursor.execute(statement.sql, params)
+        cursor.execute(sql, params)
         row = cursor.fetchone()
-    if row is None:
-        return None
-    names = [field.attname for field in statement.fields]
-    return model.from_db(alias, names, statement.row_values(row))
+    return None if row is None else reader.instance(row, connection)
 
 
 @lru_cache(maxsize=1)
@@ -81,19 +89,15 @@ def claimed_fields(model: type[Order]) -> tuple[Field, ...]:
 
 
 @lru_cache(maxsize=16)
-def _statement(model: type[Order], connection: BaseDatabaseWrapper) -> ClaimStatement:
-    """Worked out once per connection (each thread has its own): the text, and the
-    converters bound to that connection."""
+def _claim_statement(model: type[Order], alias: str) -> tuple[str, RowReader]:
+    """The claim's text on the database ``alias``, and how to read the row it returns."""
+    connection = connections[alias]
     quote, table = connection.ops.quote_name, model._meta.db_table
     fields = claimed_fields(model)
-    compiler = model._default_manager.none().query.get_compiler(connection=connection)
+    compiler = model._default_manager.all().query.get_compiler(connection=connection)
     clock, clock_params = compiler.compile(Now())
     assert not clock_params, "the database's clock takes no parameter"
-
-    columns = _quoted_columns(model, connection)
-
-    def column(name: str) -> str:
-        return columns[name]
+    column = _quoted_columns(model, connection).__getitem__
 
     def qualified(name: str) -> str:
         return f"{quote(table)}.{column(name)}"
@@ -106,8 +110,7 @@ def _statement(model: type[Order], connection: BaseDatabaseWrapper) -> ClaimStat
         f"AND ({qualified('run_at')} IS NULL OR {qualified('run_at')} <= %s) "
         f"RETURNING {', '.join(quote(field.column) for field in fields)}"
     )
-    returned = [field.get_col(table) for field in fields]
-    return ClaimStatement(sql, fields, compiler.get_converters(returned), compiler)
+    return sql, RowReader.of(model, fields)
 
 
 def outcome_row(
@@ -123,7 +126,7 @@ def outcome_row(
         (name, _placeholder(fields[name], value, connection)) for name, value in changes.items()
     )
     with connection.cursor() as cursor:
-        cursor.execute(_outcome_sql(model, connection, assignments), params)
+        cursor.execute(_outcome_sql(model, connection.alias, assignments), params)
         return cursor.rowcount == 1
 
 
@@ -134,11 +137,10 @@ def _placeholder(field: Field, value: Any, connection: BaseDatabaseWrapper) -> s
 
 
 @lru_cache(maxsize=64)
-def _outcome_sql(
-    model: type[Order], connection: BaseDatabaseWrapper, assignments: tuple[tuple[str, str], ...]
-) -> str:
-    """One text per connection and set of (column, placeholder) written: an order's
+def _outcome_sql(model: type[Order], alias: str, assignments: tuple[tuple[str, str], ...]) -> str:
+    """One text per database and set of (column, placeholder) written: an order's
     outcomes write a few."""
+    connection = connections[alias]
     quote, table = connection.ops.quote_name, model._meta.db_table
     columns = _quoted_columns(model, connection)
     values = ", ".join(f"{columns[name]} = {placeholder}" for name, placeholder in assignments)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import functools
-import uuid
 from datetime import datetime
 from typing import Any
 
-from django.urls import get_resolver, get_script_prefix, get_urlconf, reverse
 from rest_framework import serializers
 
 from async_orders.models import FailureCode, Order, OrderStatus
+from async_orders.paths import order_path
 
 # The serializers below describe the order for the OpenAPI schema only; their
 # docstrings and help texts are the schema's descriptions, so they speak to clients.
@@ -115,20 +113,6 @@ def represent(order: Order, request: Any) -> dict[str, Any]:
         "started_at": _when(order.started_at),
         "finished_at": _when(order.finished_at),
     }
-
-
-def order_path(order_id: uuid.UUID, name: str = "async_orders:order-detail") -> str:
-    """``reverse()`` of an order's URL ``name`` (its detail, its result), done once per
-    URLconf and script prefix: polls and workers need it for every order."""
-    resolver, prefix = get_resolver(get_urlconf()), get_script_prefix()
-    return _order_path_pattern(resolver, prefix, name).format(order_id)
-
-
-@functools.lru_cache(maxsize=16)
-def _order_path_pattern(resolver: Any, script_prefix: str, name: str) -> str:
-    placeholder = uuid.UUID(int=0)
-    path = reverse(name, kwargs={"pk": placeholder})
-    return path.replace(str(placeholder), "{}")
 
 
 def _percent(current: int, total: int | None) -> float | None:

@@ -1,0 +1,30 @@
+"""The paths of an order's own endpoints (its detail, its result), reversed once.
+
+Every poll names the order's URL and every completed order its result's, so
+``reverse()`` runs once per URLconf, script prefix and URL name, and each order's
+path is that pattern with its id.
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from typing import Any
+
+from django.urls import get_resolver, get_script_prefix, get_urlconf, reverse
+
+DETAIL = "async_orders:order-detail"
+RESULT = "async_orders:order-result"
+
+
+def order_path(order_id: uuid.UUID, name: str = DETAIL) -> str:
+    """``reverse(name, kwargs={"pk": order_id})``, of :data:`DETAIL` or :data:`RESULT`."""
+    resolver, prefix = get_resolver(get_urlconf()), get_script_prefix()
+    return _pattern(resolver, prefix, name).format(order_id)
+
+
+@functools.lru_cache(maxsize=16)
+def _pattern(resolver: Any, script_prefix: str, name: str) -> str:
+    placeholder = uuid.UUID(int=0)
+    path = reverse(name, kwargs={"pk": placeholder})
+    return path.replace(str(placeholder), "{}")
