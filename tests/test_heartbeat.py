@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from async_orders.attempt_lease import AttemptLease
 from async_orders.heartbeat import heartbeat
 from async_orders.models import Order
 from async_orders.progress import running
@@ -30,20 +31,25 @@ def lease_stamp(order: Order):
     return Order.objects.values_list("heartbeat_at", flat=True).get(pk=order.pk)
 
 
+def kept_a_while(order: Order) -> tuple[bool, AttemptLease]:
+    """Keep ``order``'s lease for two and a half intervals: whether its stamp moved
+    meanwhile, and the lease."""
+    claimed_at = lease_stamp(order)
+    with running(order) as run, heartbeat(run.lease):
+        time.sleep(INTERVAL * 2.5)
+        renewed_at = lease_stamp(order)
+    return renewed_at > claimed_at, run.lease
+
+
 def keeper_threads() -> list[threading.Thread]:
     return [thread for thread in threading.enumerate() if thread.name == "async-orders-leases"]
 
 
 def test_a_view_that_reports_nothing_keeps_its_lease_renewed() -> None:
-    order = claimed()
-    claimed_at = lease_stamp(order)
+    renewed, lease = kept_a_while(claimed())
 
-    with running(order) as run, heartbeat(run.lease):
-        time.sleep(INTERVAL * 2.5)
-        renewed_at = lease_stamp(order)
-
-    assert renewed_at > claimed_at
-    assert run.lease.lost is False
+    assert renewed
+    assert lease.lost is False
 
 
 def test_one_thread_renews_the_leases_of_every_order_of_the_process() -> None:
@@ -93,14 +99,10 @@ def test_a_keeper_asleep_on_a_longer_interval_renews_a_new_lease_on_time(setting
     with running(claimed()) as earlier, heartbeat(earlier.lease):
         time.sleep(INTERVAL)  # the keeper now sleeps until that lease is due, 5 s on
     settings.ASYNC_ORDERS = {**settings.ASYNC_ORDERS, "HEARTBEAT_INTERVAL": INTERVAL}
-    order = claimed()
-    claimed_at = lease_stamp(order)
 
-    with running(order) as run, heartbeat(run.lease):
-        time.sleep(INTERVAL * 2.5)
-        renewed_at = lease_stamp(order)
+    renewed, _ = kept_a_while(claimed())
 
-    assert renewed_at > claimed_at
+    assert renewed
 
 
 def test_a_renewal_that_fails_unexpectedly_leaves_the_other_leases_kept(caplog) -> None:
