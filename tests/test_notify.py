@@ -87,6 +87,9 @@ def test_a_restarted_server_loses_one_notification_at_most(tmp_path: Path) -> No
     assert publishes.count("failed") <= 1
 
 
+# Forking a process that runs threads is what a prefork worker does, and what this
+# test is about; Python 3.12+ warns of it.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_a_forked_child_publishes_on_a_connection_of_its_own(broker_redis: str) -> None:
     """As a prefork pool process does: the parent's connection (and lock) stay its own."""
     notify.publish("before-the-fork", broker_redis)  # the parent's connection is open
