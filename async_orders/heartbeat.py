@@ -105,15 +105,23 @@ class LeaseKeeper:
 
 
 _keeper: LeaseKeeper | None = None
-_keeper_pid: int | None = None
 _keeper_lock = threading.Lock()
 
 
 def _this_process_keeper() -> LeaseKeeper:
-    """The keeper of this process, started on first use; a forked child (a prefork
-    pool process) starts its own, since threads do not survive a fork."""
-    global _keeper, _keeper_pid
+    """The keeper of this process, started on first use."""
+    global _keeper
     with _keeper_lock:
-        if _keeper is None or _keeper_pid != os.getpid():
-            _keeper, _keeper_pid = LeaseKeeper(), os.getpid()
+        if _keeper is None:
+            _keeper = LeaseKeeper()
         return _keeper
+
+
+def _forget_keeper() -> None:
+    """In a forked child (a prefork pool process), which starts its own keeper: the
+    parent's thread did not survive the fork, and a lock held at it never opens."""
+    global _keeper, _keeper_lock
+    _keeper, _keeper_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_keeper)

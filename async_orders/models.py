@@ -164,10 +164,7 @@ class OrderQuerySet(models.QuerySet["Order"]):
             raise TypeError("shown_one() selects by primary key alone: call it on Order.objects")
         sql, reader = _shown_select(self.db)
         connection = connections[self.db]
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [Order._meta.pk.get_db_prep_value(pk, connection)])
-            row = cursor.fetchone()
-        return None if row is None else reader.instance(row, connection)
+        return reader.one(connection, sql, [Order._meta.pk.get_db_prep_value(pk, connection)])
 
 
 @functools.cache

@@ -46,6 +46,13 @@ class RowReader:
         columns = [field.get_col(model._meta.db_table) for field in fields]
         return cls(model, model._default_manager.all().query, columns)
 
+    def one(self, connection: BaseDatabaseWrapper, sql: str, params: Sequence[Any]) -> Order | None:
+        """Run ``sql`` and read the row it returns, if any."""
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        return None if row is None else self.instance(row, connection)
+
     def instance(self, row: Sequence[Any], connection: BaseDatabaseWrapper) -> Order:
         compiler = self.query.get_compiler(connection=connection)
         converters = compiler.get_converters(self.columns)
@@ -67,19 +74,9 @@ def claim_row(
     ``worker`` named; return it as it is then, or ``None`` if no row qualified."""
     connection = connections[router.db_for_write(model)]
     sql, reader = _claim_statement(model, connection.alias)
-    started_at = model._meta.get_field("started_at")
-    params = [
-        running,
-        started_at.get_db_prep_value(now, connection),
-        worker,
-        model._meta.pk.get_db_prep_value(pk, connection),
-        *startable,
-        started_at.get_db_prep_value(now, connection),
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    return None if row is None else reader.instance(row, connection)
+    at = _fields_by_name(model)["started_at"].get_db_prep_value(now, connection)
+    pk_value = model._meta.pk.get_db_prep_value(pk, connection)
+    return reader.one(connection, sql, [running, at, worker, pk_value, *startable, at])
 
 
 @lru_cache(maxsize=1)
