@@ -23,7 +23,13 @@ from django.utils import timezone
 from async_orders import signals
 from async_orders.conf import conf
 from async_orders.deprecation import renamed
-from async_orders.order_statements import RowReader, claim_row, claimed_fields, outcome_row
+from async_orders.order_statements import (
+    RowReader,
+    claim_row,
+    claimed_fields,
+    outcome_row,
+    upsert_row,
+)
 
 if TYPE_CHECKING:
     from async_orders.view_response import ViewResponse
@@ -565,12 +571,7 @@ class RequesterLock(models.Model):
     @classmethod
     def take(cls, requester: str) -> None:
         """Create or lock the requester's row: one upsert, held until the transaction ends."""
-        RequesterLock.objects.bulk_create(
-            [RequesterLock(requester=requester)],
-            update_conflicts=True,
-            unique_fields=["requester"],
-            update_fields=["placed_at"],
-        )
+        upsert_row(RequesterLock(requester=requester), unique="requester", update="placed_at")
 
 
 class WebhookDelivery(models.Model):

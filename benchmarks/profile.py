@@ -10,7 +10,8 @@ median round (wall clock and this process's CPU) is printed with the fastest and
 slowest, so a change can be measured before and after with one rerunnable command.
 ``poll-finished`` is issue 12's poll (a completed order: 201 with ``Location``),
 ``celery-job`` and ``tasks-db-job`` the peers' DRF detail views of a finished job,
-which it is compared with.
+which it is compared with; ``celery-enqueue`` and ``tasks-db-enqueue`` their POSTs,
+which ``place`` is compared with.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ def paths() -> dict[str, Callable[[], object]]:
     finished, celery, tasks_db = finished_order(), celery_job(), tasks_db_job()
     row = Row.objects.create(name="x")
     body = json.dumps({"data": {"name": "x"}})
+    peer_body = json.dumps({"name": "x"})
 
     def place() -> object:
         # A client of its own each time, as in the HTTP benchmark: MAX_ACTIVE_ORDERS.
@@ -57,6 +59,10 @@ def paths() -> dict[str, Callable[[], object]]:
     return {
         "place": place,
         "create": lambda: client.post("/baseline/rows/", '{"name": "x"}', "application/json"),
+        "celery-enqueue": lambda: client.post("/peers/celery/jobs/", peer_body, "application/json"),
+        "tasks-db-enqueue": lambda: client.post(
+            "/peers/tasks-db/jobs/", peer_body, "application/json"
+        ),
         "poll": lambda: client.get(f"/async/orders/{order.pk}/"),
         "poll-finished": lambda: client.get(f"/async/orders/{finished}/"),
         "retrieve": lambda: client.get(f"/baseline/rows/{row.pk}/"),
@@ -165,7 +171,8 @@ def main() -> None:
     parser.add_argument(
         "names",
         nargs="*",
-        help="place create poll poll-finished retrieve celery-job tasks-db-job execute",
+        help="place create celery-enqueue tasks-db-enqueue poll poll-finished retrieve "
+        "celery-job tasks-db-job execute",
     )
     parser.add_argument("--db", choices=harness.DATABASES, default="postgres")
     parser.add_argument("--time", action="store_true", help="ms per call, unprofiled")

@@ -10,9 +10,11 @@ from typing import Any
 
 import pytest
 from django.db.models import Q
+from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 
-from async_orders.models import FailureCode, Order, OrderStatus, failure
+from async_orders.models import FailureCode, Order, OrderStatus, RequesterLock, failure
+from async_orders.order_statements import count_rows, insert_row
 from async_orders.view_response import ViewResponse
 from tests.factories import make_order
 
@@ -141,3 +143,70 @@ def test_shown_one_refuses_a_filtered_queryset() -> None:
     """Its statement selects by primary key alone: a filter would be silently ignored."""
     with pytest.raises(TypeError):
         Order.objects.filter(status=OrderStatus.QUEUED).shown_one(uuid.uuid4())
+
+
+def test_insert_row_stores_what_save_stores_and_sends_saves_signals() -> None:
+    """The placing INSERT, written once: every column as ``save()`` would store it
+    (defaults, JSON, nulls, the owner's key), the instance marked saved, and the
+    ``pre_save``/``post_save`` signals sent, which receivers such as metrics count."""
+    fields = {
+        "view_name": "noop",
+        "origin": "http://testserver",
+        "kwargs": {"pk": 3, "nested": [1, {"a": None}]},
+        "data": {"name": "x"},
+        "run_at": timezone.now() + timedelta(minutes=5),
+        "status": OrderStatus.SCHEDULED,
+        "lock_keys": ["noop:3"],
+    }
+    saved, inserted = Order(**fields), Order(**fields)
+    saved.save()
+    sent: list[tuple[str, bool]] = []
+
+    def pre(instance: Order, **kwargs: Any) -> None:
+        sent.append(("pre_save", instance._state.adding))
+
+    def post(instance: Order, created: bool, **kwargs: Any) -> None:
+        sent.append(("post_save", created))
+
+    pre_save.connect(pre, sender=Order)
+    post_save.connect(post, sender=Order)
+    try:
+        insert_row(inserted)
+    finally:
+        pre_save.disconnect(pre, sender=Order)
+        post_save.disconnect(post, sender=Order)
+
+    assert sent == [("pre_save", True), ("post_save", True)]
+    assert (inserted._state.adding, inserted._state.db) == (False, "default")
+    columns = [f.attname for f in Order._meta.concrete_fields if f.attname not in ("id",)]
+    stored_saved, stored_inserted = (Order.objects.get(pk=o.pk) for o in (saved, inserted))
+    differing = {"created_at", "published_at"}  # each instance's own timezone.now()
+    assert [getattr(stored_inserted, c) for c in columns if c not in differing] == [
+        getattr(stored_saved, c) for c in columns if c not in differing
+    ]
+    assert stored_inserted.created_at == inserted.created_at
+
+
+def test_upsert_row_creates_the_row_then_updates_it() -> None:
+    """The requester's lock row: created by its first placement, touched by the next."""
+    RequesterLock.take("session:abc")
+    first = RequesterLock.objects.get(pk="session:abc").placed_at
+    RequesterLock.take("session:abc")
+
+    assert RequesterLock.objects.filter(pk="session:abc").count() == 1
+    assert RequesterLock.objects.get(pk="session:abc").placed_at > first
+
+
+def test_count_rows_counts_what_the_orms_count_counts() -> None:
+    for requester, status in [
+        ("session:a", OrderStatus.QUEUED),
+        ("session:a", OrderStatus.RUNNING),
+        ("session:a", OrderStatus.COMPLETED),
+        ("session:b", OrderStatus.QUEUED),
+    ]:
+        Order.objects.create(view_name="noop", requester=requester, status=status)
+    active = (OrderStatus.SCHEDULED, OrderStatus.QUEUED, OrderStatus.RUNNING)
+
+    counted = count_rows(Order, ("requester", "session:a"), ("status", active))
+
+    assert counted == Order.objects.filter(requester="session:a", status__in=active).count() == 2

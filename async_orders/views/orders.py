@@ -77,7 +77,7 @@ class PlaceOrderView(OrderAPIView):
             )
         except Locked as locked:
             raise OrderConflict(self._blocking_url(locked.order)) from None
-        body = OrderSerializer(order, context={"request": request}).data
+        body = represent(order, request)
         headers = {"Location": body["url"], "Vary": "Prefer"}
         if prefers_respond_async(request):
             headers["Preference-Applied"] = "respond-async"
