@@ -1,7 +1,8 @@
 """The statements every order runs through, written once per database instead of
-built by the ORM on every call: placing (the requester's lock, its active orders'
-count, the INSERT), a worker's claim and outcome here, and the poll's SELECT
-(``OrderQuerySet.shown_one``), which reads its row with :class:`RowReader`.
+built by the ORM on every call: placing (the requester's lock row, the INSERT that
+counts the requester's active orders itself), a worker's claim and outcome here,
+and the poll's SELECT (``OrderQuerySet.shown_one``), which reads its row with
+:class:`RowReader`.
 
 What they cost is paid once or more per order: built through the ORM (filters,
 expressions, compilation) the claim took about 0.7 ms of Python and the outcome
@@ -64,11 +65,37 @@ class RowReader:
         return self.model.from_db(connection.alias, attnames, values)
 
 
-def insert_row(instance: Model) -> None:
+@dataclass(frozen=True)
+class Limit:
+    """A condition an INSERT checks in the same statement: fewer than ``most`` rows
+    whose field ``equal[0]`` is ``equal[1]`` and whose field ``among[0]`` is one of
+    ``among[1]`` (``filter(a=x, b__in=ys).count() < most``)."""
+
+    equal: tuple[str, Any]
+    among: tuple[str, Sequence[Any]]
+    most: int
+
+    @property
+    def shape(self) -> tuple[str, str, int]:
+        """What its SQL depends on: the two fields, and how many values ``among`` lists."""
+        return self.equal[0], self.among[0], len(self.among[1])
+
+    def params(self, model: type[Model], connection: BaseDatabaseWrapper) -> list[Any]:
+        fields = _fields_by_name(model)
+        (name, value), (listed, values) = self.equal, self.among
+        return [
+            fields[name].get_db_prep_value(value, connection),
+            *(fields[listed].get_db_prep_value(item, connection) for item in values),
+            self.most,
+        ]
+
+
+def insert_row(instance: Model, below: Limit | None = None) -> bool:
     """INSERT the new ``instance`` as ``save()`` would: each field's ``pre_save`` and
     preparation, the ``pre_save`` and ``post_save`` signals (metrics count placed
     orders by the latter), the instance marked as saved. Its primary key must have a
-    default (a UUID): nothing is read back."""
+    default (a UUID): nothing is read back. With a ``below`` limit, the row is inserted
+    only if the limit holds, counted by the INSERT itself; whether it was inserted."""
     model = type(instance)
     connection = connections[router.db_for_write(model, instance=instance)]
     using = connection.alias
@@ -77,21 +104,39 @@ def insert_row(instance: Model) -> None:
     values = [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
     pairs = zip(fields, values, strict=True)
     placeholders = tuple(_placeholder(field, value, connection) for field, value in pairs)
+    if below is not None:
+        values += below.params(model, connection)
     with connection.cursor() as cursor:
-        cursor.execute(_insert_sql(model, using, placeholders), values)
+        cursor.execute(_insert_sql(model, using, placeholders, below and below.shape), values)
+        if cursor.rowcount != 1:
+            return False
     instance._state.adding, instance._state.db = False, using
     post_save.send(
         sender=model, instance=instance, created=True, update_fields=None, raw=False, using=using
     )
+    return True
 
 
 @lru_cache(maxsize=16)
-def _insert_sql(model: type[Model], alias: str, placeholders: tuple[str, ...]) -> str:
+def _insert_sql(
+    model: type[Model],
+    alias: str,
+    placeholders: tuple[str, ...],
+    limit: tuple[str, str, int] | None,
+) -> str:
+    """``INSERT INTO table (columns) SELECT values [WHERE (SELECT COUNT(*) ...) < most]``:
+    a SELECT without FROM, which PostgreSQL and SQLite take, typed by the columns."""
     connection = connections[alias]
-    quote = connection.ops.quote_name
+    quote, table = connection.ops.quote_name, connection.ops.quote_name(model._meta.db_table)
     columns = ", ".join(quote(field.column) for field in model._meta.local_concrete_fields)
+    sql = f"INSERT INTO {table} ({columns}) SELECT {', '.join(placeholders)}"
+    if limit is None:
+        return sql
+    equal, among, count = limit
+    column = _quoted_columns(model, connection)
     return (
-        f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({', '.join(placeholders)})"
+        f"{sql} WHERE (SELECT COUNT(*) FROM {table} WHERE {column[equal]} = %s "
+        f"AND {column[among]} IN ({', '.join(['%s'] * count)})) < %s"
     )
 
 
@@ -123,32 +168,6 @@ def _upsert_sql(model: type[Model], alias: str, unique: str, update: str) -> str
     return (
         f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(map(quote, columns))}) "
         f"VALUES (%s, %s) {on_conflict}"
-    )
-
-
-def count_rows(model: type[Model], equal: tuple[str, Any], among: tuple[str, Sequence[Any]]) -> int:
-    """The rows of ``model`` whose field ``equal[0]`` is ``equal[1]`` and whose field
-    ``among[0]`` is one of ``among[1]``: ``filter(a=x, b__in=ys).count()``, on the
-    database written to, since placing counts under the lock it took there."""
-    connection = connections[router.db_for_write(model)]
-    fields = _fields_by_name(model)
-    (name, value), (listed, values) = equal, among
-    params = [
-        fields[name].get_db_prep_value(value, connection),
-        *(fields[listed].get_db_prep_value(item, connection) for item in values),
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(_count_sql(model, connection.alias, name, listed, len(values)), params)
-        return cursor.fetchone()[0]
-
-
-@lru_cache(maxsize=16)
-def _count_sql(model: type[Model], alias: str, equal: str, among: str, count: int) -> str:
-    connection = connections[alias]
-    column = _quoted_columns(model, connection)
-    return (
-        f"SELECT COUNT(*) FROM {connection.ops.quote_name(model._meta.db_table)} "
-        f"WHERE {column[equal]} = %s AND {column[among]} IN ({', '.join(['%s'] * count)})"
     )
 
 

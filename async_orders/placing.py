@@ -13,7 +13,6 @@ from functools import partial
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Q
 
 from async_orders import locks, log_context, tasks, tracing
 from async_orders.conf import conf
@@ -24,7 +23,7 @@ from async_orders.exceptions import (
     TooManyActiveOrders,
 )
 from async_orders.models import ACTIVE, ANONYMOUS, Order, OrderStatus, RequesterLock
-from async_orders.order_statements import count_rows, insert_row
+from async_orders.order_statements import Limit, insert_row
 
 
 def place_order(
@@ -56,18 +55,17 @@ def _place(
 ) -> tuple[Order, bool]:
     try:
         with transaction.atomic():
-            if existing := _admit(requester, idempotency_key):
+            cap = _cap(requester)
+            if cap is not None:
+                # Concurrent placements of this requester insert one after the other,
+                # so each INSERT's count sees the orders placed before it.
+                RequesterLock.take(requester)
+            if idempotency_key and (existing := _keyed(requester, idempotency_key)):
                 return _same_request(existing, envelope), False
-            order = Order(
-                **envelope.order_fields(),
-                owner=owner if owner is not None and owner.is_authenticated else None,
-                requester=requester,
-                idempotency_key=idempotency_key,
-                origin=origin,
-                traceparent=tracing.current_traceparent(),
-                status=OrderStatus.SCHEDULED if envelope.run_at else OrderStatus.QUEUED,
-            )
-            insert_row(order)
+            order = _new_order(envelope, owner, origin, requester, idempotency_key)
+            if not insert_row(order, below=cap):
+                assert cap is not None  # only the cap can refuse the INSERT
+                raise TooManyActiveOrders(cap.most, retry_after=conf.RETRY_AFTER)
             log_context.now_about(order)
             if envelope.lock_keys:
                 locks.take(order, envelope.lock_keys)  # raises Locked: nothing is kept
@@ -81,51 +79,44 @@ def _place(
     return order, True
 
 
+def _new_order(
+    envelope: Envelope, owner: Any, origin: str, requester: str, idempotency_key: str
+) -> Order:
+    return Order(
+        **envelope.order_fields(),
+        owner=owner if owner is not None and owner.is_authenticated else None,
+        requester=requester,
+        idempotency_key=idempotency_key,
+        origin=origin,
+        traceparent=tracing.current_traceparent(),
+        status=OrderStatus.SCHEDULED if envelope.run_at else OrderStatus.QUEUED,
+    )
+
+
 def _same_request(order: Order, envelope: Envelope) -> Order:
     if order.fingerprint != envelope.fingerprint:
         raise IdempotencyKeyReused()
     return order
 
 
-def _admit(requester: str, idempotency_key: str) -> Order | None:
-    """In the placing transaction: the order ``idempotency_key`` placed already, else
-    ``None`` once the requester may place one more (``MAX_ACTIVE_ORDERS``; 429 if not).
-
-    The requester's lock row is taken first, so concurrent placements of one requester
-    count one after the other and the cap holds. The count and the key's lookup are one
-    query: a capped POST costs the lock, that query and the INSERT, each a statement
-    written once (:mod:`~async_orders.order_statements`). Anonymous requests
-    without a session have no identity to count by (one cap for all would let one
-    client lock out the rest): limit them with ``THROTTLE_CLASSES``.
-    """
-    cap = conf.MAX_ACTIVE_ORDERS
-    if cap is None or requester == ANONYMOUS:
-        return _keyed(requester, idempotency_key) if idempotency_key else None
-    RequesterLock.take(requester)
-    active, keyed = _count_active_and_keyed(requester, idempotency_key)
-    if keyed:
-        return _keyed(requester, idempotency_key)
-    if active >= cap:
-        raise TooManyActiveOrders(cap, retry_after=conf.RETRY_AFTER)
-    return None
-
-
-def _count_active_and_keyed(requester: str, idempotency_key: str) -> tuple[int, int]:
-    """The requester's active orders, and its orders with ``idempotency_key`` (0 or 1)."""
-    if not idempotency_key:
-        return count_rows(Order, ("requester", requester), ("status", ACTIVE)), 0
-    mine = Order.objects.filter(requester=requester).order_by()
-    active = Q(status__in=ACTIVE)
-    keyed = Q(idempotency_key=idempotency_key)
-    counts = mine.filter(active | keyed).aggregate(
-        active=Count("pk", filter=active), keyed=Count("pk", filter=keyed)
-    )
-    return counts["active"], counts["keyed"]
-
-
 def _keyed(requester: str, idempotency_key: str) -> Order | None:
+    """The order this requester placed already with ``idempotency_key``, if any."""
     mine = Order.objects.filter(requester=requester, idempotency_key=idempotency_key)
     return next(iter(mine.order_by()[:1]), None)
+
+
+def _cap(requester: str) -> Limit | None:
+    """The cap the order's INSERT checks: fewer than ``MAX_ACTIVE_ORDERS`` active orders
+    of this requester (else 429), counted by the INSERT itself under the requester's
+    lock row, so that a capped POST costs two statements (the lock, the INSERT), each
+    written once
+    (:mod:`~async_orders.order_statements`). Anonymous requests without a session have
+    no identity to count by (one cap for all would let one client lock out the rest):
+    limit them with ``THROTTLE_CLASSES``."""
+    cap = conf.MAX_ACTIVE_ORDERS
+    if cap is None or requester == ANONYMOUS:
+        return None
+    return Limit(equal=("requester", requester), among=("status", ACTIVE), most=cap)
 
 
 def rerun_order(order: Order) -> Order:

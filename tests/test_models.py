@@ -14,7 +14,7 @@ from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 
 from async_orders.models import FailureCode, Order, OrderStatus, RequesterLock, failure
-from async_orders.order_statements import count_rows, insert_row
+from async_orders.order_statements import Limit, insert_row
 from async_orders.view_response import ViewResponse
 from tests.factories import make_order
 
@@ -197,16 +197,23 @@ def test_upsert_row_creates_the_row_then_updates_it() -> None:
     assert RequesterLock.objects.get(pk="session:abc").placed_at > first
 
 
-def test_count_rows_counts_what_the_orms_count_counts() -> None:
+def test_an_insert_below_a_limit_counts_in_the_same_statement() -> None:
+    """The cap's INSERT: it inserts while fewer than ``most`` rows match, and not once
+    they do (nothing stored, no ``post_save``); other requesters' and finished orders
+    do not count."""
     for requester, status in [
         ("session:a", OrderStatus.QUEUED),
-        ("session:a", OrderStatus.RUNNING),
         ("session:a", OrderStatus.COMPLETED),
-        ("session:b", OrderStatus.QUEUED),
+        ("session:b", OrderStatus.RUNNING),
     ]:
         Order.objects.create(view_name="noop", requester=requester, status=status)
     active = (OrderStatus.SCHEDULED, OrderStatus.QUEUED, OrderStatus.RUNNING)
+    limit = Limit(equal=("requester", "session:a"), among=("status", active), most=2)
+    second, third = (Order(view_name="noop", requester="session:a") for _ in range(2))
 
-    counted = count_rows(Order, ("requester", "session:a"), ("status", active))
+    assert insert_row(second, below=limit)
+    assert not insert_row(third, below=limit)
 
-    assert counted == Order.objects.filter(requester="session:a", status__in=active).count() == 2
+    assert not Order.objects.filter(pk=third.pk).exists()
+    assert third._state.adding
+    assert Order.objects.filter(requester="session:a", status__in=active).count() == 2
