@@ -27,7 +27,7 @@ from async_orders.order_statements import (
     RowReader,
     claim_row,
     claimed_fields,
-    outcome_row,
+    update_attempt,
     upsert_row,
 )
 
@@ -470,10 +470,11 @@ class Order(models.Model):
         changes: dict[str, Any] = {"progress_current": current, "progress_total": total}
         if message is not None:
             changes["message"] = message
-        still_wanted = Order.objects.filter(
-            self._this_attempt(), pk=self.pk, status=OrderStatus.RUNNING, cancel_requested=False
+        changes["heartbeat_at"] = timezone.now()  # a progress write renews the lease
+        still_wanted = update_attempt(
+            Order, self.pk, self.attempts, OrderStatus.RUNNING, changes, unless_canceled=True
         )
-        if still_wanted.update(**changes, heartbeat_at=timezone.now()) != 1:
+        if not still_wanted:
             return False
         self._set(changes)
         signals.order_progress.send(sender=Order, order=self)
@@ -517,7 +518,7 @@ class Order(models.Model):
         ends every order, is a statement written once (:mod:`order_statements`); other
         moves are rarer, and built by the ORM."""
         if fenced and due is None and sources == (OrderStatus.RUNNING,):
-            return outcome_row(Order, self.pk, self.attempts, OrderStatus.RUNNING, changes)
+            return update_attempt(Order, self.pk, self.attempts, OrderStatus.RUNNING, changes)
         condition = Q(pk=self.pk, status__in=sources) & (due or Q())
         if fenced:
             condition &= self._this_attempt()

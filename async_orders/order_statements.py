@@ -1,8 +1,8 @@
 """The statements every order runs through, written once per database instead of
 built by the ORM on every call: placing (the requester's lock row, the INSERT that
-counts the requester's active orders itself), a worker's claim and outcome here,
-and the poll's SELECT (``OrderQuerySet.shown_one``), which reads its row with
-:class:`RowReader`.
+counts the requester's active orders itself), a worker's claim, progress writes and
+outcome here, and the poll's SELECT (``OrderQuerySet.shown_one``), which reads its
+row with :class:`RowReader`.
 
 What they cost is paid once or more per order: built through the ORM (filters,
 expressions, compilation) the claim took about 0.7 ms of Python and the outcome
@@ -220,20 +220,30 @@ def _claim_statement(model: type[Order], alias: str) -> tuple[str, RowReader]:
     return sql, RowReader.of(model, fields)
 
 
-def outcome_row(
-    model: type[Order], pk: uuid.UUID | str, attempt: int, running: str, changes: dict[str, Any]
+def update_attempt(
+    model: type[Order],
+    pk: uuid.UUID | str,
+    attempt: int,
+    running: str,
+    changes: dict[str, Any],
+    *,
+    unless_canceled: bool = False,
 ) -> bool:
     """Write ``changes`` (plain values, no expressions) to the order ``pk`` if it is
-    still ``running`` this ``attempt``; whether it was."""
+    still ``running`` this ``attempt`` (and, ``unless_canceled``, was not asked to
+    cancel); whether it was. An attempt's outcome and its progress writes."""
     connection = connections[router.db_for_write(model)]
     fields = _fields_by_name(model)
     values = [fields[name].get_db_prep_save(v, connection) for name, v in changes.items()]
     params = [*values, model._meta.pk.get_db_prep_value(pk, connection), running, attempt]
+    if unless_canceled:
+        params.append(fields["cancel_requested"].get_db_prep_value(False, connection))
     assignments = tuple(
         (name, _placeholder(fields[name], value, connection)) for name, value in changes.items()
     )
+    sql = _update_attempt_sql(model, connection.alias, assignments, unless_canceled)
     with connection.cursor() as cursor:
-        cursor.execute(_outcome_sql(model, connection.alias, assignments), params)
+        cursor.execute(sql, params)
         return cursor.rowcount == 1
 
 
@@ -244,17 +254,23 @@ def _placeholder(field: Field, value: Any, connection: BaseDatabaseWrapper) -> s
 
 
 @lru_cache(maxsize=64)
-def _outcome_sql(model: type[Order], alias: str, assignments: tuple[tuple[str, str], ...]) -> str:
+def _update_attempt_sql(
+    model: type[Order],
+    alias: str,
+    assignments: tuple[tuple[str, str], ...],
+    unless_canceled: bool,
+) -> str:
     """One text per database and set of (column, placeholder) written: an order's
-    outcomes write a few."""
+    outcomes and progress writes write a few."""
     connection = connections[alias]
     quote, table = connection.ops.quote_name, model._meta.db_table
     columns = _quoted_columns(model, connection)
     values = ", ".join(f"{columns[name]} = {placeholder}" for name, placeholder in assignments)
-    return (
+    sql = (
         f"UPDATE {quote(table)} SET {values} WHERE {columns['id']} = %s "
         f"AND {columns['status']} = %s AND {columns['attempts']} = %s"
     )
+    return f"{sql} AND {columns['cancel_requested']} = %s" if unless_canceled else sql
 
 
 def _quoted_columns(model: type[Model], connection: BaseDatabaseWrapper) -> dict[str, str]:
