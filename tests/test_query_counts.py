@@ -74,15 +74,21 @@ def test_placing_an_order_costs_at_most_three_queries(api: APIClient) -> None:
 
 
 @pytest.mark.usefixtures("published")  # placing must not reach the broker
-def test_placing_an_order_as_a_signed_in_user_costs_at_most_three_queries(
+def test_placing_an_order_as_a_signed_in_user_costs_the_lock_and_a_counting_insert(
     api: APIClient, user: User
 ) -> None:
-    api.force_authenticate(user)  # MAX_ACTIVE_ORDERS is counted for a known requester
+    """Issue 12: MAX_ACTIVE_ORDERS is counted for a known requester, by the INSERT
+    itself, under the requester's lock row: two statements, no separate COUNT."""
+    api.force_authenticate(user)
 
     seen = count(lambda: api.post("/async/echo/order/", {}, format="json"))
 
     assert Order.objects.count() == 1
-    assert len(seen) <= MAX_PLACE_QUERIES, seen.statements
+    assert len(seen) == 2, seen.statements
+    lock, insert = seen.statements
+    assert "requesterlock" in lock.lower()
+    assert insert.upper().startswith("INSERT")
+    assert "COUNT(*)" in insert.upper()
 
 
 @pytest.mark.usefixtures("published")  # placing must not reach the broker
