@@ -22,7 +22,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from django.db import connections, router
+from django.db import NotSupportedError, connections, router
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field, Model
 from django.db.models.constants import OnConflict
@@ -159,6 +159,8 @@ def upsert_row(instance: Model, unique: str, update: str) -> None:
 @lru_cache(maxsize=16)
 def _upsert_sql(model: type[Model], alias: str, unique: str, update: str) -> str:
     connection = connections[alias]
+    if not connection.features.supports_update_conflicts:
+        raise NotSupportedError(f"{connection.vendor} cannot update a row on conflict.")
     fields = _fields_by_name(model)
     columns = [fields[unique].column, fields[update].column]
     on_conflict = connection.ops.on_conflict_suffix_sql(

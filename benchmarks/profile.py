@@ -11,7 +11,8 @@ slowest, so a change can be measured before and after with one rerunnable comman
 ``poll-finished`` is issue 12's poll (a completed order: 201 with ``Location``),
 ``celery-job`` and ``tasks-db-job`` the peers' DRF detail views of a finished job,
 which it is compared with; ``celery-enqueue`` and ``tasks-db-enqueue`` their POSTs,
-which ``place`` is compared with.
+which ``place`` is compared with; ``progress-write`` one progress write of a running
+order, what ``ProgressItems`` costs per ``PROGRESS_INTERVAL``.
 """
 
 from __future__ import annotations
@@ -53,6 +54,10 @@ def paths() -> dict[str, Callable[[], object]]:
         client.cookies["sessionid"] = next(sessions)
         return client.post("/async/noop/order/", body, "application/json")
 
+    running = Order.objects.create(view_name="noop", origin="http://127.0.0.1")
+    running.start()
+    done = itertools.count()
+
     def execute() -> None:
         execute_order(Order.objects.create(view_name="noop", origin="http://127.0.0.1").pk)
 
@@ -69,6 +74,7 @@ def paths() -> dict[str, Callable[[], object]]:
         "celery-job": lambda: client.get(f"/peers/celery/jobs/{celery}/"),
         "tasks-db-job": lambda: client.get(f"/peers/tasks-db/jobs/{tasks_db}/"),
         "execute": execute,
+        "progress-write": lambda: running.report_progress(next(done), 10**9, None),
     }
 
 
@@ -172,7 +178,7 @@ def main() -> None:
         "names",
         nargs="*",
         help="place create celery-enqueue tasks-db-enqueue poll poll-finished retrieve "
-        "celery-job tasks-db-job execute",
+        "celery-job tasks-db-job execute progress-write",
     )
     parser.add_argument("--db", choices=harness.DATABASES, default="postgres")
     parser.add_argument("--time", action="store_true", help="ms per call, unprofiled")
