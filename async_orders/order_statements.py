@@ -15,12 +15,14 @@ each call then only prepares its parameters as the fields would.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any
+from weakref import WeakKeyDictionary
 
 from django.db import NotSupportedError, connections, router
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -34,21 +36,33 @@ from django.db.models.sql import Query
 if TYPE_CHECKING:
     from async_orders.models import Order
 
+#: A column's position in the row, its converters and the column, as
+#: ``SQLCompiler.get_converters`` gives them.
+Positioned = tuple[int, tuple[list[Any], Col]]
+
 
 @dataclass(frozen=True)
 class RowReader:
     """How the columns a statement returns become an order: Django's converters for
-    them (JSON, and on SQLite datetimes and UUIDs), then ``from_db``. Nothing in it
-    belongs to a connection, so threads share it."""
+    them (JSON, and on SQLite datetimes and UUIDs), then ``from_db``. Threads share it;
+    the converters it looks up are kept per connection, since a backend's converters
+    may belong to the connection that asked for them."""
 
     model: type[Order]
     query: Query
     columns: list[Col]
+    _converters: WeakKeyDictionary[BaseDatabaseWrapper, list[Positioned]] = dataclasses.field(
+        default_factory=WeakKeyDictionary, compare=False, repr=False
+    )
 
     @classmethod
     def of(cls, model: type[Order], fields: Sequence[Field]) -> RowReader:
         columns = [field.get_col(model._meta.db_table) for field in fields]
         return cls(model, model._default_manager.all().query, columns)
+
+    @cached_property
+    def attnames(self) -> list[str]:
+        return [column.target.attname for column in self.columns]
 
     def one(self, connection: BaseDatabaseWrapper, sql: str, params: Sequence[Any]) -> Order | None:
         """Run ``sql`` and read the row it returns, if any."""
@@ -58,11 +72,22 @@ class RowReader:
         return None if row is None else self.instance(row, connection)
 
     def instance(self, row: Sequence[Any], connection: BaseDatabaseWrapper) -> Order:
-        compiler = self.query.get_compiler(connection=connection)
-        converters = compiler.get_converters(self.columns)
-        values = next(compiler.apply_converters([row], converters)) if converters else row
-        attnames = [column.target.attname for column in self.columns]
-        return self.model.from_db(connection.alias, attnames, values)
+        """The order ``row`` holds, its columns converted as a queryset would convert them."""
+        values = list(row)
+        for position, (converters, column) in self._converters_on(connection):
+            for converter in converters:
+                values[position] = converter(values[position], column, connection)
+        return self.model.from_db(connection.alias, self.attnames, values)
+
+    def _converters_on(self, connection: BaseDatabaseWrapper) -> list[Positioned]:
+        """The compiler's converters of the columns, asked once per connection: asking
+        them costs more than the rest of reading a row."""
+        converters = self._converters.get(connection)
+        if converters is None:
+            compiler = self.query.get_compiler(connection=connection)
+            converters = list(compiler.get_converters(self.columns).items())
+            self._converters[connection] = converters
+        return converters
 
 
 @dataclass(frozen=True)

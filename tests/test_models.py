@@ -3,17 +3,26 @@ either wins (one conditional UPDATE moved the order) or changes nothing."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.db import connections
 from django.db.models import Q
 from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 
-from async_orders.models import FailureCode, Order, OrderStatus, RequesterLock, failure
+from async_orders.models import (
+    FailureCode,
+    Order,
+    OrderStatus,
+    RequesterLock,
+    _shown_select,
+    failure,
+)
 from async_orders.order_statements import Limit, insert_row
 from async_orders.view_response import ViewResponse
 from tests.factories import make_order
@@ -137,6 +146,37 @@ def test_shown_one_loads_what_the_orms_shown_one_loads() -> None:
     assert not compiled._state.adding
     assert compiled._state.db == orm._state.db
     assert Order.objects.shown_one(uuid.uuid4()) is None
+
+
+def test_a_row_reader_converts_with_the_connection_it_is_given() -> None:
+    """The converters are looked up once per connection, and a thread's connection gets
+    its own: a row read through another thread's connection comes out the same."""
+    order = make_order()
+    Order.objects.filter(pk=order.pk).update(error=failure(FailureCode.EXCEPTION, "no"))
+    sql, reader = _shown_select("default")
+    here = connections["default"]
+    with here.cursor() as cursor:
+        cursor.execute(sql, [Order._meta.pk.get_db_prep_value(order.pk, here)])
+        row = cursor.fetchone()
+    read: dict[str, Any] = {}
+
+    def read_in_a_thread() -> None:
+        there = connections["default"]
+        read["order"] = reader.instance(row, there)
+        read["converters"] = reader._converters_on(there)
+        there.close()
+
+    thread = threading.Thread(target=read_in_a_thread)
+    thread.start()
+    thread.join()
+
+    mine = reader.instance(row, here)
+    assert reader._converters_on(here) is reader._converters_on(here)
+    assert read["converters"] is not reader._converters_on(here)
+    assert mine.error == read["order"].error == failure(FailureCode.EXCEPTION, "no")
+    assert [getattr(mine, name) for name in reader.attnames] == [
+        getattr(read["order"], name) for name in reader.attnames
+    ]
 
 
 def test_shown_one_refuses_a_filtered_queryset() -> None:
