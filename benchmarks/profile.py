@@ -12,7 +12,9 @@ slowest, so a change can be measured before and after with one rerunnable comman
 ``celery-job`` and ``tasks-db-job`` the peers' DRF detail views of a finished job,
 which it is compared with; ``celery-enqueue`` and ``tasks-db-enqueue`` their POSTs,
 which ``place`` is compared with; ``progress-write`` one progress write of a running
-order, what ``ProgressItems`` costs per ``PROGRESS_INTERVAL``.
+order, what ``ProgressItems`` costs per ``PROGRESS_INTERVAL``; ``read-row`` turning
+one fetched row of the poll's SELECT into an order (what the claim and the poll
+do with the row they get back).
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ def paths() -> dict[str, Callable[[], object]]:
     running = Order.objects.create(view_name="noop", origin="http://127.0.0.1")
     running.start()
     done = itertools.count()
+    read_row = row_reading(finished)
 
     def execute() -> None:
         execute_order(Order.objects.create(view_name="noop", origin="http://127.0.0.1").pk)
@@ -75,7 +78,22 @@ def paths() -> dict[str, Callable[[], object]]:
         "tasks-db-job": lambda: client.get(f"/peers/tasks-db/jobs/{tasks_db}/"),
         "execute": execute,
         "progress-write": lambda: running.report_progress(next(done), 10**9, None),
+        "read-row": read_row,
     }
+
+
+def row_reading(pk: uuid.UUID) -> Callable[[], object]:
+    """Read the poll's row of order ``pk`` once; the call turns it into an order."""
+    from django.db import connections
+
+    from async_orders.models import Order, _shown_select
+
+    connection = connections["default"]
+    sql, reader = _shown_select(connection.alias)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [Order._meta.pk.get_db_prep_value(pk, connection)])
+        row = cursor.fetchone()
+    return lambda: reader.instance(row, connection)
 
 
 def finished_order() -> uuid.UUID:
@@ -178,7 +196,7 @@ def main() -> None:
         "names",
         nargs="*",
         help="place create celery-enqueue tasks-db-enqueue poll poll-finished retrieve "
-        "celery-job tasks-db-job execute progress-write",
+        "celery-job tasks-db-job execute progress-write read-row",
     )
     parser.add_argument("--db", choices=harness.DATABASES, default="postgres")
     parser.add_argument("--time", action="store_true", help="ms per call, unprofiled")

@@ -55,6 +55,12 @@ if DATABASE == "postgres":
             # every request and task would pay a PostgreSQL connect on top.
             "CONN_MAX_AGE": 600,
             "CONN_HEALTH_CHECKS": True,
+            # ASYNC_ORDERS_BENCH_SERVER_SIDE_BINDING=1 measures docs/deployment.md's
+            # tuning: psycopg binds parameters on the server and prepares statements.
+            "OPTIONS": {
+                "server_side_binding": os.environ.get("ASYNC_ORDERS_BENCH_SERVER_SIDE_BINDING")
+                == "1"
+            },
         }
     }
 else:
