@@ -43,6 +43,10 @@ DATABASE = os.environ.get("ASYNC_ORDERS_BENCH_DB", "postgres")
 DATABASE_NAME = "async_orders_bench"
 SQLITE_FILE = os.path.join(tempfile.gettempdir(), f"{DATABASE_NAME}.sqlite3")
 
+#: psycopg binds parameters on the server and prepares repeated statements
+#: (docs/performance.md: no gain measured); off, as Django's default.
+SERVER_SIDE_BINDING = os.environ.get("ASYNC_ORDERS_BENCH_SERVER_SIDE_BINDING") == "1"
+
 if DATABASE == "postgres":
     DATABASES = {
         "default": {
@@ -55,12 +59,7 @@ if DATABASE == "postgres":
             # every request and task would pay a PostgreSQL connect on top.
             "CONN_MAX_AGE": 600,
             "CONN_HEALTH_CHECKS": True,
-            # ASYNC_ORDERS_BENCH_SERVER_SIDE_BINDING=1 measures docs/deployment.md's
-            # tuning: psycopg binds parameters on the server and prepares statements.
-            "OPTIONS": {
-                "server_side_binding": os.environ.get("ASYNC_ORDERS_BENCH_SERVER_SIDE_BINDING")
-                == "1"
-            },
+            "OPTIONS": {"server_side_binding": SERVER_SIDE_BINDING},
         }
     }
 else:
@@ -117,7 +116,10 @@ if os.environ.get("ASYNC_ORDERS_BENCH_ASGI") == "1":
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     if DATABASE == "postgres":
-        DATABASES["default"]["OPTIONS"] = {"application_name": "async-orders-bench-asgi"}
+        DATABASES["default"]["OPTIONS"] = {
+            "server_side_binding": SERVER_SIDE_BINDING,
+            "application_name": "async-orders-bench-asgi",
+        }
 
 if os.environ.get("ASYNC_ORDERS_BENCH_METRICS") == "1":
     # benchmarks.metrics_overhead: the server or worker that records metrics.
