@@ -6,12 +6,15 @@ and the CPU time of every process on the machine is read from /proc at the first
 and at the last completion, by kind: the side's workers (Celery's main process and
 pool, or the ``db_worker`` processes), PostgreSQL's backends, redis-server, and the
 rest (this process polling the completion counter, the machine's own). Not a ratio
-row of ``make bench``: it prints figures, in ms of CPU per job.
+row of ``make bench``: it prints figures, in ms of CPU per job. Row 3's baseline, a
+raw no-op Celery task through the order task's worker, is drained and counted last.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 from benchmarks import harness, worker_throughput
 from benchmarks.peers import measures
@@ -28,12 +31,19 @@ def machine_cpu(_: object) -> dict[str, float]:
     return harness.cpu_by_kind(KINDS)
 
 
+#: What is drained: its name, how its jobs are queued, and its worker processes.
+Drained = tuple[str, Callable[[int], None], Callable[[], AbstractContextManager[object]]]
+#: Row 3's baseline, drained through the order task's worker after the sides of rows 8-11.
+RAW_CELERY: Drained = ("raw Celery task", worker_throughput.publish_raw, harness.celery_worker)
+
+
 def run(jobs: int) -> None:
-    for side in measures.SIDES:
-        rate, used = worker_throughput.metered_drain(side.publish, jobs, side.workers, machine_cpu)
+    sides: list[Drained] = [(side.name, side.publish, side.workers) for side in measures.SIDES]
+    for name, publish, workers in [*sides, RAW_CELERY]:
+        rate, used = worker_throughput.metered_drain(publish, jobs, workers, machine_cpu)
         parts = ", ".join(f"{kind} {seconds * 1000:.2f}" for kind, seconds in sorted(used.items()))
         total = sum(used.values()) * 1000
-        harness.log(f"{side.name}: {rate:,.0f} jobs/s; ms of CPU per job: {parts}; all {total:.2f}")
+        harness.log(f"{name}: {rate:,.0f} jobs/s; ms of CPU per job: {parts}; all {total:.2f}")
 
 
 def main() -> None:
