@@ -18,7 +18,7 @@ from celery.worker.request import Request
 from django.db import close_old_connections, connections, router
 from django.db.models import Q
 
-from async_orders import execution, log_context
+from async_orders import execution, log_context, redis_publish
 from async_orders.attempt_lease import UNREACHABLE
 from async_orders.conf import conf
 from async_orders.models import Order, OrderStatus
@@ -107,22 +107,26 @@ def purge_orders() -> None:
 
 
 def publish(order: Order) -> None:
-    """Send the order's message, routed by its view's options.
+    """Send the order's message, routed by its view's options: on a Redis broker with
+    one ``LPUSH`` when that is the message ``apply_async`` would send
+    (:mod:`async_orders.redis_publish`), else through ``apply_async``.
 
     A broker failure is logged and noted on the order (``published_at`` empty); the
     order stays accepted and the reconciler sends it once the broker is back. Run at
     commit, maybe after the placing code returned: the order is named again for logs.
     """
     options = options_for(order.view_name, order.method)
+    route: dict[str, Any] = {
+        "queue": options.queue or conf.QUEUE,
+        "routing_key": options.routing_key,
+        "priority": options.priority,
+        "eta": order.run_at,
+    }
+    args = [str(order.pk)]
     with log_context.about(order):
         try:
-            execute_order.apply_async(
-                args=[str(order.pk)],
-                eta=order.run_at,
-                queue=options.queue or conf.QUEUE,
-                routing_key=options.routing_key,
-                priority=options.priority,
-            )
+            if not redis_publish.push(execute_order.app, TASK_NAME, args, **route):
+                execute_order.apply_async(args=args, **route)
         except Exception:
             logger.exception("Order %s could not be published; the reconciler retries.", order.pk)
             order.mark_unpublished()

@@ -54,6 +54,7 @@ def broker_refuses(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object, **kwargs: object) -> None:
         raise ConnectionError("the broker is down")
 
+    monkeypatch.setattr(tasks.redis_publish, "push", refuse)
     monkeypatch.setattr(tasks.execute_order, "apply_async", refuse)
 
 
