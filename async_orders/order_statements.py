@@ -1,5 +1,5 @@
 """The statements every order runs through, written once per database instead of
-built by the ORM on every call: placing (the requester's lock row, the INSERT that
+built by the ORM on every call: placing (the requester's lock, the INSERT that
 counts the requester's active orders itself), a worker's claim, progress writes and
 outcome here, and the poll's SELECT (``OrderQuerySet.shown_one``), which reads its
 row with :class:`RowReader`.
@@ -179,6 +179,21 @@ def upsert_row(instance: Model, unique: str, update: str) -> None:
     ]
     with connection.cursor() as cursor:
         cursor.execute(_upsert_sql(model, connection.alias, unique, update), params)
+
+
+#: The first of the two keys of async_orders' PostgreSQL advisory locks: a key space
+#: of their own, apart from any single-key advisory locks of the project.
+ADVISORY_LOCK_SPACE = 0x4153_4F52
+
+
+def advisory_lock(connection: BaseDatabaseWrapper, name: str) -> None:
+    """Take PostgreSQL's advisory lock on ``name`` (its 32-bit hash, in
+    :data:`ADVISORY_LOCK_SPACE`), held until the transaction ends. Two names that
+    share a hash wait for each other; that only delays, as both then hold briefly."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [ADVISORY_LOCK_SPACE, name]
+        )
 
 
 @lru_cache(maxsize=16)

@@ -108,7 +108,7 @@ def _keyed(requester: str, idempotency_key: str) -> Order | None:
 def _cap(requester: str) -> Limit | None:
     """The cap the order's INSERT checks: fewer than ``MAX_ACTIVE_ORDERS`` active orders
     of this requester (else 429), counted by the INSERT itself under the requester's
-    lock row, so that a capped POST costs two statements (the lock, the INSERT), each
+    lock, so that a capped POST costs two statements (the lock, the INSERT), each
     written once
     (:mod:`~async_orders.order_statements`). Anonymous requests without a session have
     no identity to count by (one cap for all would let one client lock out the rest):

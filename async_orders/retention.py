@@ -17,8 +17,9 @@ def purge_finished(now: datetime | None = None) -> int:
     table. Active orders are never touched: only finished ones match.
     """
     cutoff = (now or timezone.now()) - timedelta(seconds=conf.RETENTION_SECONDS)
-    # A requester who placed nothing for that long needs no lock row (one is made
-    # again on its next order); the row's own time decides, never a held lock.
+    # A requester who placed nothing for that long needs no lock row (on databases
+    # other than PostgreSQL one is made again on its next order); the row's own time
+    # decides, never a held lock.
     RequesterLock.objects.filter(placed_at__lt=cutoff).delete()
     expired = Order.objects.filter(status__in=FINISHED, finished_at__lt=cutoff)
     deleted = 0

@@ -14,7 +14,9 @@ which it is compared with; ``celery-enqueue`` and ``tasks-db-enqueue`` their POS
 which ``place`` is compared with; ``progress-write`` one progress write of a running
 order, what ``ProgressItems`` costs per ``PROGRESS_INTERVAL``; ``read-row`` turning
 one fetched row of the poll's SELECT into an order (what the claim and the poll
-do with the row they get back).
+do with the row they get back); ``requester-lock`` a transaction that takes one
+requester's lock (what placing takes before its INSERT when ``MAX_ACTIVE_ORDERS`` is
+set).
 """
 
 from __future__ import annotations
@@ -37,10 +39,11 @@ TIMED_CALLS = 300
 
 
 def paths() -> dict[str, Callable[[], object]]:
+    from django.db import transaction
     from django.test import Client
 
     from async_orders.execution import execute_order
-    from async_orders.models import Order
+    from async_orders.models import Order, RequesterLock
     from benchmarks.models import Row
 
     client = Client()
@@ -61,6 +64,12 @@ def paths() -> dict[str, Callable[[], object]]:
     done = itertools.count()
     read_row = row_reading(finished)
 
+    requesters = itertools.cycle(range(200))
+
+    def requester_lock() -> None:
+        with transaction.atomic():
+            RequesterLock.take(f"session:{next(requesters)}")
+
     def execute() -> None:
         execute_order(Order.objects.create(view_name="noop", origin="http://127.0.0.1").pk)
 
@@ -79,6 +88,7 @@ def paths() -> dict[str, Callable[[], object]]:
         "execute": execute,
         "progress-write": lambda: running.report_progress(next(done), 10**9, None),
         "read-row": read_row,
+        "requester-lock": requester_lock,
     }
 
 
@@ -196,7 +206,7 @@ def main() -> None:
         "names",
         nargs="*",
         help="place create celery-enqueue tasks-db-enqueue poll poll-finished retrieve "
-        "celery-job tasks-db-job execute progress-write read-row",
+        "celery-job tasks-db-job execute progress-write read-row requester-lock",
     )
     parser.add_argument("--db", choices=harness.DATABASES, default="postgres")
     parser.add_argument("--time", action="store_true", help="ms per call, unprofiled")

@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.db import connections
+from django.db import OperationalError, connections, transaction
 from django.db.models import Q
 from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
@@ -23,7 +23,7 @@ from async_orders.models import (
     _shown_select,
     failure,
 )
-from async_orders.order_statements import Limit, insert_row
+from async_orders.order_statements import Limit, insert_row, upsert_row
 from async_orders.view_response import ViewResponse
 from tests.factories import make_order
 
@@ -227,11 +227,16 @@ def test_insert_row_stores_what_save_stores_and_sends_saves_signals() -> None:
     assert stored_inserted.created_at == inserted.created_at
 
 
+def take_row(requester: str) -> None:
+    upsert_row(RequesterLock(requester=requester), unique="requester", update="placed_at")
+
+
 def test_upsert_row_creates_the_row_then_updates_it() -> None:
-    """The requester's lock row: created by its first placement, touched by the next."""
-    RequesterLock.take("session:abc")
+    """A requester's lock row (databases without advisory locks): created by its first
+    placement, touched by the next."""
+    take_row("session:abc")
     first = RequesterLock.objects.get(pk="session:abc").placed_at
-    RequesterLock.take("session:abc")
+    take_row("session:abc")
 
     assert RequesterLock.objects.filter(pk="session:abc").count() == 1
     assert RequesterLock.objects.get(pk="session:abc").placed_at > first
@@ -257,3 +262,54 @@ def test_an_insert_below_a_limit_counts_in_the_same_statement() -> None:
     assert not Order.objects.filter(pk=third.pk).exists()
     assert third._state.adding
     assert Order.objects.filter(requester="session:a", status__in=active).count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_requesters_lock_is_held_until_its_transaction_ends() -> None:
+    """Another placement of the same requester waits; another requester does not."""
+    only_on_postgresql()
+    held, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with transaction.atomic():
+            RequesterLock.take("session:held")
+            held.set()
+            release.wait(timeout=30)
+        connections.close_all()
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    assert held.wait(timeout=30)
+    try:
+        assert not takes_at_once("session:held")
+        assert takes_at_once("session:other")
+    finally:
+        release.set()
+        thread.join(timeout=30)
+    assert takes_at_once("session:held")
+
+
+def only_on_postgresql() -> None:
+    if connections["default"].vendor != "postgresql":
+        pytest.skip("elsewhere the lock is a row, and SQLite's write lock holds every placement")
+
+
+def takes_at_once(requester: str) -> bool:
+    """Whether this connection gets ``requester``'s lock without waiting."""
+    with transaction.atomic():
+        with connections["default"].cursor() as cursor:
+            cursor.execute("SET LOCAL lock_timeout = '100ms'")
+        try:
+            with transaction.atomic():
+                RequesterLock.take(requester)
+        except OperationalError:
+            return False
+    return True
+
+
+def test_on_postgresql_a_requesters_lock_writes_no_row() -> None:
+    only_on_postgresql()
+    with transaction.atomic():
+        RequesterLock.take("session:abc")
+
+    assert not RequesterLock.objects.exists()

@@ -163,7 +163,7 @@ def test_purge_deletes_the_lock_rows_of_requesters_idle_past_retention(
     settings, user: User
 ) -> None:
     settings.ASYNC_ORDERS = {"RETENTION_SECONDS": 3600}
-    make_order(owner=user)
+    RequesterLock.objects.create(requester=f"user:{user.pk}")
     RequesterLock.objects.create(
         requester="session:gone", placed_at=timezone.now() - timedelta(hours=2)
     )
