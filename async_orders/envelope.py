@@ -7,6 +7,7 @@ later in a worker.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import re
@@ -105,6 +106,14 @@ class EnvelopeSerializer(serializers.Serializer):
     countdown = SecondsField(required=False, min_value=0)
     eta = serializers.DateTimeField(required=False)
     callback_url = serializers.URLField(required=False, max_length=2000)
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        """The declared fields, each copied shallowly. DRF deep-copies them for every
+        serializer: 0.26 ms of the 0.67 that validating an envelope took (``python -m
+        benchmarks.profile --time envelope``). None of these fields keeps anything
+        that validating changes, so a copy bound to this serializer is all each needs
+        of its own."""
+        return {name: copy.copy(field) for name, field in self._declared_fields.items()}
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, dict):

@@ -16,7 +16,7 @@ order, what ``ProgressItems`` costs per ``PROGRESS_INTERVAL``; ``read-row`` turn
 one fetched row of the poll's SELECT into an order (what the claim and the poll
 do with the row they get back); ``requester-lock`` a transaction that takes one
 requester's lock (what placing takes before its INSERT when ``MAX_ACTIVE_ORDERS`` is
-set).
+set); ``envelope`` validating the POST's body for the no-op view.
 """
 
 from __future__ import annotations
@@ -42,8 +42,10 @@ def paths() -> dict[str, Callable[[], object]]:
     from django.db import transaction
     from django.test import Client
 
+    from async_orders.envelope import parse_envelope
     from async_orders.execution import execute_order
     from async_orders.models import Order, RequesterLock
+    from async_orders.registry import find_endpoint
     from benchmarks.models import Row
 
     client = Client()
@@ -65,6 +67,8 @@ def paths() -> dict[str, Callable[[], object]]:
     read_row = row_reading(finished)
 
     requesters = itertools.cycle(range(200))
+    noop = find_endpoint("noop")
+    assert noop is not None
 
     def requester_lock() -> None:
         with transaction.atomic():
@@ -89,6 +93,7 @@ def paths() -> dict[str, Callable[[], object]]:
         "progress-write": lambda: running.report_progress(next(done), 10**9, None),
         "read-row": read_row,
         "requester-lock": requester_lock,
+        "envelope": lambda: parse_envelope(noop, {"data": {"name": "x"}}),
     }
 
 
@@ -206,7 +211,8 @@ def main() -> None:
         "names",
         nargs="*",
         help="place create celery-enqueue tasks-db-enqueue poll poll-finished retrieve "
-        "celery-job tasks-db-job execute progress-write read-row requester-lock",
+        "celery-job tasks-db-job execute progress-write read-row requester-lock "
+        "envelope",
     )
     parser.add_argument("--db", choices=harness.DATABASES, default="postgres")
     parser.add_argument("--time", action="store_true", help="ms per call, unprofiled")

@@ -8,6 +8,7 @@ import pytest
 from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
+from async_orders.envelope import EnvelopeSerializer
 from async_orders.models import Order, OrderStatus
 from tests.helpers import place
 
@@ -204,3 +205,18 @@ def test_a_view_named_orders_can_be_ordered(api: APIClient, settings) -> None:
 
     assert response.status_code == 404  # no such view here, but routed to the POST
     assert response.json()["code"] == "unknown_view"
+
+
+def test_each_envelope_is_validated_with_fields_of_its_own() -> None:
+    """The declared fields are copied for each serializer and never bound themselves."""
+    bad = EnvelopeSerializer(data={"args": "not a list", "countdown": True})
+    good = EnvelopeSerializer(data={"args": [1], "countdown": 5})
+
+    assert not bad.is_valid()
+    assert good.is_valid(), good.errors
+    assert set(bad.errors) == {"args", "countdown"}
+    for name, declared in EnvelopeSerializer._declared_fields.items():
+        assert declared.parent is None
+        assert bad.fields[name] is not good.fields[name]
+        assert bad.fields[name].parent is bad
+        assert good.fields[name].parent is good
