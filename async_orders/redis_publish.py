@@ -36,7 +36,7 @@ from kombu.utils.json import dumps as dump_json
 #: sockets, Sentinel), which keeps a queue as a list that workers ``BRPOP``.
 REDIS_DRIVER = "redis"
 #: Options of a task that change its message; :func:`push` writes none of them.
-TASK_OPTIONS_PUSH_LACKS = ("compression", "expires", "time_limit", "soft_time_limit")
+TASK_OPTIONS_PUSH_LACKS = ("compression", "expires", "priority", "time_limit", "soft_time_limit")
 #: kombu's names of the delivery modes.
 DELIVERY_MODES = {"transient": 1, "persistent": 2}
 

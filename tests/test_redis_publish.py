@@ -95,6 +95,18 @@ def test_receivers_of_celerys_publish_signals_get_apply_async(
     assert client.llen(name) == 1
 
 
+@pytest.mark.parametrize("option", ["time_limit", "priority", "expires"])
+def test_a_task_option_that_changes_the_message_is_left_to_apply_async(
+    queue: tuple[str, redis.Redis], monkeypatch: pytest.MonkeyPatch, option: str
+) -> None:
+    """Options a task gets from Celery settings (``task_time_limit``, ...) too."""
+    name, client = queue
+    monkeypatch.setattr(execute_order, option, 30)
+
+    assert not redis_publish.push(APP, TASK_NAME, ARGS, queue=name)
+    assert client.llen(name) == 0
+
+
 def test_a_queue_behind_a_topic_exchange_is_left_to_apply_async(
     queue: tuple[str, redis.Redis],
 ) -> None:
