@@ -16,7 +16,8 @@ order, what ``ProgressItems`` costs per ``PROGRESS_INTERVAL``; ``read-row`` turn
 one fetched row of the poll's SELECT into an order (what the claim and the poll
 do with the row they get back); ``requester-lock`` a transaction that takes one
 requester's lock (what placing takes before its INSERT when ``MAX_ACTIVE_ORDERS`` is
-set); ``envelope`` validating the POST's body for the no-op view.
+set); ``envelope`` validating the POST's body for the no-op view; ``publish`` sending
+one order's Celery message, as placing does once its row is committed.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def paths() -> dict[str, Callable[[], object]]:
     from async_orders.execution import execute_order
     from async_orders.models import Order, RequesterLock
     from async_orders.registry import find_endpoint
+    from async_orders.tasks import publish
     from benchmarks.models import Row
 
     client = Client()
@@ -94,6 +96,7 @@ def paths() -> dict[str, Callable[[], object]]:
         "read-row": read_row,
         "requester-lock": requester_lock,
         "envelope": lambda: parse_envelope(noop, {"data": {"name": "x"}}),
+        "publish": lambda: publish(order),
     }
 
 
@@ -212,7 +215,7 @@ def main() -> None:
         nargs="*",
         help="place create celery-enqueue tasks-db-enqueue poll poll-finished retrieve "
         "celery-job tasks-db-job execute progress-write read-row requester-lock "
-        "envelope",
+        "envelope publish",
     )
     parser.add_argument("--db", choices=harness.DATABASES, default="postgres")
     parser.add_argument("--time", action="store_true", help="ms per call, unprofiled")
@@ -229,9 +232,10 @@ def main() -> None:
     }
     if arguments.time:
         time_calls(chosen)
-        return
-    for name, call in chosen.items():
-        profile(name, call)
+    else:
+        for name, call in chosen.items():
+            profile(name, call)
+    harness.purge_queue()  # the messages of the orders placed and published
 
 
 if __name__ == "__main__":
