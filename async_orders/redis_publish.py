@@ -1,12 +1,13 @@
 """Publishing an order's message to a Redis broker with one ``LPUSH``.
 
-Celery's ``apply_async`` spends about 1.3 ms of CPU on each message (routing, the
-publish signals, a producer from kombu's pool, a Redis client kombu builds for each
-message): some 18 % of an order's POST. The order task's message has one shape, so
-when the broker is Redis and nothing would make Celery write it differently, it is
-written here as Celery and kombu would write it (Celery's own task message, kombu's
-serializer and envelope) and pushed on the client of a pooled broker connection:
-about 0.45 ms (``python -m benchmarks.profile --time place``).
+Celery's ``apply_async`` spends 1.1-1.25 ms of CPU on each message here (routing,
+the publish signals, a producer from kombu's pool, a Redis client kombu builds for
+each message), an eighth of an order's POST. The order task's message has one shape,
+so when the broker is Redis and nothing would make Celery write it differently, it
+is written here as Celery and kombu would write it (Celery's own task message,
+kombu's serializer and envelope) and pushed on the client of a pooled broker
+connection: 0.5 ms (``python -m benchmarks.profile --time publish``, alternated with
+the code before).
 
 Whenever something could make Celery's message differ (another transport, task
 routes or annotations, compression, sent events, a priority or routing key, a queue
