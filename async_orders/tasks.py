@@ -116,7 +116,7 @@ def publish(order: Order) -> None:
     commit, maybe after the placing code returned: the order is named again for logs.
     """
     options = options_for(order.view_name, order.method)
-    route: dict[str, Any] = {
+    sending: dict[str, Any] = {
         "queue": options.queue or conf.QUEUE,
         "routing_key": options.routing_key,
         "priority": options.priority,
@@ -125,8 +125,8 @@ def publish(order: Order) -> None:
     args = [str(order.pk)]
     with log_context.about(order):
         try:
-            if not redis_publish.push(execute_order.app, TASK_NAME, args, **route):
-                execute_order.apply_async(args=args, **route)
+            if not redis_publish.push(execute_order.app, TASK_NAME, args, **sending):
+                execute_order.apply_async(args=args, **sending)
         except Exception:
             logger.exception("Order %s could not be published; the reconciler retries.", order.pk)
             order.mark_unpublished()

@@ -20,19 +20,25 @@ from async_orders import notify, redis_publish
 from async_orders.tasks import TASK_NAME, execute_order
 from tests import services
 
-APP = execute_order.app
 ARGS = ["7d0c5b52-8f4e-4a4e-9d55-3f1b0c8f5a11"]
 
 
 @pytest.fixture
-def queue(broker: str) -> Iterator[tuple[str, redis.Redis]]:
+def app() -> Celery:
+    """The app the order task is bound to now, as ``tasks.publish`` asks for it:
+    ``execute_order`` is a shared task, bound to whichever app is current."""
+    return execute_order.app
+
+
+@pytest.fixture
+def queue(broker: str, app: Celery) -> Iterator[tuple[str, redis.Redis]]:
     """A queue of the test broker of this test's own, and a client to read it."""
     name = f"{services.QUEUE}-publish-{uuid.uuid4().hex[:8]}"
     url = notify._as_redis_url(broker)
     assert url is not None
     client = redis.Redis.from_url(url)
     yield name, client
-    APP.amqp.queues.pop(name, None)
+    app.amqp.queues.pop(name, None)
     redis_publish._plain_route.cache_clear()
     client.delete(name, f"_kombu.binding.{name}")
 
@@ -53,11 +59,11 @@ def taken(client: redis.Redis, name: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("eta", [None, datetime(2031, 5, 4, 3, 2, 1, tzinfo=UTC)])
 def test_a_pushed_message_is_the_one_apply_async_sends(
-    queue: tuple[str, redis.Redis], eta: datetime | None
+    app: Celery, queue: tuple[str, redis.Redis], eta: datetime | None
 ) -> None:
     name, client = queue
     execute_order.apply_async(args=ARGS, queue=name, eta=eta, routing_key=None, priority=None)
-    assert redis_publish.push(APP, TASK_NAME, ARGS, queue=name, eta=eta)
+    assert redis_publish.push(app, TASK_NAME, ARGS, queue=name, eta=eta)
 
     sent, pushed = taken(client, name), taken(client, name)
 
@@ -69,16 +75,16 @@ def test_a_pushed_message_is_the_one_apply_async_sends(
 
 @pytest.mark.parametrize("route", [{"priority": 5}, {"routing_key": "elsewhere"}])
 def test_a_priority_or_a_routing_key_is_left_to_apply_async(
-    queue: tuple[str, redis.Redis], route: dict[str, Any]
+    app: Celery, queue: tuple[str, redis.Redis], route: dict[str, Any]
 ) -> None:
     name, client = queue
 
-    assert not redis_publish.push(APP, TASK_NAME, ARGS, queue=name, **route)
+    assert not redis_publish.push(app, TASK_NAME, ARGS, queue=name, **route)
     assert client.llen(name) == 0
 
 
 def test_receivers_of_celerys_publish_signals_get_apply_async(
-    queue: tuple[str, redis.Redis],
+    app: Celery, queue: tuple[str, redis.Redis]
 ) -> None:
     name, client = queue
 
@@ -87,33 +93,33 @@ def test_receivers_of_celerys_publish_signals_get_apply_async(
 
     before_task_publish.connect(trace)
     try:
-        assert not redis_publish.push(APP, TASK_NAME, ARGS, queue=name)
+        assert not redis_publish.push(app, TASK_NAME, ARGS, queue=name)
         assert client.llen(name) == 0
     finally:
         before_task_publish.disconnect(trace)
-    assert redis_publish.push(APP, TASK_NAME, ARGS, queue=name)
+    assert redis_publish.push(app, TASK_NAME, ARGS, queue=name)
     assert client.llen(name) == 1
 
 
 @pytest.mark.parametrize("option", ["time_limit", "priority", "expires"])
 def test_a_task_option_that_changes_the_message_is_left_to_apply_async(
-    queue: tuple[str, redis.Redis], monkeypatch: pytest.MonkeyPatch, option: str
+    app: Celery, queue: tuple[str, redis.Redis], monkeypatch: pytest.MonkeyPatch, option: str
 ) -> None:
     """Options a task gets from Celery settings (``task_time_limit``, ...) too."""
     name, client = queue
-    monkeypatch.setattr(execute_order, option, 30)
+    monkeypatch.setattr(app.tasks[TASK_NAME], option, 30)
 
-    assert not redis_publish.push(APP, TASK_NAME, ARGS, queue=name)
+    assert not redis_publish.push(app, TASK_NAME, ARGS, queue=name)
     assert client.llen(name) == 0
 
 
 def test_a_queue_behind_a_topic_exchange_is_left_to_apply_async(
-    queue: tuple[str, redis.Redis],
+    app: Celery, queue: tuple[str, redis.Redis]
 ) -> None:
     name, client = queue
-    APP.amqp.queues.add(Queue(name, Exchange(name, type="topic"), routing_key=f"{name}.#"))
+    app.amqp.queues.add(Queue(name, Exchange(name, type="topic"), routing_key=f"{name}.#"))
 
-    assert not redis_publish.push(APP, TASK_NAME, ARGS, queue=name)
+    assert not redis_publish.push(app, TASK_NAME, ARGS, queue=name)
     assert client.llen(name) == 0
 
 
