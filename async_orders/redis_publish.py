@@ -57,8 +57,7 @@ def push(
     that message the same way, and nothing was sent."""
     if routing_key is not None or priority is not None or _someone_hooks_publishing(app):
         return False
-    queue_name = queue or app.conf.task_default_queue
-    route = _plain_route(app, task_name, queue_name)
+    route = _plain_route(app, task_name, queue)
     if route is None:
         return False
     headers, properties, body, _ = app.amqp.create_task_message(
@@ -74,7 +73,7 @@ def push(
     encoded = data if isinstance(data, bytes) else data.encode(encoding)
     properties.update(
         delivery_mode=route.delivery_mode,
-        delivery_info={"exchange": "", "routing_key": queue_name},
+        delivery_info={"exchange": "", "routing_key": route.queue},
         priority=0,
         body_encoding="base64",
         delivery_tag=str(uuid.uuid4()),
@@ -87,7 +86,7 @@ def push(
         "properties": properties,
     }
     with app.pool.acquire(block=True) as connection:
-        connection.default_channel.client.lpush(queue_name, dump_json(message))
+        connection.default_channel.client.lpush(route.queue, dump_json(message))
     return True
 
 
@@ -102,17 +101,20 @@ def _someone_hooks_publishing(app: Celery) -> bool:
 class PlainRoute:
     """How ``apply_async`` writes the task's message to a queue it pushes plainly to."""
 
+    queue: str
     serializer: str
     delivery_mode: int
     ignore_result: bool
 
 
 @lru_cache(maxsize=32)
-def _plain_route(app: Celery, task_name: str, queue_name: str) -> PlainRoute | None:
-    """How :func:`push` writes this task's message to this queue; ``None`` when
-    ``apply_async`` would write it otherwise. Worked out once per queue (the Django
-    settings Celery's depend on clear the answers)."""
+def _plain_route(app: Celery, task_name: str, queue: str | None) -> PlainRoute | None:
+    """How :func:`push` writes this task's message to ``queue`` (the app's default
+    queue when ``None``); ``None`` when ``apply_async`` would write it otherwise.
+    Worked out once per queue (the Django settings Celery's depend on clear the
+    answers)."""
     conf = app.conf
+    queue_name = queue or conf.task_default_queue
     task = app.tasks[task_name]
     alike = not (
         conf.task_routes
@@ -122,11 +124,12 @@ def _plain_route(app: Celery, task_name: str, queue_name: str) -> PlainRoute | N
         or conf.task_inherit_parent_priority
         or any(getattr(task, option, None) for option in TASK_OPTIONS_PUSH_LACKS)
     )
-    queue = _plain_redis_queue(app, queue_name)
-    if not alike or queue is None:
+    plain = _plain_redis_queue(app, queue_name)
+    if not alike or plain is None:
         return None
-    mode = queue.exchange.delivery_mode or conf.task_default_delivery_mode
+    mode = plain.exchange.delivery_mode or conf.task_default_delivery_mode
     return PlainRoute(
+        queue=queue_name,
         serializer=task.serializer or conf.task_serializer,
         delivery_mode=DELIVERY_MODES.get(mode, mode),
         ignore_result=task.ignore_result,
