@@ -24,7 +24,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from functools import lru_cache, partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 import redis.asyncio as aioredis
@@ -32,7 +32,11 @@ from django.db import transaction
 from django.dispatch import receiver
 
 from async_orders import signals
+from async_orders.celery_config import read_once
 from async_orders.conf import conf
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 logger = logging.getLogger("async_orders")
 
@@ -57,14 +61,18 @@ def redis_url() -> str | None:
     configured = conf.NOTIFY_REDIS_URL
     if configured is not None:
         return configured or None
-    return _as_redis_url(_broker_url())
-
-
-def _broker_url() -> str:
     from celery import current_app
 
-    url = current_app.conf.broker_url or ""
-    return url[0] if isinstance(url, list | tuple) else str(url).split(";")[0]
+    return _broker_redis_url(current_app._get_current_object())
+
+
+@read_once
+def _broker_redis_url(app: Celery) -> str | None:
+    """The app's broker, if it is a Redis, as a Redis URL: its first one of a failover
+    list. Read once per app: the worker asks twice per order."""
+    url = app.conf.broker_url or ""
+    first = url[0] if isinstance(url, list | tuple) else str(url).split(";")[0]
+    return _as_redis_url(first)
 
 
 def _as_redis_url(broker_url: str) -> str | None:

@@ -22,16 +22,15 @@ import base64
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
 from celery import Celery
 from celery.signals import after_task_publish, before_task_publish
-from django.core.signals import setting_changed
-from django.dispatch import receiver
 from kombu import Queue
 from kombu.serialization import dumps as serialize
 from kombu.utils.json import dumps as dump_json
+
+from async_orders.celery_config import read_once
 
 #: The transport whose messages this writes: kombu's Redis (``redis://``, ``rediss://``,
 #: sockets, Sentinel), which keeps a queue as a list that workers ``BRPOP``.
@@ -107,12 +106,11 @@ class PlainRoute:
     ignore_result: bool
 
 
-@lru_cache(maxsize=32)
+@read_once
 def _plain_route(app: Celery, task_name: str, queue: str | None) -> PlainRoute | None:
     """How :func:`push` writes this task's message to ``queue`` (the app's default
     queue when ``None``); ``None`` when ``apply_async`` would write it otherwise.
-    Worked out once per queue (the Django settings Celery's depend on clear the
-    answers)."""
+    Worked out once per queue."""
     conf = app.conf
     queue_name = queue or conf.task_default_queue
     task = app.tasks[task_name]
@@ -149,11 +147,3 @@ def _plain_redis_queue(app: Celery, queue_name: str) -> Queue | None:
     if app.connection_for_write().transport.driver_type != REDIS_DRIVER:
         return None
     return queue
-
-
-@receiver(setting_changed)
-def _forget_answers(*, setting: str, **kwargs: Any) -> None:
-    """Celery reads its settings from Django's (``CELERY_`` ones): a test overriding one
-    gets the answer for it."""
-    if setting.startswith("CELERY_"):
-        _plain_route.cache_clear()
