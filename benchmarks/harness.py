@@ -401,16 +401,31 @@ def cpu_seconds(process: subprocess.Popen[bytes]) -> float:
     return sum(_cpu_ticks(pid) for pid in pids) / ticks
 
 
-def cpu_by_kind(kinds: dict[str, tuple[str, ...]]) -> dict[str, float]:
+def cpu_by_kind(
+    kinds: dict[str, tuple[str, ...]], split_pools: tuple[str, ...] = ()
+) -> dict[str, float]:
     """CPU seconds (user + system) used so far by every process of the machine, by kind:
     the first of ``kinds`` one of whose words is in its command line, else ``other``.
+    For a kind in ``split_pools``, the processes whose parent is of that kind too (a
+    Celery worker's pool) are counted apart, as ``"<kind> pool"``.
 
     A process's count includes its children that ended (PostgreSQL's postmaster those
     of its backends, a Celery worker those of its pool), so that a kind's total only
     grows while its processes come and go: Celery reconnects to the database every
     ``CELERY_DB_REUSE_MAX`` tasks, which ends a backend in the middle of a drain."""
     ticks = os.sysconf("SC_CLK_TCK")
+    kind_of = {pid: _kind(command, kinds) for pid, command in _commands().items()}
     used: dict[str, float] = {}
+    for pid, kind in kind_of.items():
+        if kind in split_pools and kind_of.get(_parent(pid)) == kind:
+            kind = f"{kind} pool"
+        used[kind] = used.get(kind, 0.0) + _cpu_ticks(pid, with_ended=True) / ticks
+    return used
+
+
+def _commands() -> dict[int, str]:
+    """Every process's command line, by pid."""
+    commands = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -418,9 +433,17 @@ def cpu_by_kind(kinds: dict[str, tuple[str, ...]]) -> dict[str, float]:
             command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        kind = next((k for k, words in kinds.items() if any(w in command for w in words)), "other")
-        used[kind] = used.get(kind, 0.0) + _cpu_ticks(int(entry.name), with_ended=True) / ticks
-    return used
+        commands[int(entry.name)] = command
+    return commands
+
+
+def _kind(command: str, kinds: dict[str, tuple[str, ...]]) -> str:
+    return next((k for k, words in kinds.items() if any(w in command for w in words)), "other")
+
+
+def _parent(pid: int) -> int:
+    fields = _stat_fields(pid)
+    return int(fields[1]) if fields else 0
 
 
 def _children(pid: int) -> list[int]:
@@ -430,9 +453,15 @@ def _children(pid: int) -> list[int]:
 
 def _cpu_ticks(pid: int, with_ended: bool = False) -> int:
     """utime + stime of ``pid``, and of its children that ended (cutime + cstime)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return 0
+    fields = _stat_fields(pid)
     counted = fields[11:15] if with_ended else fields[11:13]
     return sum(int(ticks) for ticks in counted)
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """The fields of ``/proc/<pid>/stat`` after the command's name (state, ppid, ...);
+    none for a process that ended."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return []

@@ -17,7 +17,9 @@ one fetched row of the poll's SELECT into an order (what the claim and the poll
 do with the row they get back); ``requester-lock`` a transaction that takes one
 requester's lock (what placing takes before its INSERT when ``MAX_ACTIVE_ORDERS`` is
 set); ``envelope`` validating the POST's body for the no-op view; ``publish`` sending
-one order's Celery message, as placing does once its row is committed.
+one order's Celery message, as placing does once its row is committed;
+``notify-url`` finding the Redis that wakes an order's waiters, which a worker does
+twice per order.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ def paths() -> dict[str, Callable[[], object]]:
     from django.db import transaction
     from django.test import Client
 
+    from async_orders import notify
     from async_orders.envelope import parse_envelope
     from async_orders.execution import execute_order
     from async_orders.models import Order, RequesterLock
@@ -97,6 +100,7 @@ def paths() -> dict[str, Callable[[], object]]:
         "requester-lock": requester_lock,
         "envelope": lambda: parse_envelope(noop, {"data": {"name": "x"}}),
         "publish": lambda: publish(order),
+        "notify-url": notify.redis_url,
     }
 
 
@@ -215,7 +219,7 @@ def main() -> None:
         nargs="*",
         help="place create celery-enqueue tasks-db-enqueue poll poll-finished retrieve "
         "celery-job tasks-db-job execute progress-write read-row requester-lock "
-        "envelope publish",
+        "envelope publish notify-url",
     )
     parser.add_argument("--db", choices=harness.DATABASES, default="postgres")
     parser.add_argument("--time", action="store_true", help="ms per call, unprofiled")

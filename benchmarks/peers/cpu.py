@@ -3,11 +3,12 @@
 Row 10 says how fast each side drains; this says at what cost, and where: each side
 drains a batch as in row 10 (``--jobs`` queued, then its 2 worker processes start),
 and the CPU time of every process on the machine is read from /proc at the first
-and at the last completion, by kind: the side's workers (Celery's main process and
-pool, or the ``db_worker`` processes), PostgreSQL's backends, redis-server, and the
-rest (this process polling the completion counter, the machine's own). Not a ratio
-row of ``make bench``: it prints figures, in ms of CPU per job. Row 3's baseline, a
-raw no-op Celery task through the order task's worker, is drained and counted last.
+and at the last completion, by kind: the side's workers (Celery's main process, with
+its pool apart as ``workers pool``, or the ``db_worker`` processes), PostgreSQL's
+backends, redis-server, and the rest (this process polling the completion counter,
+the machine's own). Not a ratio row of ``make bench``: it prints figures, in ms of
+CPU per job. Row 3's baseline, a raw no-op Celery task through the order task's
+worker, is drained and counted last.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ KINDS = {
 
 
 def machine_cpu(_: object) -> dict[str, float]:
-    return harness.cpu_by_kind(KINDS)
+    return harness.cpu_by_kind(KINDS, split_pools=("workers",))
 
 
 #: What is drained: its name, how its jobs are queued, and its worker processes.
