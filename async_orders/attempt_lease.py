@@ -17,17 +17,13 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from django.db import InterfaceError, OperationalError, connection
-
 from async_orders.conf import conf
+from async_orders.outage import UNREACHABLE, reconnect_later
 
 if TYPE_CHECKING:
     from async_orders.models import Order
 
 logger = logging.getLogger("async_orders")
-
-#: Errors that say the database could not be reached, not that a statement was wrong.
-UNREACHABLE = (OperationalError, InterfaceError)
 
 
 class LeaseLost(BaseException):
@@ -36,11 +32,6 @@ class LeaseLost(BaseException):
     A ``BaseException``, like :class:`~async_orders.progress.CancelRequested`, so that
     a view's broad ``except Exception`` cannot swallow it and carry on.
     """
-
-
-def reconnect_later() -> None:
-    """Drop this thread's broken database connection, so the next query reconnects."""
-    connection.close()
 
 
 class AttemptLease:

@@ -20,11 +20,12 @@ from django.urls import NoReverseMatch, Resolver404
 from django.utils import timezone
 
 from async_orders import tracing
-from async_orders.attempt_lease import UNREACHABLE, LeaseLost, reconnect_later
+from async_orders.attempt_lease import LeaseLost
 from async_orders.conf import conf
 from async_orders.dispatch import call_view
 from async_orders.heartbeat import heartbeat
 from async_orders.models import FailureCode, Order, failure
+from async_orders.outage import UNREACHABLE, reconnect_later
 from async_orders.paths import RESULT, order_path
 from async_orders.process_leases import this_process
 from async_orders.progress import CancelRequested, OrderRun, running

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from async_orders import log_context
-from async_orders.attempt_lease import UNREACHABLE, AttemptLease, reconnect_later
+from async_orders.attempt_lease import AttemptLease
 from async_orders.conf import conf
 from async_orders.deprecation import renamed
+from async_orders.outage import UNREACHABLE, reconnect_later
 
 if TYPE_CHECKING:
     from async_orders.models import Order

@@ -31,9 +31,9 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from async_orders import log_context, process_leases, signals, tasks
-from async_orders.attempt_lease import UNREACHABLE, reconnect_later
 from async_orders.conf import conf
 from async_orders.models import STARTABLE, Order, OrderStatus
+from async_orders.outage import UNREACHABLE, reconnect_later
 
 logger = logging.getLogger("async_orders")
 

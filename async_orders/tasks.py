@@ -19,9 +19,9 @@ from django.db import close_old_connections, connections, router
 from django.db.models import Q
 
 from async_orders import execution, log_context, redis_publish
-from async_orders.attempt_lease import UNREACHABLE
 from async_orders.conf import conf
 from async_orders.models import Order, OrderStatus
+from async_orders.outage import UNREACHABLE
 from async_orders.registry import options_for
 from async_orders.retention import purge_finished
 

@@ -18,8 +18,8 @@ from celery.signals import worker_ready, worker_shutdown
 from django.db import connection
 
 from async_orders import process_leases
-from async_orders.attempt_lease import UNREACHABLE, reconnect_later
 from async_orders.conf import conf
+from async_orders.outage import UNREACHABLE, reconnect_later
 
 logger = logging.getLogger("async_orders")
 
