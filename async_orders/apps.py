@@ -12,12 +12,13 @@ class AsyncOrdersConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the system checks, the signal receivers (the workers' presence
-        # among them), the webhook task and the reconciler's periodic task.
+        # among them), the order tasks (which the broker wing finds by name) and the
+        # webhook task.
         from async_orders import (  # noqa: F401
             checks,
             metrics,
             notify,
-            reconciler,
+            tasks,
             webhooks,
             worker_presence,
         )

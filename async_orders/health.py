@@ -20,25 +20,12 @@ from django.db.models import Q
 from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Coalesce, Now
 
-from async_orders import process_leases, tasks
+from async_orders import process_leases
+from async_orders.broker.probes import broker_reachable
 from async_orders.conf import conf
 from async_orders.models import STARTABLE, Order, ProcessLease
 
 logger = logging.getLogger("async_orders")
-
-#: Seconds a broker may take to accept a connection before it counts as down.
-BROKER_TIMEOUT = 2.0
-
-
-def broker_reachable() -> bool:
-    """A new connection to the broker opens (not a pooled one, which may be stale)."""
-    try:
-        with tasks.execute_order.app.connection_for_write() as broker:
-            broker.ensure_connection(max_retries=1, interval_start=0, timeout=BROKER_TIMEOUT)
-    except Exception as error:  # kombu's and the transport's errors differ: any is "down"
-        logger.warning("Health: the broker cannot be reached: %s", error)
-        return False
-    return True
 
 
 def database_reachable() -> bool:

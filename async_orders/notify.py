@@ -32,7 +32,7 @@ from django.db import transaction
 from django.dispatch import receiver
 
 from async_orders import signals
-from async_orders.celery_config import read_once
+from async_orders.broker.celery_config import read_once
 from async_orders.conf import conf
 
 if TYPE_CHECKING:

@@ -1,9 +1,9 @@
 """Placing an order: admit it (idempotency key, the active-orders cap), create it
 with its conflict locks, and publish it once its row is committed; and re-running one.
 
-What the web layer and the admin call; the Celery wiring it publishes through is
-:mod:`async_orders.tasks` (looked up there at call time, so one stub of
-``async_orders.tasks.publish`` stops every message in a test).
+What the web layer and the admin call; it publishes through
+:mod:`async_orders.broker.publishing` (looked up there at call time, so one stub of
+``async_orders.broker.publishing.send_order`` stops every message in a test).
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from async_orders import locks, log_context, tasks, tracing
+from async_orders import locks, log_context, tracing
+from async_orders.broker import publishing
 from async_orders.conf import conf
 from async_orders.envelope import Envelope
 from async_orders.exceptions import (
@@ -69,7 +70,7 @@ def _place(
             log_context.now_about(order)
             if envelope.lock_keys:
                 locks.take(order, envelope.lock_keys)  # raises Locked: nothing is kept
-            transaction.on_commit(partial(tasks.publish, order))
+            transaction.on_commit(partial(publishing.send_order, order))
     except IntegrityError:
         if not idempotency_key:
             raise

@@ -25,12 +25,13 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from celery import shared_task
 from django.db.models import Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from async_orders import log_context, process_leases, signals, tasks
+from async_orders import log_context, process_leases, signals
+from async_orders.broker import publishing
+from async_orders.broker.probes import broker_lost_messages
 from async_orders.conf import conf
 from async_orders.models import STARTABLE, Order, OrderStatus
 from async_orders.outage import UNREACHABLE, reconnect_later
@@ -80,15 +81,6 @@ def reconcile(holder: str | None = None) -> Reconciliation:
     return report
 
 
-@shared_task(name="async_orders.reconcile", ignore_result=True)
-def reconcile_orders() -> None:
-    """One pass as a Celery task, for projects that schedule it with beat; prefer
-    ``manage.py reconcile_orders --loop``, which does not wait behind the orders'
-    backlog for a worker (see docs/deployment.md). Registered by the app's
-    ``ready()``: defined here, the dependency runs one way, reconciler -> tasks."""
-    reconcile()
-
-
 def reconcile_forever(stop: threading.Event) -> None:
     """Run a pass every ``RECONCILE_INTERVAL`` seconds until ``stop`` is set; an
     unreachable database or broker is logged and the next pass tries again."""
@@ -117,7 +109,7 @@ def _grace() -> float:
 
 def _messages_lost() -> bool:
     """Whether the broker restarted empty, or a worker died with prefetched messages."""
-    lost = tasks.broker_lost_messages()
+    lost = broker_lost_messages()
     ttl = conf.WORKER_LOST_AFTER
     for gone in process_leases.expired(process_leases.WORKER_PREFIX, ttl):
         if process_leases.forget(gone, ttl):
@@ -147,7 +139,7 @@ def _republish(which: Q, report: Reconciliation) -> None:
         for order in batch:
             claimed = Order.objects.filter(pk=order.pk, published_at=order.published_at)
             if claimed.filter(status__in=STARTABLE).update(published_at=timezone.now()):
-                tasks.publish(order)
+                publishing.send_order(order)
                 report.republished.append(order.pk)
 
 
@@ -162,6 +154,21 @@ def _recover_lost(report: Reconciliation) -> None:
         with log_context.about(order):
             outcome = order.recover_lost(lost)
             if outcome == OrderStatus.QUEUED:
-                tasks.publish(order)
+                publishing.send_order(order)
         if outcome is not None:
             outcomes[outcome].append(order.pk)
+
+
+def recover_order_of_dead_process(order_id: str, process: str) -> None:
+    """Recover the order ``process`` was running when it died, if it still is: the
+    worker's main process calls this the moment one of its pool processes dies, so
+    the order need not wait for its lease to expire. A database it cannot reach is
+    logged, never raised: the order is then recovered when its lease expires."""
+    died_running_it = Q(worker=process)
+    try:
+        running = Order.objects.filter(died_running_it, pk=order_id, status=OrderStatus.RUNNING)
+        order = running.first()
+        if order is not None and order.recover_lost(died_running_it) == OrderStatus.QUEUED:
+            publishing.send_order(order)
+    except UNREACHABLE:
+        logger.warning("Order %s: its process died; the reconciler will recover it.", order_id)

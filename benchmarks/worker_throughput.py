@@ -21,15 +21,15 @@ DRAIN_TIMEOUT = 120.0
 
 
 def publish_orders(count: int) -> None:
+    from async_orders.broker.publishing import send_order
     from async_orders.models import Order, OrderStatus
-    from async_orders.tasks import publish
 
     orders = Order.objects.bulk_create(
         Order(view_name="noop", origin="http://127.0.0.1", status=OrderStatus.QUEUED)
         for _ in range(count)
     )
     for order in orders:
-        publish(order)
+        send_order(order)
 
 
 def publish_raw(count: int) -> None:

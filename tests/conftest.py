@@ -49,9 +49,11 @@ def staff(db: None) -> User:
 @pytest.fixture
 def published(monkeypatch: pytest.MonkeyPatch) -> list[uuid.UUID]:
     """The ids of the orders published, recorded instead of sent: placing, the worker
-    task and the reconciler all publish through ``async_orders.tasks.publish``."""
+    task and the reconciler all publish through ``send_order``."""
     sent: list[uuid.UUID] = []
-    monkeypatch.setattr("async_orders.tasks.publish", lambda order: sent.append(order.pk))
+    monkeypatch.setattr(
+        "async_orders.broker.publishing.send_order", lambda order: sent.append(order.pk)
+    )
     return sent
 
 

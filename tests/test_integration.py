@@ -11,8 +11,8 @@ import pytest
 import requests
 from django.contrib.auth.models import User
 
+from async_orders.broker.publishing import send_order
 from async_orders.models import Order
-from async_orders.tasks import publish
 from tests.helpers import place_live, redis_client, wait_until
 
 pytestmark = [
@@ -115,7 +115,7 @@ def test_a_redelivered_message_for_a_completed_order_changes_nothing(
     first = until_finished(http, place_live(base, "echo", http=http).url).json()
     before = Order.objects.values().get(pk=first["id"])
 
-    publish(Order.objects.get(pk=first["id"]))  # the same message again, as a redelivery
+    send_order(Order.objects.get(pk=first["id"]))  # the same message again, as a redelivery
     # The solo worker takes messages in order: once a later order finished, the
     # redelivered message has been consumed.
     until_finished(http, place_live(base, "echo", http=http).url)

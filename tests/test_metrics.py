@@ -166,7 +166,7 @@ def test_a_progress_write_counts_for_its_view(metrics_on: Any) -> None:
 def test_the_reconciler_counts_what_it_republished(
     metrics_on: Any, published: list[uuid.UUID], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("async_orders.tasks.broker_lost_messages", lambda: False)
+    monkeypatch.setattr("async_orders.reconciler.broker_lost_messages", lambda: False)
     republished = moved("async_orders_reconciler_republished_total")
     make_order().mark_unpublished()
 

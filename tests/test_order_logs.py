@@ -16,6 +16,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from async_orders import tasks
+from async_orders.broker import redis_push
 from async_orders.execution import execute_order
 from async_orders.log_context import OrderContextFilter
 from async_orders.reconciler import reconcile
@@ -54,7 +55,7 @@ def broker_refuses(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object, **kwargs: object) -> None:
         raise ConnectionError("the broker is down")
 
-    monkeypatch.setattr(tasks.redis_publish, "push", refuse)
+    monkeypatch.setattr(redis_push, "push", refuse)
     monkeypatch.setattr(tasks.execute_order, "apply_async", refuse)
 
 

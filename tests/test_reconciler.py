@@ -12,7 +12,8 @@ from django.core.management import call_command
 from django.db.models import Q
 from django.utils import timezone
 
-from async_orders import locks, process_leases, reconciler, tasks
+from async_orders import locks, process_leases, reconciler
+from async_orders.broker import probes
 from async_orders.conf import conf
 from async_orders.models import Order, OrderLock, OrderStatus, ProcessLease
 from tests.factories import make_order
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.django_db
 def published(published: list[uuid.UUID], monkeypatch: pytest.MonkeyPatch) -> list[uuid.UUID]:
     """The suite's ``published`` (messages recorded instead of sent), with a broker
     that lost nothing: the integration tests restart the broker for real."""
-    monkeypatch.setattr("async_orders.tasks.broker_lost_messages", lambda: False)
+    monkeypatch.setattr("async_orders.reconciler.broker_lost_messages", lambda: False)
     return published
 
 
@@ -205,10 +206,10 @@ def test_a_worker_whose_presence_expired_gets_waiting_orders_published_again(
 def test_the_broker_sentinel_tells_a_broker_that_lost_its_data(broker: str) -> None:
     from tests.helpers import redis_client
 
-    redis_client(broker).delete(tasks.BROKER_SENTINEL)
+    redis_client(broker).delete(probes.BROKER_SENTINEL)
 
-    assert tasks.broker_lost_messages() is True
-    assert tasks.broker_lost_messages() is False
+    assert probes.broker_lost_messages() is True
+    assert probes.broker_lost_messages() is False
 
 
 def test_a_running_order_with_a_fresh_heartbeat_is_left_alone(published, watching) -> None:

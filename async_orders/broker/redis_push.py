@@ -13,7 +13,7 @@ Whenever something could make Celery's message differ (another transport, task
 routes or annotations, compression, sent events, a priority or routing key, a queue
 that is not a plain direct one, receivers of the publish signals, a publish from
 inside a task), :func:`push` returns ``False`` and the caller publishes through
-``apply_async``. ``tests/test_redis_publish.py`` compares the two messages.
+``apply_async``. ``tests/test_redis_push.py`` compares the two messages.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from kombu import Queue
 from kombu.serialization import dumps as serialize
 from kombu.utils.json import dumps as dump_json
 
-from async_orders.celery_config import read_once
+from async_orders.broker.celery_config import read_once
 
 #: The transport whose messages this writes: kombu's Redis (``redis://``, ``rediss://``,
 #: sockets, Sentinel), which keeps a queue as a list that workers ``BRPOP``.

@@ -16,8 +16,10 @@ from celery import Celery
 from celery.signals import before_task_publish
 from kombu import Exchange, Queue
 
-from async_orders import notify, redis_publish
-from async_orders.tasks import TASK_NAME, execute_order
+from async_orders import notify
+from async_orders.broker import redis_push
+from async_orders.broker.publishing import ORDER_TASK as TASK_NAME
+from async_orders.tasks import execute_order
 from tests import services
 
 ARGS = ["7d0c5b52-8f4e-4a4e-9d55-3f1b0c8f5a11"]
@@ -25,7 +27,7 @@ ARGS = ["7d0c5b52-8f4e-4a4e-9d55-3f1b0c8f5a11"]
 
 @pytest.fixture
 def app() -> Celery:
-    """The app the order task is bound to now, as ``tasks.publish`` asks for it:
+    """The app the order task is bound to now, as ``publishing.send_order`` asks for it:
     ``execute_order`` is a shared task, bound to whichever app is current."""
     return execute_order.app
 
@@ -39,7 +41,7 @@ def queue(broker: str, app: Celery) -> Iterator[tuple[str, redis.Redis]]:
     client = redis.Redis.from_url(url)
     yield name, client
     app.amqp.queues.pop(name, None)
-    redis_publish._plain_route.cache_clear()
+    redis_push._plain_route.cache_clear()
     client.delete(name, f"_kombu.binding.{name}")
 
 
@@ -63,7 +65,7 @@ def test_a_pushed_message_is_the_one_apply_async_sends(
 ) -> None:
     name, client = queue
     execute_order.apply_async(args=ARGS, queue=name, eta=eta, routing_key=None, priority=None)
-    assert redis_publish.push(app, TASK_NAME, ARGS, queue=name, eta=eta)
+    assert redis_push.push(app, TASK_NAME, ARGS, queue=name, eta=eta)
 
     sent, pushed = taken(client, name), taken(client, name)
 
@@ -79,7 +81,7 @@ def test_a_priority_or_a_routing_key_is_left_to_apply_async(
 ) -> None:
     name, client = queue
 
-    assert not redis_publish.push(app, TASK_NAME, ARGS, queue=name, **route)
+    assert not redis_push.push(app, TASK_NAME, ARGS, queue=name, **route)
     assert client.llen(name) == 0
 
 
@@ -93,11 +95,11 @@ def test_receivers_of_celerys_publish_signals_get_apply_async(
 
     before_task_publish.connect(trace)
     try:
-        assert not redis_publish.push(app, TASK_NAME, ARGS, queue=name)
+        assert not redis_push.push(app, TASK_NAME, ARGS, queue=name)
         assert client.llen(name) == 0
     finally:
         before_task_publish.disconnect(trace)
-    assert redis_publish.push(app, TASK_NAME, ARGS, queue=name)
+    assert redis_push.push(app, TASK_NAME, ARGS, queue=name)
     assert client.llen(name) == 1
 
 
@@ -109,7 +111,7 @@ def test_a_task_option_that_changes_the_message_is_left_to_apply_async(
     name, client = queue
     monkeypatch.setattr(app.tasks[TASK_NAME], option, 30)
 
-    assert not redis_publish.push(app, TASK_NAME, ARGS, queue=name)
+    assert not redis_push.push(app, TASK_NAME, ARGS, queue=name)
     assert client.llen(name) == 0
 
 
@@ -119,7 +121,7 @@ def test_a_queue_behind_a_topic_exchange_is_left_to_apply_async(
     name, client = queue
     app.amqp.queues.add(Queue(name, Exchange(name, type="topic"), routing_key=f"{name}.#"))
 
-    assert not redis_publish.push(app, TASK_NAME, ARGS, queue=name)
+    assert not redis_push.push(app, TASK_NAME, ARGS, queue=name)
     assert client.llen(name) == 0
 
 
@@ -130,4 +132,4 @@ def test_a_broker_other_than_redis_is_left_to_apply_async() -> None:
     def noop() -> None:
         pass
 
-    assert not redis_publish.push(app, "in-memory.noop", [], queue="anywhere")
+    assert not redis_push.push(app, "in-memory.noop", [], queue="anywhere")

@@ -1,0 +1,57 @@
+"""Sending an order's message: the one place an order is handed to the broker.
+
+Placing, the worker (a retry, or a message that came before its order was due) and
+the reconciler all send through :func:`send_order`. The order task is found by its
+name in the current Celery app, as a shared task is, so this module does not import
+the task definitions (:mod:`async_orders.tasks` imports it).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Task, current_app
+
+from async_orders import log_context
+from async_orders.broker import redis_push
+from async_orders.conf import conf
+from async_orders.models import Order
+from async_orders.registry import options_for
+
+logger = logging.getLogger("async_orders")
+
+#: The order task's name, in every message ever published: never change it.
+ORDER_TASK = "async_orders.execute_order"
+
+
+def order_task() -> Task:
+    """The order task of the current Celery app (the app a shared task is bound to)."""
+    return current_app.tasks[ORDER_TASK]
+
+
+def send_order(order: Order) -> None:
+    """Send the order's message, routed by its view's options: on a Redis broker with
+    one ``LPUSH`` when that is the message ``apply_async`` would send
+    (:mod:`async_orders.broker.redis_push`), else through ``apply_async``.
+
+    A broker failure is logged and noted on the order (``published_at`` empty); the
+    order stays accepted and the reconciler sends it once the broker is back. Run at
+    commit, maybe after the placing code returned: the order is named again for logs.
+    """
+    options = options_for(order.view_name, order.method)
+    sending: dict[str, Any] = {
+        "queue": options.queue or conf.QUEUE,
+        "routing_key": options.routing_key,
+        "priority": options.priority,
+        "eta": order.run_at,
+    }
+    args = [str(order.pk)]
+    task = order_task()
+    with log_context.about(order):
+        try:
+            if not redis_push.push(task.app, ORDER_TASK, args, **sending):
+                task.apply_async(args=args, **sending)
+        except Exception:
+            logger.exception("Order %s could not be published; the reconciler retries.", order.pk)
+            order.mark_unpublished()
