@@ -20,10 +20,10 @@ from django.db.models import Q
 from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Coalesce, Now
 
-from async_orders import process_leases
 from async_orders.broker.probes import broker_reachable
 from async_orders.conf import conf
 from async_orders.models import STARTABLE, Order, ProcessLease
+from async_orders.worker import role_leases
 
 logger = logging.getLogger("async_orders")
 
@@ -38,7 +38,7 @@ def reconciler_ran() -> bool:
     """The reconcilers' leader renewed its lease within three passes (its leadership's
     own time to live)."""
     recent = Q(renewed_at__gte=_ago(3 * conf.RECONCILE_INTERVAL))
-    return ProcessLease.objects.filter(recent, name=process_leases.RECONCILER).exists()
+    return ProcessLease.objects.filter(recent, name=role_leases.RECONCILER).exists()
 
 
 def queue_moving() -> bool:
@@ -52,7 +52,7 @@ def queue_moving() -> bool:
 def workers_alive() -> bool:
     """At least one worker renewed its presence lease within ``WORKER_LOST_AFTER``."""
     fresh = Q(renewed_at__gte=_ago(conf.WORKER_LOST_AFTER))
-    workers = Q(name__startswith=process_leases.WORKER_PREFIX)
+    workers = Q(name__startswith=role_leases.WORKER_PREFIX)
     return ProcessLease.objects.filter(fresh, workers).exists()
 
 

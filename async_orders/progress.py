@@ -11,18 +11,16 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from contextvars import ContextVar
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from async_orders import log_context
-from async_orders.attempt_lease import AttemptLease
 from async_orders.conf import conf
 from async_orders.deprecation import renamed
-from async_orders.outage import UNREACHABLE, reconnect_later
+from async_orders.worker.run import CancelRequested, OrderRun, current_run
 
 if TYPE_CHECKING:
     from async_orders.models import Order
+
+__all__ = ["CancelRequested", "ProgressItems", "current_order", "fail_on_error"]
 
 logger = logging.getLogger("async_orders")
 
@@ -36,100 +34,23 @@ BATCH_SECONDS = 0.05
 MAX_BATCH = 65536
 
 
-class CancelRequested(BaseException):
-    """Raised inside a running view by ``ProgressItems`` when its order was canceled.
-
-    A ``BaseException``, like ``asyncio.CancelledError``, so that a view's broad
-    ``except Exception`` does not swallow the request to stop.
-    """
-
-
 #: This exception was called ``OrderCanceled``, which clashed with the
 #: client's :class:`async_orders.client.OrderCanceled`; the old name still works.
 __getattr__ = renamed(__name__, {"OrderCanceled": "CancelRequested"})
 
 
-@dataclass
-class OrderRun:
-    """What the worker knows about the order it is running, for the helpers to use."""
-
-    order: Order
-    #: The message of the innermost ``fail_on_error`` block an exception left.
-    failure_message: str | None = None
-    #: When progress was last written; the claim just wrote the order, so a loop that
-    #: starts and ends within ``PROGRESS_INTERVAL`` costs one write, its final one.
-    last_report: float = field(default_factory=time.monotonic)
-    #: The latest progress counted, written or not: kept when the order stops.
-    progress: tuple[int, int | None] = (0, None)
-    lease: AttemptLease = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.lease = AttemptLease(self.order)
-
-    def report(
-        self, current: int, total: int | None, message: str | None, *, final: bool = False
-    ) -> None:
-        """A checkpoint: store progress, throttled; raise :class:`CancelRequested` if asked
-        to stop, :class:`~async_orders.attempt_lease.LeaseLost` if the order is no longer ours.
-
-        The ``final`` report of a loop is always written and never raises: the work
-        it reports is done, so stopping now would only throw it away.
-        """
-        self.progress = (current, total)
-        if not final:
-            self.lease.check()
-        now = time.monotonic()
-        if final or now - self.last_report >= conf.PROGRESS_INTERVAL:
-            self.last_report = now
-            self._write(current, total, message, final=final)
-
-    def _write(self, current: int, total: int | None, message: str | None, *, final: bool) -> None:
-        """One progress write, which renews the lease too. An unreachable database
-        only delays the progress shown: the lease decides when the view must wait."""
-        asked_at = time.monotonic()
-        try:
-            if self.order.report_progress(current, total, message):
-                self.lease.record(True, asked_at)
-                return
-            if final:
-                return
-            if self.order.renew_lease():  # still ours, so it was asked to stop
-                raise CancelRequested(self.order.pk)
-        except UNREACHABLE:
-            reconnect_later()
-            return
-        self.lease.record(False, asked_at)
-        self.lease.check()  # raises LeaseLost
-
-
-_current_run: ContextVar[OrderRun | None] = ContextVar("async_orders_run", default=None)
-
-
 def current_order() -> Order | None:
     """The order the calling code runs in, or ``None`` outside a worker's order.
 
-    A checkpoint too: it raises :class:`~async_orders.attempt_lease.LeaseLost` when this
+    A checkpoint too: it raises :class:`~async_orders.worker.order_lease.LeaseLost` when this
     attempt has lost the order, and waits while its lease cannot be renewed. Hand
     ``current_order().attempt`` to side effects as their fencing token.
     """
-    run = _current_run.get()
+    run = current_run()
     if run is None:
         return None
     run.lease.check()
     return run.order
-
-
-@contextmanager
-def running(order: Order) -> Iterator[OrderRun]:
-    """Make ``order`` the current order for the code run inside the block, and the
-    order its log records carry (see :mod:`async_orders.log_context`)."""
-    run = OrderRun(order)
-    token = _current_run.set(run)
-    try:
-        with log_context.about(order):
-            yield run
-    finally:
-        _current_run.reset(token)
 
 
 @contextmanager
@@ -144,7 +65,7 @@ def fail_on_error(message: str) -> Iterator[None]:
     try:
         yield
     except Exception:
-        run = _current_run.get()
+        run = current_run()
         if run is not None and run.failure_message is None:
             run.failure_message = message
         raise
@@ -165,7 +86,7 @@ class ProgressItems(Generic[T]):
         self.message = message
 
     def __iter__(self) -> Iterator[T]:
-        run = _current_run.get()
+        run = current_run()
         if run is None:
             return iter(self.items)
         return itertools.chain.from_iterable(self._batches(run))

@@ -19,8 +19,8 @@ order_status_changed = Signal(use_caching=True)
 order_finished = Signal(use_caching=True)
 #: Progress (or the message) of a running order was stored.
 order_progress = Signal(use_caching=True)
-#: A reconciler pass ended: ``report`` is its :class:`~async_orders.reconciler.Reconciliation`
-#: (sent with ``sender=Reconciliation``).
+#: A reconciler pass ended: ``report`` is its
+#: :class:`~async_orders.worker.reconciler.Reconciliation` (sent with ``sender=Reconciliation``).
 orders_reconciled = Signal()
 #: A request started (``delta=1``) or stopped (``delta=-1``) waiting for an order to
 #: change; ``blocking`` says whether it holds a thread (sent with ``sender=WaitingRoom``).

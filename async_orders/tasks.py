@@ -19,12 +19,12 @@ from celery import Task, shared_task
 from celery.worker.request import Request
 from django.db import close_old_connections, connections, router
 
-from async_orders import execution, reconciler
 from async_orders.broker import publishing
 from async_orders.broker.publishing import ORDER_TASK
 from async_orders.models import Order, OrderStatus
 from async_orders.outage import UNREACHABLE
 from async_orders.retention import purge_finished
+from async_orders.worker import execution, reconciler
 
 logger = logging.getLogger("async_orders")
 
@@ -60,7 +60,7 @@ def _lost_its_process(error: BaseException) -> bool:
     max_retries=20,
 )
 def execute_order(task: Task, order_id: str) -> None:
-    """Run one order; see :func:`async_orders.execution.execute_order`.
+    """Run one order; see :func:`async_orders.worker.execution.run_order`.
 
     Acknowledged only once done, and given back to the broker when its worker
     process dies, so a message is never lost with a worker; running it twice is
@@ -69,7 +69,7 @@ def execute_order(task: Task, order_id: str) -> None:
     """
     _check_kept_connections()
     worker = f"{task.request.hostname}:{os.getpid()}"
-    order = execution.execute_order(order_id, worker=worker)
+    order = execution.run_order(order_id, worker=worker)
     if order is not None and order.status == OrderStatus.SCHEDULED:
         publishing.send_order(order)  # a retry, or a message that came before the order was due
 

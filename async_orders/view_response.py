@@ -1,6 +1,6 @@
 """What a called view answered, as a value the order stores and judges.
 
-Below both :mod:`async_orders.dispatch`, which captures it, and
+Below both :mod:`async_orders.worker.dispatch`, which captures it, and
 :mod:`async_orders.models`, which stores it: neither needs the other for it.
 """
 

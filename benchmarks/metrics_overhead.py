@@ -163,8 +163,8 @@ def _order_cpu(orders: int) -> float:
     metrics off and no broker (what the metrics would add to)."""
     from django.test import Client
 
-    from async_orders import execution
     from async_orders.broker import publishing
+    from async_orders.worker import execution
 
     _metrics(False)
     client, send_order = Client(), publishing.send_order
@@ -173,7 +173,7 @@ def _order_cpu(orders: int) -> float:
         begin = time.process_time()
         for _ in range(orders):
             response = client.post(PLACE, {"data": {}}, content_type="application/json")
-            execution.execute_order(response.json()["id"])
+            execution.run_order(response.json()["id"])
         return (time.process_time() - begin) / orders * 1e6
     finally:
         publishing.send_order = send_order

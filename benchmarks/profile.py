@@ -48,9 +48,9 @@ def paths() -> dict[str, Callable[[], object]]:
     from async_orders import notify
     from async_orders.broker.publishing import send_order
     from async_orders.envelope import parse_envelope
-    from async_orders.execution import execute_order
     from async_orders.models import Order, RequesterLock
     from async_orders.registry import find_endpoint
+    from async_orders.worker.execution import run_order
     from benchmarks.models import Row
 
     client = Client()
@@ -80,7 +80,7 @@ def paths() -> dict[str, Callable[[], object]]:
             RequesterLock.take(f"session:{next(requesters)}")
 
     def execute() -> None:
-        execute_order(Order.objects.create(view_name="noop", origin="http://127.0.0.1").pk)
+        run_order(Order.objects.create(view_name="noop", origin="http://127.0.0.1").pk)
 
     return {
         "place": place,
@@ -123,8 +123,8 @@ def finished_order() -> uuid.UUID:
     at ``resource_url``): 201 with ``Location`` when polled."""
     from django.utils import timezone
 
-    from async_orders.execution import result_path
     from async_orders.models import Order, OrderStatus
+    from async_orders.worker.execution import result_path
 
     order = Order(
         view_name="noop",

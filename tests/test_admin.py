@@ -10,8 +10,8 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from async_orders.execution import execute_order
 from async_orders.models import FailureCode, Order, OrderStatus, failure
+from async_orders.worker.execution import run_order
 from tests.factories import make_order
 
 pytestmark = pytest.mark.django_db
@@ -21,7 +21,7 @@ CHANGELIST = "/admin/async_orders/order/"
 
 def finished(view_name: str, **kwargs) -> Order:
     order = make_order(view_name, **kwargs)
-    execute_order(order.pk)
+    run_order(order.pk)
     order.refresh_from_db()
     return order
 

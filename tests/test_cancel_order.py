@@ -6,9 +6,9 @@ import pytest
 from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
-from async_orders.execution import execute_order
 from async_orders.models import Order, OrderStatus
 from async_orders.placing import rerun_order
+from async_orders.worker.execution import run_order
 from tests.factories import make_order
 
 pytestmark = pytest.mark.django_db
@@ -23,7 +23,7 @@ def test_a_waiting_order_is_canceled_at_once_and_never_runs(api: APIClient, enve
     order = make_order(**envelope)
 
     response = cancel(api, order)
-    execute_order(order.pk)  # its message arrives later anyway
+    run_order(order.pk)  # its message arrives later anyway
 
     order.refresh_from_db()
     assert response.status_code == 200
@@ -46,7 +46,7 @@ def test_a_running_order_is_asked_to_stop_with_202(api: APIClient) -> None:
 def test_a_running_view_stops_at_its_next_progress_step_keeping_progress() -> None:
     order = make_order("canceled-midway")
 
-    execute_order(order.pk)
+    run_order(order.pk)
 
     order.refresh_from_db()
     assert order.status == OrderStatus.CANCELED
@@ -57,7 +57,7 @@ def test_a_running_view_stops_at_its_next_progress_step_keeping_progress() -> No
 @pytest.mark.parametrize("view", ["echo", "answers-404"])
 def test_a_finished_order_cannot_be_canceled(api: APIClient, view: str) -> None:
     order = make_order(view)
-    execute_order(order.pk)
+    run_order(order.pk)
 
     response = cancel(api, order)
 

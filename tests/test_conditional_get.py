@@ -11,11 +11,11 @@ from django.contrib.auth.models import User
 from django.test import RequestFactory
 from rest_framework.test import APIClient
 
-from async_orders.execution import execute_order
 from async_orders.headers import order_etag
 from async_orders.models import Order
 from async_orders.serializers import OrderSerializer
 from async_orders.waiting import Waiter, room
+from async_orders.worker.execution import run_order
 from tests.factories import make_order
 
 pytestmark = pytest.mark.django_db
@@ -110,7 +110,7 @@ def test_the_etag_changes_with_the_status(api: APIClient) -> None:
     order = make_order()
     etag = poll(api, order)["ETag"]
 
-    execute_order(order.pk)
+    run_order(order.pk)
 
     assert poll(api, order, etag).status_code == 201
 
@@ -133,7 +133,7 @@ def test_wait_must_be_a_number_of_seconds(api: APIClient, wait: str) -> None:
 
 def test_a_finished_order_answers_a_long_poll_at_once(api: APIClient) -> None:
     order = make_order()
-    execute_order(order.pk)
+    run_order(order.pk)
     started = time.monotonic()
 
     response = poll(api, order, wait=10)

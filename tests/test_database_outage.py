@@ -16,7 +16,7 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from async_orders.models import Order, OrderStatus
-from async_orders.progress import running
+from async_orders.worker.run import running
 from tests.factories import make_order
 
 # Committed orders are published: to a queue of this test's own, which no worker
@@ -103,7 +103,7 @@ def test_a_checkpoint_past_the_lease_waits_for_the_database_and_keeps_the_order(
 
 
 def test_a_checkpoint_of_an_attempt_whose_order_was_recovered_raises_lease_lost() -> None:
-    from async_orders.attempt_lease import LeaseLost
+    from async_orders.worker.order_lease import LeaseLost
 
     order = make_order()
     assert order.start()
@@ -118,7 +118,7 @@ def test_a_checkpoint_of_an_attempt_whose_order_was_recovered_raises_lease_lost(
 def test_a_kept_connection_the_database_dropped_is_replaced_at_the_claim() -> None:
     """A worker does not ping its kept connection before an order: the claim finds it
     dropped (here terminated, as a restart would), and is made again on a new one."""
-    from async_orders.execution import execute_order
+    from async_orders.worker.execution import run_order
 
     order = make_order()
     with connection.cursor() as cursor:
@@ -127,7 +127,7 @@ def test_a_kept_connection_the_database_dropped_is_replaced_at_the_claim() -> No
     with psycopg.connect(**connection.get_connection_params()) as admin:
         admin.execute("SELECT pg_terminate_backend(%s)", [backend])
 
-    executed = execute_order(order.pk)
+    executed = run_order(order.pk)
 
     assert executed is not None
     assert executed.status == OrderStatus.COMPLETED

@@ -7,8 +7,8 @@ import pytest
 from django.core.checks import run_checks
 from rest_framework.test import APIClient
 
-from async_orders.execution import execute_order
 from async_orders.models import Order, OrderStatus
+from async_orders.worker.execution import run_order
 from tests.helpers import place
 
 pytestmark = pytest.mark.django_db
@@ -22,7 +22,7 @@ def shadowing(settings) -> None:
 def ran(view_name: str) -> Order:
     """An order placed before the URLconf changed under it, then executed."""
     order = Order.objects.create(view_name=view_name, method="POST", origin="http://testserver")
-    execute_order(order.pk)
+    run_order(order.pk)
     order.refresh_from_db()
     return order
 

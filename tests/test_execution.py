@@ -8,8 +8,8 @@ import logging
 import pytest
 from django.contrib.auth.models import User
 
-from async_orders.execution import execute_order
 from async_orders.models import Order, OrderStatus
+from async_orders.worker.execution import run_order
 from tests.factories import make_order
 from tests.testapp.models import Item
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 
 def run(order: Order) -> Order:
-    execute_order(order.pk)
+    run_order(order.pk)
     order.refresh_from_db()
     return order
 
@@ -152,7 +152,7 @@ def test_a_redelivered_message_for_a_completed_order_changes_nothing() -> None:
     order = run(make_order())
     before = Order.objects.values().get(pk=order.pk)
 
-    execute_order(order.pk)
+    run_order(order.pk)
 
     assert Order.objects.values().get(pk=order.pk) == before
 
@@ -162,14 +162,14 @@ def test_a_message_for_an_order_not_waiting_to_start_is_ignored(status: OrderSta
     order = make_order()
     Order.objects.filter(pk=order.pk).update(status=status)
 
-    execute_order(order.pk)
+    run_order(order.pk)
 
     order.refresh_from_db()
     assert (order.status, order.attempts) == (status, 0)
 
 
 def test_a_message_for_a_missing_order_is_dropped() -> None:
-    execute_order("6c1f0c3a-7a8e-4d8a-9d6e-0b1f2a3c4d5e")  # must not raise
+    run_order("6c1f0c3a-7a8e-4d8a-9d6e-0b1f2a3c4d5e")  # must not raise
 
 
 def test_a_route_removed_since_the_order_was_placed_fails_the_order() -> None:

@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 import requests
 
-from async_orders import locks, reconciler
+from async_orders import locks
 from async_orders.models import FINISHED, Order, OrderStatus
+from async_orders.worker import reconciler
 from tests import celery_app
 from tests.helpers import FAULT_FIGURES, place_live, redis_client, wait_until
 from tests.testapp.models import Execution

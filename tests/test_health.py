@@ -12,10 +12,11 @@ from django.db import OperationalError, connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from async_orders import health, process_leases
+from async_orders import health
 from async_orders.conf import conf
 from async_orders.models import Order, OrderStatus, ProcessLease
 from async_orders.tasks import execute_order
+from async_orders.worker import role_leases
 from tests.factories import make_order
 
 pytestmark = pytest.mark.django_db
@@ -26,8 +27,8 @@ HEALTH_URL = "/async/health/"
 @pytest.fixture
 def alive(broker: str) -> None:
     """A reconciler and a worker that have just renewed their leases, and a broker."""
-    process_leases.hold(process_leases.RECONCILER, "reconciler-host", 15)
-    process_leases.hold(f"{process_leases.WORKER_PREFIX}node:1", "node:1", 20)
+    role_leases.hold(role_leases.RECONCILER, "reconciler-host", 15)
+    role_leases.hold(f"{role_leases.WORKER_PREFIX}node:1", "node:1", 20)
 
 
 @pytest.fixture
@@ -84,13 +85,13 @@ def test_an_unreachable_database_is_unhealthy_and_so_is_what_it_would_tell(
 
 
 def test_a_reconciler_silent_for_three_intervals_is_unhealthy(alive: None) -> None:
-    renewed_ago(process_leases.RECONCILER, 3 * conf.RECONCILE_INTERVAL + 1)
+    renewed_ago(role_leases.RECONCILER, 3 * conf.RECONCILE_INTERVAL + 1)
 
     assert health.check().facts["reconciler"] is False
 
 
 def test_a_reconciler_that_never_ran_is_unhealthy(alive: None) -> None:
-    ProcessLease.objects.filter(name=process_leases.RECONCILER).delete()
+    ProcessLease.objects.filter(name=role_leases.RECONCILER).delete()
 
     assert health.check().facts["reconciler"] is False
 
@@ -113,7 +114,7 @@ def test_an_order_scheduled_for_later_is_not_waiting(alive: None, settings) -> N
 
 
 def test_no_worker_seen_within_its_lease_is_unhealthy(alive: None) -> None:
-    renewed_ago(f"{process_leases.WORKER_PREFIX}node:1", conf.WORKER_LOST_AFTER + 1)
+    renewed_ago(f"{role_leases.WORKER_PREFIX}node:1", conf.WORKER_LOST_AFTER + 1)
 
     assert health.check().facts["workers"] is False
 

@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-from async_orders.attempt_lease import AttemptLease
-from async_orders.heartbeat import heartbeat
 from async_orders.models import Order
-from async_orders.progress import running
+from async_orders.worker.heartbeat import heartbeat
+from async_orders.worker.order_lease import OrderLease
+from async_orders.worker.run import running
 from tests.factories import make_order
 
 # The keeper writes from its own thread: the rows must be committed for it to see them.
@@ -31,7 +31,7 @@ def lease_stamp(order: Order):
     return Order.objects.values_list("heartbeat_at", flat=True).get(pk=order.pk)
 
 
-def kept_a_while(order: Order) -> tuple[bool, AttemptLease]:
+def kept_a_while(order: Order) -> tuple[bool, OrderLease]:
     """Keep ``order``'s lease for two and a half intervals: whether its stamp moved
     meanwhile, and the lease."""
     claimed_at = lease_stamp(order)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from async_orders import ProgressItems, current_order, fail_on_error
-from async_orders.attempt_lease import LeaseLost
 from async_orders.models import Order, OrderStatus
-from async_orders.progress import CancelRequested, running
+from async_orders.progress import CancelRequested
+from async_orders.worker.order_lease import LeaseLost
+from async_orders.worker.run import running
 from tests.factories import make_order
 
 pytestmark = pytest.mark.django_db

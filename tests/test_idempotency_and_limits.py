@@ -16,10 +16,10 @@ from rest_framework.test import APIClient
 
 from async_orders.envelope import parse_envelope
 from async_orders.exceptions import TooManyActiveOrders
-from async_orders.execution import execute_order
 from async_orders.models import Order, OrderStatus, requester_key
 from async_orders.placing import place_order
 from async_orders.registry import find_endpoint
+from async_orders.worker.execution import run_order
 from tests.helpers import order_of, place
 
 pytestmark = pytest.mark.django_db
@@ -210,7 +210,7 @@ def test_finished_orders_do_not_count_against_the_cap(api: APIClient, user: User
     assert place(api).status_code == 302
     assert place(api).status_code == 429  # the cap holds while the first is active
     Order.objects.all().delete()
-    execute_order(order_of(place(api)).pk)
+    run_order(order_of(place(api)).pk)
 
     assert place(api).status_code == 302
 
@@ -221,7 +221,7 @@ def test_a_response_over_the_result_limit_is_not_stored_and_says_so(
     settings.ASYNC_ORDERS = {"MAX_RESULT_BYTES": 1000}
     order = order_of(place(api, "big-response"))
 
-    execute_order(order.pk)
+    run_order(order.pk)
 
     order.refresh_from_db()
     assert order.status == OrderStatus.COMPLETED

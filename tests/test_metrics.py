@@ -23,10 +23,11 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.test import APIClient
 
-from async_orders import metrics, reconciler
-from async_orders.execution import execute_order
+from async_orders import metrics
 from async_orders.models import Order, OrderStatus, WebhookDelivery
 from async_orders.waiting import Waiter, room
+from async_orders.worker import reconciler
+from async_orders.worker.execution import run_order
 from tests.factories import make_order
 from tests.helpers import ROOT, place
 
@@ -58,7 +59,7 @@ def metrics_on(settings: Any) -> dict[str, Any]:
 
 
 def run(order: Order) -> Order:
-    execute_order(order.pk)
+    run_order(order.pk)
     order.refresh_from_db()
     return order
 
@@ -166,7 +167,7 @@ def test_a_progress_write_counts_for_its_view(metrics_on: Any) -> None:
 def test_the_reconciler_counts_what_it_republished(
     metrics_on: Any, published: list[uuid.UUID], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("async_orders.reconciler.broker_lost_messages", lambda: False)
+    monkeypatch.setattr("async_orders.worker.reconciler.broker_lost_messages", lambda: False)
     republished = moved("async_orders_reconciler_republished_total")
     make_order().mark_unpublished()
 

@@ -17,9 +17,9 @@ from rest_framework.test import APIClient
 
 from async_orders import tasks
 from async_orders.broker import redis_push
-from async_orders.execution import execute_order
 from async_orders.log_context import OrderContextFilter
-from async_orders.reconciler import reconcile
+from async_orders.worker.execution import run_order
+from async_orders.worker.reconciler import reconcile
 from tests.factories import make_order
 from tests.helpers import ROOT
 
@@ -69,7 +69,7 @@ def said(records: list[logging.LogRecord], text: str) -> logging.LogRecord:
 
 def test_the_views_own_log_lines_carry_the_order(records: list[logging.LogRecord]) -> None:
     order = make_order("logs-a-line")
-    execute_order(order.pk)
+    run_order(order.pk)
 
     assert fields(said(records, "the view says hello")) == (str(order.pk), "logs-a-line", 1)
 
@@ -105,7 +105,7 @@ def test_a_failed_order_logs_one_line_with_one_traceback(
     records: list[logging.LogRecord],
 ) -> None:
     order = make_order("fails-on-error")
-    execute_order(order.pk)
+    run_order(order.pk)
 
     with_traceback = [record for record in records if record.exc_info]
     assert len(with_traceback) == 1
@@ -115,7 +115,7 @@ def test_a_failed_order_logs_one_line_with_one_traceback(
 
 def test_a_failed_order_keeps_its_traceback_for_operators() -> None:
     order = make_order("fails-on-error")
-    execute_order(order.pk)
+    run_order(order.pk)
     order.refresh_from_db()
 
     assert "ConnectionError: 10.0.0.7 refused the connection" in order.traceback
@@ -124,7 +124,7 @@ def test_a_failed_order_keeps_its_traceback_for_operators() -> None:
 
 def test_the_api_never_shows_the_traceback(api: APIClient, user: User) -> None:
     order = make_order("fails-on-error", owner=user)
-    execute_order(order.pk)
+    run_order(order.pk)
     api.force_authenticate(user)
 
     body = api.get(f"/async/orders/{order.pk}/").content.decode()
@@ -135,7 +135,7 @@ def test_the_api_never_shows_the_traceback(api: APIClient, user: User) -> None:
 
 def test_the_admin_shows_the_traceback(admin_client: Client) -> None:
     order = make_order("fails-on-error")
-    execute_order(order.pk)
+    run_order(order.pk)
 
     page = admin_client.get(f"/admin/async_orders/order/{order.pk}/change/").content.decode()
 
@@ -167,7 +167,7 @@ def test_the_documented_json_config_writes_the_order_fields(
     documented_logging: io.StringIO,
 ) -> None:
     order = make_order("logs-a-line")
-    execute_order(order.pk)
+    run_order(order.pk)
 
     lines = [json.loads(line) for line in documented_logging.getvalue().splitlines()]
     hello = next(line for line in lines if line["message"] == "the view says hello")

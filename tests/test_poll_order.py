@@ -7,8 +7,8 @@ from django.contrib.auth.models import Permission, User
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from async_orders.execution import execute_order
 from async_orders.models import Order, OrderStatus
+from async_orders.worker.execution import run_order
 from tests.factories import make_order
 
 pytestmark = pytest.mark.django_db
@@ -42,7 +42,7 @@ def test_a_scheduled_order_says_to_retry_when_it_is_due(api: APIClient) -> None:
 
 def test_a_completed_order_is_201_with_location_of_the_resource(api: APIClient) -> None:
     order = make_order()
-    execute_order(order.pk)
+    run_order(order.pk)
 
     response = poll(api, order)
 
@@ -55,7 +55,7 @@ def test_a_completed_order_is_201_with_location_of_the_resource(api: APIClient) 
 
 def test_a_failed_order_is_200_with_its_error(api: APIClient) -> None:
     order = make_order("answers-404")
-    execute_order(order.pk)
+    run_order(order.pk)
 
     response = poll(api, order)
 
@@ -141,7 +141,7 @@ def test_a_superuser_sees_every_order(api: APIClient, user: User) -> None:
 
 def test_the_result_replays_the_stored_response(api: APIClient) -> None:
     order = make_order("echo-int", kwargs={"number": 4})
-    execute_order(order.pk)
+    run_order(order.pk)
 
     response = poll(api, order, "result/")
 
@@ -175,7 +175,7 @@ def test_the_list_shows_the_callers_orders_filtered(api: APIClient, user: User) 
 def test_timestamps_are_set_as_the_order_moves(api: APIClient) -> None:
     before = timezone.now()
     order = make_order()
-    execute_order(order.pk)
+    run_order(order.pk)
     order.refresh_from_db()
 
     assert before <= order.created_at <= order.started_at <= order.finished_at

@@ -7,8 +7,8 @@ import pytest
 from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
-from async_orders.execution import execute_order
 from async_orders.models import Order
+from async_orders.worker.execution import run_order
 from tests.factories import make_order
 from tests.helpers import place
 
@@ -56,7 +56,7 @@ def test_the_events_of_another_users_order_are_404_json(api: APIClient, user: Us
 def test_the_events_of_a_finished_order_are_its_final_event(api: APIClient, user: User) -> None:
     api.force_authenticate(user)
     order = make_order(owner=user)
-    execute_order(order.pk)
+    run_order(order.pk)
     event_id = api.get(f"/async/orders/{order.pk}/")["ETag"].strip('"')
 
     response = events(api, order)
@@ -71,7 +71,7 @@ def test_the_events_of_a_finished_order_are_its_final_event(api: APIClient, user
 
 def test_a_client_that_has_the_final_event_is_told_to_stop(api: APIClient) -> None:
     order = make_order()
-    execute_order(order.pk)
+    run_order(order.pk)
     etag = api.get(f"/async/orders/{order.pk}/")["ETag"]
 
     assert events(api, order, etag.strip('"')).status_code == 204

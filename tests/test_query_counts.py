@@ -18,9 +18,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from async_orders.dispatch import call_view
-from async_orders.execution import execute_order
 from async_orders.models import Order
+from async_orders.worker.dispatch import call_view
+from async_orders.worker.execution import run_order
 from tests.factories import make_order
 from tests.testapp.models import Item
 
@@ -127,7 +127,7 @@ def test_polling_as_a_signed_in_user_costs_at_most_two_queries(api: APIClient, u
 def test_executing_an_anonymous_order_is_one_claim_and_one_outcome() -> None:
     order = make_order()
 
-    seen = count(lambda: execute_order(order.pk))
+    seen = count(lambda: run_order(order.pk))
 
     assert len(seen) == 2, seen.statements
     assert seen.statements[0].startswith("UPDATE")
@@ -139,7 +139,7 @@ def test_executing_an_order_adds_at_most_three_queries_to_the_views_own(user: Us
     own = count(lambda: call_view(called_directly))
     order = make_order("shop:item-list", owner=user, data={"name": "b"})
 
-    seen = count(lambda: execute_order(order.pk))
+    seen = count(lambda: run_order(order.pk))
 
     assert Item.objects.count() == 2
     assert len(seen) <= len(own) + MAX_EXECUTE_OVERHEAD, seen.statements

@@ -12,10 +12,11 @@ from django.core.management import call_command
 from django.db.models import Q
 from django.utils import timezone
 
-from async_orders import locks, process_leases, reconciler
+from async_orders import locks
 from async_orders.broker import probes
 from async_orders.conf import conf
 from async_orders.models import Order, OrderLock, OrderStatus, ProcessLease
+from async_orders.worker import reconciler, role_leases
 from tests.factories import make_order
 
 pytestmark = pytest.mark.django_db
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.django_db
 def published(published: list[uuid.UUID], monkeypatch: pytest.MonkeyPatch) -> list[uuid.UUID]:
     """The suite's ``published`` (messages recorded instead of sent), with a broker
     that lost nothing: the integration tests restart the broker for real."""
-    monkeypatch.setattr("async_orders.reconciler.broker_lost_messages", lambda: False)
+    monkeypatch.setattr("async_orders.worker.reconciler.broker_lost_messages", lambda: False)
     return published
 
 
@@ -35,7 +36,7 @@ def watching() -> None:
     long enough for every live worker to have renewed its leases."""
     an_hour_ago = timezone.now() - timedelta(hours=1)
     ProcessLease.objects.create(
-        name=process_leases.RECONCILER,
+        name=role_leases.RECONCILER,
         holder=socket.gethostname(),
         renewed_at=timezone.now(),
         since=an_hour_ago,
@@ -178,10 +179,10 @@ def test_a_lease_expired_by_less_than_the_margin_is_left_alone(published, watchi
 def test_one_shot_passes_from_one_host_keep_the_lead_and_its_watch(published) -> None:
     """Cron or beat runs each pass in another process of the same host."""
     reconciler.reconcile()
-    lease = ProcessLease.objects.get(name=process_leases.RECONCILER)
+    lease = ProcessLease.objects.get(name=role_leases.RECONCILER)
 
     assert reconciler.reconcile().leader is True
-    assert ProcessLease.objects.get(name=process_leases.RECONCILER).since == lease.since
+    assert ProcessLease.objects.get(name=role_leases.RECONCILER).since == lease.since
 
 
 def test_only_one_of_two_reconcilers_leads(published, watching) -> None:

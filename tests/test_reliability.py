@@ -12,10 +12,10 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from async_orders import locks, signals
-from async_orders.execution import _backoff, execute_order
 from async_orders.models import Order, OrderStatus, RequesterLock
 from async_orders.registry import ViewOptions
 from async_orders.retention import purge_finished
+from async_orders.worker.execution import _backoff, run_order
 from tests.factories import make_order
 from tests.helpers import place, wait_until
 from tests.testapp.models import Execution
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.django_db
 
 def run(order: Order) -> Order:
     wait_until(lambda: order.run_at is None or order.run_at <= timezone.now(), timeout=5)
-    execute_order(order.pk)
+    run_order(order.pk)
     order.refresh_from_db()
     return order
 
@@ -82,7 +82,7 @@ def test_backoff_doubles_with_jitter_and_is_capped(attempt: int, settings) -> No
 def test_a_message_that_arrives_before_the_order_is_due_does_not_start_it() -> None:
     order = make_order(countdown=60)
 
-    execute_order(order.pk)
+    run_order(order.pk)
 
     order.refresh_from_db()
     assert (order.status, order.attempts) == (OrderStatus.SCHEDULED, 0)
@@ -106,7 +106,7 @@ def test_an_order_clashing_with_an_active_ones_lock_is_409(api: APIClient) -> No
 
 def test_locks_are_released_on_every_terminal_state(api: APIClient) -> None:
     done = Order.objects.get(pk=place(api, "bake-pizza", {"kwargs": {"pk": 1}}).json()["id"])
-    execute_order(done.pk)
+    run_order(done.pk)
     canceled = Order.objects.get(pk=place(api, "bake-pizza", {"kwargs": {"pk": 1}}).json()["id"])
     canceled.cancel()
 
@@ -148,10 +148,10 @@ def test_purge_deletes_only_finished_orders_past_retention(settings) -> None:
     settings.ASYNC_ORDERS = {"RETENTION_SECONDS": 3600, "PURGE_BATCH_SIZE": 2}
     old_done = [make_order() for _ in range(5)]
     for order in old_done:
-        execute_order(order.pk)
+        run_order(order.pk)
     Order.objects.update(finished_at=timezone.now() - timedelta(hours=2))
     recent_done = make_order()
-    execute_order(recent_done.pk)
+    run_order(recent_done.pk)
     old_active = make_order()
     Order.objects.filter(pk=old_active.pk).update(created_at=timezone.now() - timedelta(days=9))
 
@@ -175,7 +175,7 @@ def test_purge_deletes_the_lock_rows_of_requesters_idle_past_retention(
 
 def test_the_purge_command_reports_what_it_deleted(settings, capsys) -> None:
     settings.ASYNC_ORDERS = {"RETENTION_SECONDS": 0}
-    execute_order(make_order().pk)
+    run_order(make_order().pk)
 
     call_command("purge_orders")
 
@@ -205,7 +205,7 @@ def test_signals_tell_every_status_change_progress_and_the_end() -> None:
     for signal, receiver in receivers:
         signal.connect(receiver)
     try:
-        execute_order(make_order("canceled-midway").pk)
+        run_order(make_order("canceled-midway").pk)
     finally:
         for signal, receiver in receivers:
             signal.disconnect(receiver)
@@ -222,8 +222,8 @@ def test_signals_tell_every_status_change_progress_and_the_end() -> None:
 
 def test_counted_view_records_each_execution() -> None:
     order = make_order("counted")
-    execute_order(order.pk)
-    execute_order(order.pk)
+    run_order(order.pk)
+    run_order(order.pk)
 
     assert Execution.objects.filter(order_id=order.pk).count() == 1
 

@@ -13,8 +13,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Span, StatusCode
 from rest_framework.test import APIClient
 
-from async_orders.execution import execute_order
 from async_orders.models import Order
+from async_orders.worker.execution import run_order
 from tests.factories import make_order
 
 pytestmark = pytest.mark.django_db
@@ -54,7 +54,7 @@ def test_the_workers_execution_is_a_child_of_the_posts_span(
 ) -> None:
     api.force_authenticate(user)
     post, order = post_in_a_span(api, "echo")
-    execute_order(order.pk)
+    run_order(order.pk)
 
     child = execution_span(spans)
     assert child.parent is not None
@@ -79,14 +79,14 @@ def test_an_order_placed_outside_a_trace_runs_in_a_root_span(
     spans: InMemorySpanExporter,
 ) -> None:
     order = make_order("echo")
-    execute_order(order.pk)
+    run_order(order.pk)
 
     assert order.traceparent == ""
     assert execution_span(spans).parent is None
 
 
 def test_a_view_that_raises_ends_its_span_in_error(spans: InMemorySpanExporter) -> None:
-    execute_order(make_order("raises").pk)
+    run_order(make_order("raises").pk)
 
     assert execution_span(spans).status.status_code == StatusCode.ERROR
 
@@ -97,7 +97,7 @@ def test_without_opentelemetry_orders_run_untraced(
     for name in ("opentelemetry", "opentelemetry.propagate", "opentelemetry.trace"):
         monkeypatch.setitem(sys.modules, name, None)  # import raises ImportError
     order = make_order("echo")
-    execute_order(order.pk)
+    run_order(order.pk)
     order.refresh_from_db()
 
     assert order.traceparent == ""

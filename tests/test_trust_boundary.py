@@ -6,8 +6,8 @@ import pytest
 from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
-from async_orders.execution import execute_order
 from async_orders.models import Order, OrderStatus
+from async_orders.worker.execution import run_order
 from tests.factories import make_order
 from tests.helpers import order_of, place
 from tests.testapp.models import Item
@@ -100,7 +100,7 @@ def test_a_user_does_not_see_anonymous_orders(api: APIClient, user: User) -> Non
 
 def test_someone_elses_result_is_404(api: APIClient, user: User) -> None:
     order = make_order(owner=User.objects.create_user("bob"))
-    execute_order(order.pk)
+    run_order(order.pk)
     api.force_authenticate(user)
 
     response = api.get(f"/async/orders/{order.pk}/result/")
@@ -126,7 +126,7 @@ def test_ordering_a_change_to_another_users_object_fails_with_the_views_404(
     bobs = Item.objects.create(name="bob's", owner=User.objects.create_user("bob"))
     order = make_order("shop:item-detail", owner=user, kwargs={"pk": bobs.pk}, data={"name": "x"})
 
-    execute_order(order.pk)
+    run_order(order.pk)
 
     order.refresh_from_db()
     bobs.refresh_from_db()
@@ -138,7 +138,7 @@ def test_ordering_a_change_to_ones_own_object_works(user: User) -> None:
     mine = Item.objects.create(name="mine", owner=user)
     order = make_order("shop:item-detail", owner=user, kwargs={"pk": mine.pk}, data={"name": "y"})
 
-    execute_order(order.pk)
+    run_order(order.pk)
 
     mine.refresh_from_db()
     assert mine.name == "y"

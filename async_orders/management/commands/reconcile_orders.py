@@ -10,7 +10,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from async_orders.conf import conf
-from async_orders.reconciler import reconcile, reconcile_forever
+from async_orders.worker.reconciler import reconcile, reconcile_forever
 
 
 class Command(BaseCommand):

@@ -29,12 +29,13 @@ from django.db.models import Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from async_orders import log_context, process_leases, signals
+from async_orders import log_context, signals
 from async_orders.broker import publishing
 from async_orders.broker.probes import broker_lost_messages
 from async_orders.conf import conf
 from async_orders.models import STARTABLE, Order, OrderStatus
 from async_orders.outage import UNREACHABLE, reconnect_later
+from async_orders.worker import role_leases
 
 logger = logging.getLogger("async_orders")
 
@@ -62,7 +63,7 @@ def reconcile(holder: str | None = None) -> Reconciliation:
     Celery beat on one host keep the lead from one pass to the next.
     """
     holder = holder or socket.gethostname()
-    watched = process_leases.hold(process_leases.RECONCILER, holder, _leadership_ttl())
+    watched = role_leases.hold(role_leases.RECONCILER, holder, _leadership_ttl())
     if watched is None:
         return Reconciliation(leader=False)
     report = Reconciliation()
@@ -84,7 +85,7 @@ def reconcile(holder: str | None = None) -> Reconciliation:
 def reconcile_forever(stop: threading.Event) -> None:
     """Run a pass every ``RECONCILE_INTERVAL`` seconds until ``stop`` is set; an
     unreachable database or broker is logged and the next pass tries again."""
-    holder = f"{process_leases.this_process()}:{uuid.uuid4().hex[:8]}"
+    holder = f"{role_leases.this_process()}:{uuid.uuid4().hex[:8]}"
     while True:
         try:
             reconcile(holder)
@@ -111,8 +112,8 @@ def _messages_lost() -> bool:
     """Whether the broker restarted empty, or a worker died with prefetched messages."""
     lost = broker_lost_messages()
     ttl = conf.WORKER_LOST_AFTER
-    for gone in process_leases.expired(process_leases.WORKER_PREFIX, ttl):
-        if process_leases.forget(gone, ttl):
+    for gone in role_leases.expired(role_leases.WORKER_PREFIX, ttl):
+        if role_leases.forget(gone, ttl):
             logger.warning("Worker %s is gone; orders waiting are published again.", gone)
             lost = True
     return lost

@@ -29,12 +29,12 @@ logger = logging.getLogger("async_orders")
 class LeaseLost(BaseException):
     """Raised at a checkpoint of an attempt that lost its order to another attempt.
 
-    A ``BaseException``, like :class:`~async_orders.progress.CancelRequested`, so that
+    A ``BaseException``, like :class:`~async_orders.worker.run.CancelRequested`, so that
     a view's broad ``except Exception`` cannot swallow it and carry on.
     """
 
 
-class AttemptLease:
+class OrderLease:
     """What the attempt knows of its lease: until when it is surely valid, and
     whether a renewal was refused. Shared by the view's thread and the heartbeat's."""
 

@@ -1,7 +1,7 @@
 """Running one order: claim it, call its view, record what happened.
 
 This is what the Celery task does, without Celery: the task in :mod:`tasks` is a
-thin wrapper, and tests call :func:`execute_order` directly.
+thin wrapper, and tests call :func:`run_order` directly.
 """
 
 from __future__ import annotations
@@ -20,17 +20,17 @@ from django.urls import NoReverseMatch, Resolver404
 from django.utils import timezone
 
 from async_orders import tracing
-from async_orders.attempt_lease import LeaseLost
 from async_orders.conf import conf
-from async_orders.dispatch import call_view
-from async_orders.heartbeat import heartbeat
 from async_orders.models import FailureCode, Order, failure
 from async_orders.outage import UNREACHABLE, reconnect_later
 from async_orders.paths import RESULT, order_path
-from async_orders.process_leases import this_process
-from async_orders.progress import CancelRequested, OrderRun, running
 from async_orders.registry import ViewOptions, options_for
 from async_orders.view_response import ViewResponse
+from async_orders.worker.dispatch import call_view
+from async_orders.worker.heartbeat import heartbeat
+from async_orders.worker.order_lease import LeaseLost
+from async_orders.worker.role_leases import this_process
+from async_orders.worker.run import CancelRequested, OrderRun, running
 
 logger = logging.getLogger("async_orders")
 
@@ -41,7 +41,7 @@ STORE_RETRY_SECONDS = 300
 TRACEBACK_MAX_CHARS = 20_000
 
 
-def execute_order(order_id: uuid.UUID | str, worker: str = "") -> Order | None:
+def run_order(order_id: uuid.UUID | str, worker: str = "") -> Order | None:
     """Run the order once; return it as it ended up (None if it does not exist).
 
     ``worker`` names the process claiming it (``<node>:<pid>``), so that the process

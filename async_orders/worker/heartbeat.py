@@ -21,14 +21,14 @@ from contextlib import contextmanager
 
 from django.db import connection
 
-from async_orders.attempt_lease import AttemptLease
 from async_orders.conf import conf
+from async_orders.worker.order_lease import OrderLease
 
 logger = logging.getLogger("async_orders")
 
 
 @contextmanager
-def heartbeat(lease: AttemptLease) -> Iterator[None]:
+def heartbeat(lease: OrderLease) -> Iterator[None]:
     """Renew ``lease`` every ``HEARTBEAT_INTERVAL`` seconds while the block runs."""
     keeper = _this_process_keeper()
     keeper.keep(lease)
@@ -46,7 +46,7 @@ class LeaseKeeper:
     """
 
     def __init__(self) -> None:
-        self._due: dict[AttemptLease, float] = {}
+        self._due: dict[OrderLease, float] = {}
         self._changed = threading.Condition()
         #: When the keeper wakes next unless told: a lease kept with the same interval
         #: is due later than that, so keeping one wakes the keeper only when the
@@ -55,13 +55,13 @@ class LeaseKeeper:
         self._thread = threading.Thread(target=self._run, name="async-orders-leases", daemon=True)
         self._thread.start()
 
-    def keep(self, lease: AttemptLease) -> None:
+    def keep(self, lease: OrderLease) -> None:
         with self._changed:
             due = self._due[lease] = time.monotonic() + conf.HEARTBEAT_INTERVAL
             if due < self._wake_at:
                 self._changed.notify()
 
-    def release(self, lease: AttemptLease) -> None:
+    def release(self, lease: OrderLease) -> None:
         with self._changed:
             self._due.pop(lease, None)
 
@@ -69,7 +69,7 @@ class LeaseKeeper:
         while True:
             self._renew(self._wait_for_due())
 
-    def _wait_for_due(self) -> list[AttemptLease]:
+    def _wait_for_due(self) -> list[OrderLease]:
         """Sleep until some lease is due: until the earliest one kept, or for one
         interval while none is."""
         with self._changed:
@@ -80,7 +80,7 @@ class LeaseKeeper:
                 self._wake_at = min(self._due.values(), default=now + conf.HEARTBEAT_INTERVAL)
                 self._changed.wait(self._wake_at - now)
 
-    def _renew(self, leases: list[AttemptLease]) -> None:
+    def _renew(self, leases: list[OrderLease]) -> None:
         try:
             for lease in leases:
                 renewed = self._renewal(lease)
@@ -93,7 +93,7 @@ class LeaseKeeper:
             connection.close()  # the keeper's own connection: held only while renewing
 
     @staticmethod
-    def _renewal(lease: AttemptLease) -> bool | None:
+    def _renewal(lease: OrderLease) -> bool | None:
         """Renew ``lease``: ``None`` when it could not be (tried again next interval).
         An unexpected error is logged, never raised: it would end the one thread that
         keeps every order of the process."""

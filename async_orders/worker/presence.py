@@ -17,9 +17,9 @@ from typing import Any
 from celery.signals import worker_ready, worker_shutdown
 from django.db import connection
 
-from async_orders import process_leases
 from async_orders.conf import conf
 from async_orders.outage import UNREACHABLE, reconnect_later
+from async_orders.worker import role_leases
 
 logger = logging.getLogger("async_orders")
 
@@ -29,7 +29,7 @@ _stop = threading.Event()
 @worker_ready.connect
 def start_presence(sender: Any, **kwargs: Any) -> None:
     """Start renewing this worker's presence, under a name new at every start."""
-    name = f"{process_leases.WORKER_PREFIX}{sender.hostname}:{uuid.uuid4().hex[:8]}"
+    name = f"{role_leases.WORKER_PREFIX}{sender.hostname}:{uuid.uuid4().hex[:8]}"
     _stop.clear()
     threading.Thread(
         target=_renew_until_stopped, args=(name,), name="presence", daemon=True
@@ -45,7 +45,7 @@ def _renew_until_stopped(name: str) -> None:
     try:
         while True:
             try:
-                process_leases.hold(name, name, conf.WORKER_LOST_AFTER)
+                role_leases.hold(name, name, conf.WORKER_LOST_AFTER)
             except UNREACHABLE:
                 reconnect_later()
             except Exception:
