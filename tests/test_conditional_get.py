@@ -11,10 +11,10 @@ from django.contrib.auth.models import User
 from django.test import RequestFactory
 from rest_framework.test import APIClient
 
-from async_orders.headers import order_etag
 from async_orders.models import Order
 from async_orders.serializers import OrderSerializer
-from async_orders.waiting import Waiter, room
+from async_orders.views.headers import order_etag
+from async_orders.views.waiting import Waiter, room
 from async_orders.worker.execution import run_order
 from tests.factories import make_order
 

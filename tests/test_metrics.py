@@ -25,7 +25,7 @@ from rest_framework.test import APIClient
 
 from async_orders import metrics
 from async_orders.models import Order, OrderStatus, WebhookDelivery
-from async_orders.waiting import Waiter, room
+from async_orders.views.waiting import Waiter, room
 from async_orders.worker import reconciler
 from async_orders.worker.execution import run_order
 from tests.factories import make_order

@@ -17,11 +17,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView, exception_handler
 
-from async_orders.body import JSONBodyParser
 from async_orders.conf import conf
 from async_orders.exceptions import DatabaseUnavailable, FieldErrors, OrderNotFound
 from async_orders.models import Order
 from async_orders.outage import UNREACHABLE
+from async_orders.views.body import JSONBodyParser
 
 logger = logging.getLogger("async_orders")
 

@@ -11,7 +11,7 @@ tells ``EventSource`` not to reconnect. A comment line is sent after
 Under ASGI the stream is an async generator (waiting holds no thread); under WSGI a
 plain generator, which holds the request's thread for as long as the stream lasts.
 Either way it holds no database connection while it waits, counts against the caps
-of :mod:`async_orders.waiting`, and ends after ``SSE_MAX_LIFETIME`` seconds.
+of :mod:`async_orders.views.waiting`, and ends after ``SSE_MAX_LIFETIME`` seconds.
 """
 
 from __future__ import annotations
@@ -26,13 +26,13 @@ from django.http import HttpResponse, StreamingHttpResponse
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 
-from async_orders import openapi
+import async_orders.views.openapi as openapi
 from async_orders.conf import conf
-from async_orders.headers import order_etag
 from async_orders.models import Order
 from async_orders.serializers import OrderSerializer
 from async_orders.views.base import OrderAPIView
-from async_orders.waiting import Waiter, afollow, follow, released, room
+from async_orders.views.headers import order_etag
+from async_orders.views.waiting import Waiter, afollow, follow, released, room
 
 HEARTBEAT = ": heartbeat\n\n"
 
@@ -62,7 +62,7 @@ class OrderEventsView(OrderAPIView):
 
 def order_events_view() -> Callable[..., Any]:
     """The callable of the events endpoint, for ``urls.py``: the view reads the order
-    as waiters do (:func:`~async_orders.waiting.released`), so that a crowd of streams
+    as waiters do (:func:`~async_orders.views.waiting.released`), so that a crowd of streams
     opening at once holds few database connections, and none once they stream."""
     return released(OrderEventsView.as_view())
 
@@ -72,7 +72,7 @@ class EventStream:
 
     The stream lasts ``SSE_MAX_LIFETIME`` seconds at most, then ends; ``EventSource``
     reconnects after ``retry`` with ``Last-Event-ID`` and misses nothing. A stream with
-    no room to wait (:mod:`async_orders.waiting`) sends the current state and ends at
+    no room to wait (:mod:`async_orders.views.waiting`) sends the current state and ends at
     once: to the client, a plain poll.
     """
 

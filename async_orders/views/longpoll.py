@@ -10,7 +10,7 @@ The DRF detail view does authentication, ownership, the status table, ETags and
   while it waits. Under WSGI that shape would add a thread hop to every poll, and
   under ASGI the other would park every waiter on Django's one thread for sync views.
 
-Both wait the same way (:mod:`async_orders.waiting`): only if there is room for
+Both wait the same way (:mod:`async_orders.views.waiting`): only if there is room for
 another waiter (else the plain poll's answer comes at once, with ``Retry-After``),
 with the request's database connection closed, following the order with
 :class:`UntilChange` until its ETag differs, it is finished, or the deadline passes.
@@ -29,12 +29,12 @@ from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
-from async_orders import openapi
+import async_orders.views.openapi as openapi
 from async_orders.conf import conf
-from async_orders.headers import order_etag
 from async_orders.models import Order
+from async_orders.views.headers import order_etag
 from async_orders.views.orders import OrderDetailView
-from async_orders.waiting import (
+from async_orders.views.waiting import (
     Waiter,
     afollow,
     crowded,
@@ -110,7 +110,7 @@ order_detail.initkwargs = {}  # type: ignore[attr-defined]
 
 @dataclass
 class UntilChange:
-    """A long-poll's :class:`~async_orders.waiting.Follower`: stop once the order's ETag
+    """A long-poll's :class:`~async_orders.views.waiting.Follower`: stop once the order's ETag
     differs from the client's, it is finished, or the wait is over."""
 
     etag: str

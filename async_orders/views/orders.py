@@ -17,8 +17,7 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from async_orders import openapi
-from async_orders.body import has_body, json_body, require_json
+import async_orders.views.openapi as openapi
 from async_orders.conf import conf
 from async_orders.envelope import parse_envelope
 from async_orders.exceptions import (
@@ -29,19 +28,20 @@ from async_orders.exceptions import (
     ResultNotStored,
     UnknownView,
 )
-from async_orders.headers import (
-    etag_matches,
-    idempotency_key,
-    order_etag,
-    prefers_respond_async,
-    requested_wait,
-)
 from async_orders.locks import Locked
 from async_orders.models import Order, OrderStatus, requester_key
 from async_orders.placing import place_order
 from async_orders.registry import find_endpoint
 from async_orders.serializers import ListQuerySerializer, OrderSerializer, represent
 from async_orders.views.base import OrderAPIView, session_key
+from async_orders.views.body import has_body, json_body, require_json
+from async_orders.views.headers import (
+    etag_matches,
+    idempotency_key,
+    order_etag,
+    prefers_respond_async,
+    requested_wait,
+)
 
 logger = logging.getLogger("async_orders")
 
