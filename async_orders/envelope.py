@@ -20,11 +20,11 @@ from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy
 from rest_framework import serializers
 
+from async_orders.callback_policy import check_callback_url
 from async_orders.conf import conf
 from async_orders.exceptions import InvalidEnvelope, ViewShadowed
 from async_orders.locks import MAX_KEY_LENGTH, lock_key
 from async_orders.registry import Endpoint, ShadowedRoute, ViewOptions, route_to
-from async_orders.webhooks import check_callback_url
 
 JSONScalar = str | int | float | bool | None
 

@@ -31,6 +31,7 @@ from async_orders.order_statements import (
     update_attempt,
     upsert_row,
 )
+from async_orders.ownership import ANONYMOUS, requester_key, visible_requesters
 
 if TYPE_CHECKING:
     from async_orders.view_response import ViewResponse
@@ -63,21 +64,6 @@ STARTABLE = (OrderStatus.SCHEDULED, OrderStatus.QUEUED)
 ACTIVE = (OrderStatus.SCHEDULED, OrderStatus.QUEUED, OrderStatus.RUNNING)
 #: Statuses an order never leaves.
 FINISHED = (OrderStatus.COMPLETED, OrderStatus.FAILED, OrderStatus.CANCELED)
-
-
-#: Seeing the orders of others takes this permission.
-VIEW_PERMISSION = "async_orders.view_order"
-
-#: ``Order.requester`` of anonymous orders placed without a session.
-ANONYMOUS = "anonymous"
-
-
-def requester_key(user: Any, session_key: str | None) -> str:
-    """Who placed an order, as one string: the scope of ownership, idempotency keys
-    and the active-orders cap. Anonymous requests with a session are told apart by it."""
-    if user is not None and user.is_authenticated:
-        return f"user:{user.pk}"
-    return f"session:{session_key}" if session_key else ANONYMOUS
 
 
 #: The columns the order's representation (and its ETag) shows: what a poll loads.
@@ -123,24 +109,6 @@ def failure(
     the only place one is built, so a new kind of failure needs a :class:`FailureCode`
     (and so a row in the documented table) first."""
     return {"code": code.value, "message": message, "status_code": status_code, "body": body}
-
-
-def visible_requesters(
-    user: Any, session_key: str | None, *, listing: bool = False
-) -> set[str] | None:
-    """Whose orders this requester may see; ``None`` for all of them: a user with the
-    ``async_orders.view_order`` permission, as in the admin (``is_staff`` alone is not
-    enough: staff see in the admin only what they are permitted to).
-
-    An anonymous order placed without a session has no owner to check: whoever
-    holds its unguessable URL (and has no account) may see it.
-    """
-    if user is not None and user.has_perm(VIEW_PERMISSION):
-        return None
-    mine = requester_key(user, session_key)
-    if listing or (user is not None and user.is_authenticated):
-        return {mine} - {ANONYMOUS}  # nobody lists the orders that have no owner
-    return {mine, ANONYMOUS}
 
 
 class OrderQuerySet(models.QuerySet["Order"]):

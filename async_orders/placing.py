@@ -23,8 +23,9 @@ from async_orders.exceptions import (
     IdempotencyKeyReused,
     TooManyActiveOrders,
 )
-from async_orders.models import ACTIVE, ANONYMOUS, Order, OrderStatus, RequesterLock
+from async_orders.models import ACTIVE, Order, OrderStatus, RequesterLock
 from async_orders.order_statements import Limit, insert_row
+from async_orders.ownership import ANONYMOUS
 
 
 def place_order(

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from async_orders.envelope import parse_envelope
-from async_orders.models import Order, requester_key
+from async_orders.models import Order
+from async_orders.ownership import requester_key
 from async_orders.placing import place_order
 from async_orders.registry import find_endpoint
 

@@ -16,7 +16,8 @@ from rest_framework.test import APIClient
 
 from async_orders.envelope import parse_envelope
 from async_orders.exceptions import TooManyActiveOrders
-from async_orders.models import Order, OrderStatus, requester_key
+from async_orders.models import Order, OrderStatus
+from async_orders.ownership import requester_key
 from async_orders.placing import place_order
 from async_orders.registry import find_endpoint
 from async_orders.worker.execution import run_order

@@ -29,7 +29,8 @@ from async_orders.exceptions import (
     UnknownView,
 )
 from async_orders.locks import Locked
-from async_orders.models import Order, OrderStatus, requester_key
+from async_orders.models import Order, OrderStatus
+from async_orders.ownership import requester_key
 from async_orders.placing import place_order
 from async_orders.registry import find_endpoint
 from async_orders.serializers import ListQuerySerializer, OrderSerializer, represent
