@@ -1,6 +1,6 @@
 """Errors our endpoints answer with: each has an HTTP status and a stable ``code``.
 
-Views raise these; :func:`async_orders.views.base.handle_exception` renders every one of
+Views raise these; :func:`async_orders.views.base.render_error` renders every one of
 them (and DRF's own) as ``{"code": ..., "detail": ..., "fields": {...}}``. Each
 ``detail`` is translated into the request's language; the ``code`` never is.
 """

@@ -1,4 +1,4 @@
-"""GET /async/orders/<id>/, its result, and the list: DESIGN.md's status table."""
+"""GET /async/orders/<id>/, its result, and the list: the status table of docs/http-api.md."""
 
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ from async_orders.views.body import JSONBodyParser
 logger = logging.getLogger("async_orders")
 
 
-def handle_exception(exc: Exception, context: dict[str, Any]) -> Response | None:
+def render_error(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Render every error of our endpoints as ``{"code", "detail"[, "fields"]}``; an
     unreachable database is a 503 the client may retry, never a 500."""
     if isinstance(exc, UNREACHABLE):
@@ -62,7 +62,7 @@ class OrderAPIView(APIView):
         return response
 
     def get_exception_handler(self) -> Any:
-        return handle_exception
+        return render_error
 
     def get_authenticators(self) -> list[Any]:
         classes = conf.AUTHENTICATION_CLASSES

@@ -46,7 +46,7 @@ class OrderEventsView(OrderAPIView):
         # EventSource sends ``Accept: text/event-stream``; errors are JSON all the same.
         return JSONRenderer(), JSONRenderer.media_type
 
-    @openapi.order_events
+    @openapi.order_events_schema
     def get(self, request: Request, pk: str) -> HttpResponse | StreamingHttpResponse:
         order = self.get_order(pk, shown_only=True)
         asynchronous = isinstance(request._request, ASGIRequest)

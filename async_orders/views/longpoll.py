@@ -32,7 +32,7 @@ from django.views.decorators.csrf import csrf_exempt
 import async_orders.views.openapi as openapi
 from async_orders.conf import conf
 from async_orders.models import Order
-from async_orders.views.headers import order_etag
+from async_orders.views.headers import order_etag, requested_wait
 from async_orders.views.orders import OrderDetailView
 from async_orders.views.waiting import (
     Waiter,
@@ -57,10 +57,10 @@ def waits(request: Any, response: Any) -> bool:
 class WaitingOrderDetailView(OrderDetailView):
     """The detail view that waits in its own thread when asked to (WSGI)."""
 
-    @openapi.poll_order
+    @openapi.poll_order_schema
     def get(self, request: Any, pk: str) -> Any:
         response = super().get(request, pk)
-        wait = request._request.order_wait
+        wait = requested_wait(request)  # checked by the view above: no 400 here
         if wait <= 0 or not waits(request, response):
             return response
         with room.admit(Waiter.of(request, blocking=True)) as admitted:
@@ -91,7 +91,7 @@ async def order_detail(request: HttpRequest, pk: str) -> HttpResponseBase:
     response = await answer(request, pk=pk)
     if request.method != "GET" or not waits(request, response):
         return response
-    wait = request.order_wait  # type: ignore[attr-defined]
+    wait = requested_wait(request)  # checked by the view above: no 400 here
     if wait <= 0:
         return response
     with room.admit(Waiter.of(request, blocking=False)) as admitted:

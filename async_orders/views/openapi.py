@@ -66,7 +66,7 @@ AUTH_ERRORS = {
     429: _error("throttled"),
 }
 
-place_order = extend_schema(
+place_order_schema = extend_schema(
     summary="Place an order: call the view later, in a worker, as you",
     description="Validates the order request against the view, places the order and "
     "answers 302 to it: follow the Location, then poll until 201.",
@@ -107,7 +107,7 @@ place_order = extend_schema(
     ],
 )
 
-poll_order = extend_schema(
+poll_order_schema = extend_schema(
     summary="The order, with the HTTP status of its state",
     description="202 while it waits or runs, 201 once completed, 200 once failed or "
     "canceled; with ?wait=, answers once the order changes.",
@@ -137,7 +137,7 @@ poll_order = extend_schema(
     ],
 )
 
-order_events = extend_schema(
+order_events_schema = extend_schema(
     summary="The order's changes as server-sent events",
     description="One event per change, until the order is finished; visible to whoever "
     "may see the order.",
@@ -157,7 +157,7 @@ order_events = extend_schema(
     ],
 )
 
-cancel_order = extend_schema(
+cancel_order_schema = extend_schema(
     summary="Cancel the order",
     description="A waiting order is canceled at once (200); a running one is asked to "
     "stop (202). A body is not needed; one that is not JSON is refused.",
@@ -172,7 +172,7 @@ cancel_order = extend_schema(
     },
 )
 
-order_result = extend_schema(
+order_result_schema = extend_schema(
     summary="Replay the response of the completed order's view",
     description="Answers with the status, content type and body the view answered with: "
     "any 2xx (a create answers 201).",
@@ -190,7 +190,7 @@ order_result = extend_schema(
     },
 )
 
-list_orders_view = extend_schema_view(
+list_orders_schema = extend_schema_view(
     get=extend_schema(
         summary="Your orders, newest first",
         description="Filter them by status and by view; paginated.",

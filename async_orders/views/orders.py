@@ -1,6 +1,6 @@
 """The order endpoints: place, poll (and cancel), replay the result, list.
 
-DESIGN.md's status table (order status -> HTTP status and headers) lives in
+The status table of docs/http-api.md (order status -> HTTP status and headers) lives in
 :func:`order_response` and nowhere else.
 """
 
@@ -46,7 +46,7 @@ from async_orders.views.headers import (
 
 logger = logging.getLogger("async_orders")
 
-#: HTTP status of ``GET /async/orders/<id>/`` for each order status (DESIGN.md).
+#: HTTP status of ``GET /async/orders/<id>/`` for each order status (docs/http-api.md).
 POLL_STATUS = {
     OrderStatus.SCHEDULED: status.HTTP_202_ACCEPTED,
     OrderStatus.QUEUED: status.HTTP_202_ACCEPTED,
@@ -62,7 +62,7 @@ class PlaceOrderView(OrderAPIView):
 
     schema = openapi.PlaceOrderSchema()
 
-    @openapi.place_order
+    @openapi.place_order_schema
     def post(self, request: Request, view_name: str) -> Response:
         endpoint = find_endpoint(view_name)
         if endpoint is None or not endpoint.is_schedulable:
@@ -89,12 +89,12 @@ class PlaceOrderView(OrderAPIView):
 class OrderDetailView(OrderAPIView):
     """``GET /async/orders/<id>/``: the order, with the HTTP status of its state and an
     ETag; ``304`` when ``If-None-Match`` has it. ``DELETE``: cancel it.
-    ``?wait=`` is parsed here, once, and left on the request as ``order_wait`` for
-    :mod:`async_orders.views.longpoll`, which waits."""
+    ``?wait=`` is checked here, so a malformed one is a 400 wherever the view is
+    mounted; :mod:`async_orders.views.longpoll` does the waiting."""
 
-    @openapi.poll_order
+    @openapi.poll_order_schema
     def get(self, request: Request, pk: str) -> HttpResponse:
-        request._request.order_wait = requested_wait(request)  # type: ignore[attr-defined]
+        requested_wait(request)
         order = self.get_order(pk, shown_only=True)
         etag = order_etag(order, request)
         if etag_matches(request, etag):
@@ -103,7 +103,7 @@ class OrderDetailView(OrderAPIView):
         response["ETag"] = etag
         return response
 
-    @openapi.cancel_order
+    @openapi.cancel_order_schema
     def delete(self, request: Request, pk: str) -> Response:
         """200 when canceled at once, 202 when a running order was asked to stop. A body
         is not needed, but one that is not JSON is refused, as for placing an order."""
@@ -121,7 +121,7 @@ class OrderDetailView(OrderAPIView):
 class OrderResultView(OrderAPIView):
     """``GET /async/orders/<id>/result/``: replay the view's stored response."""
 
-    @openapi.order_result
+    @openapi.order_result_schema
     def get(self, request: Request, pk: str) -> HttpResponse:
         order = self.get_order(pk)
         if order.status != OrderStatus.COMPLETED:
@@ -137,7 +137,7 @@ class OrderPagination(PageNumberPagination):
     max_page_size = 500
 
 
-@openapi.list_orders_view
+@openapi.list_orders_schema
 class OrderListView(OrderAPIView, generics.ListAPIView):
     """``GET /async/orders/``: the caller's orders, newest first; ``?status=`` and ``?view=``."""
 
