@@ -24,7 +24,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from functools import lru_cache, partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
 import redis.asyncio as aioredis
@@ -181,13 +181,7 @@ def listening(order_id: uuid.UUID | str) -> Iterator[NextChange]:
     client = redis.Redis.from_url(url)
     pubsub = client.pubsub(ignore_subscribe_messages=True)
     try:
-        pubsub.subscribe(channel(order_id))
-        subscribed = True
-    except redis.RedisError:
-        logger.warning("Cannot subscribe to order %s; polling it.", order_id, exc_info=True)
-        subscribed = False
-    try:
-        yield partial(_next_message, pubsub) if subscribed else _sleep
+        yield _subscribed(pubsub, order_id)
     finally:
         pubsub.close()
         client.close()
@@ -195,7 +189,7 @@ def listening(order_id: uuid.UUID | str) -> Iterator[NextChange]:
 
 @asynccontextmanager
 async def alistening(order_id: uuid.UUID | str) -> AsyncIterator[AsyncNextChange]:
-    """The asyncio twin of :func:`listening`: waiting holds no thread."""
+    """The asyncio shell of :func:`listening`: waiting holds no thread."""
     url = redis_url()
     if url is None:
         yield _asleep
@@ -203,43 +197,75 @@ async def alistening(order_id: uuid.UUID | str) -> AsyncIterator[AsyncNextChange
     client = aioredis.Redis.from_url(url)
     pubsub = client.pubsub(ignore_subscribe_messages=True)
     try:
-        await pubsub.subscribe(channel(order_id))
-        subscribed = True
-    except redis.RedisError:
-        logger.warning("Cannot subscribe to order %s; polling it.", order_id, exc_info=True)
-        subscribed = False
-    try:
-        yield partial(_anext_message, pubsub) if subscribed else _asleep
+        yield await _asubscribed(pubsub, order_id)
     finally:
         await pubsub.aclose()
         await client.aclose()
 
 
+def _subscribed(pubsub: Any, order_id: uuid.UUID | str) -> NextChange:
+    try:
+        pubsub.subscribe(channel(order_id))
+    except redis.RedisError:
+        return _cannot_subscribe(order_id, _sleep)
+    return partial(_next_message, pubsub)
+
+
+async def _asubscribed(pubsub: Any, order_id: uuid.UUID | str) -> AsyncNextChange:
+    try:
+        await pubsub.subscribe(channel(order_id))
+    except redis.RedisError:
+        return _cannot_subscribe(order_id, _asleep)
+    return partial(_anext_message, pubsub)
+
+
 def _next_message(pubsub: Any, timeout: float) -> None:
-    deadline = time.monotonic() + min(timeout, RECHECK_SECONDS)
-    while (left := deadline - time.monotonic()) > 0:
+    for left in _message_waits(timeout):
         try:
             if pubsub.get_message(timeout=left) is not None:
                 return
         except redis.RedisError:
-            logger.warning("Lost the Redis subscription; polling.", exc_info=True)
-            return _sleep(left)
+            return _sleep(_subscription_lost(left))
 
 
 async def _anext_message(pubsub: Any, timeout: float) -> None:
-    deadline = time.monotonic() + min(timeout, RECHECK_SECONDS)
-    while (left := deadline - time.monotonic()) > 0:
+    for left in _message_waits(timeout):
         try:
             if await pubsub.get_message(timeout=left) is not None:
                 return
         except redis.RedisError:
-            logger.warning("Lost the Redis subscription; polling.", exc_info=True)
-            return await _asleep(left)
+            return await _asleep(_subscription_lost(left))
+
+
+def _message_waits(timeout: float) -> Iterator[float]:
+    """The core both listeners share: how long each read of the subscription may
+    wait, until one wait of ``timeout`` (at most :data:`RECHECK_SECONDS`) is over."""
+    deadline = time.monotonic() + min(timeout, RECHECK_SECONDS)
+    while (left := deadline - time.monotonic()) > 0:
+        yield left
+
+
+Sleep = TypeVar("Sleep", NextChange, AsyncNextChange)
+
+
+def _cannot_subscribe(order_id: uuid.UUID | str, sleep: Sleep) -> Sleep:
+    logger.warning("Cannot subscribe to order %s; polling it.", order_id, exc_info=True)
+    return sleep
+
+
+def _subscription_lost(left: float) -> float:
+    logger.warning("Lost the Redis subscription; polling.", exc_info=True)
+    return left
+
+
+def _poll_pause(timeout: float) -> float:
+    """How long a waiter without a subscription sleeps before it re-reads the order."""
+    return max(0.0, min(timeout, conf.NOTIFY_DB_POLL_INTERVAL))
 
 
 def _sleep(timeout: float) -> None:
-    time.sleep(max(0.0, min(timeout, conf.NOTIFY_DB_POLL_INTERVAL)))
+    time.sleep(_poll_pause(timeout))
 
 
 async def _asleep(timeout: float) -> None:
-    await asyncio.sleep(max(0.0, min(timeout, conf.NOTIFY_DB_POLL_INTERVAL)))
+    await asyncio.sleep(_poll_pause(timeout))
