@@ -10,14 +10,18 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from async_orders.embedded import EmbeddedRedis
+from async_orders.models import ProcessLease
+from async_orders.worker import role_leases
 from tests import celery_app, services
 from tests.helpers import (
     FAULT_FIGURES,
@@ -206,3 +210,16 @@ def receiver() -> Iterator[WebhookReceiver]:
         yield receiver
         receiver.shutdown()
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def watching() -> None:
+    """The reconciler has led, with no gap, for an hour: the database was reachable
+    long enough for every live worker to have renewed its leases."""
+    an_hour_ago = timezone.now() - timedelta(hours=1)
+    ProcessLease.objects.create(
+        name=role_leases.RECONCILER,
+        holder=socket.gethostname(),
+        renewed_at=timezone.now(),
+        since=an_hour_ago,
+    )

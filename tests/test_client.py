@@ -28,13 +28,13 @@ pytestmark = [
 
 
 @pytest.fixture
-def client(live_server: Any) -> Client:
+def orders_client(live_server: Any) -> Client:
     return Client(live_server.url)
 
 
-def gated(client: Client, gate: Path, steps: int) -> Order:
+def gated(orders_client: Client, gate: Path, steps: int) -> Order:
     """An order that does step ``n`` only once the file ``gate/n`` exists."""
-    return client.place("gated", kwargs={"steps": steps}, data={"gate": str(gate)})
+    return orders_client.place("gated", kwargs={"steps": steps}, data={"gate": str(gate)})
 
 
 def open_gates(gate: Path, steps: int) -> None:
@@ -42,19 +42,19 @@ def open_gates(gate: Path, steps: int) -> None:
         (gate / str(step)).touch()
 
 
-def test_run_returns_the_completed_order_and_result_replays_the_view(client: Client) -> None:
-    order = client.run("echo-int", kwargs={"number": 5}, query={"q": "x"}, timeout=30)
+def test_run_returns_the_completed_order_and_result_replays_the_view(orders_client: Client) -> None:
+    order = orders_client.run("echo-int", kwargs={"number": 5}, query={"q": "x"}, timeout=30)
 
     assert order.status == "completed"
     assert order.percent is None
-    replayed = client.result(order)
+    replayed = orders_client.result(order)
     assert replayed.status_code == 200
     assert replayed.json()["kwargs"] == {"number": "5"}
     assert replayed.json()["query"] == {"q": "x"}
 
 
 def test_the_progress_callback_sees_every_state_up_to_the_last(
-    client: Client, tmp_path: Path
+    orders_client: Client, tmp_path: Path
 ) -> None:
     seen: list[tuple[str, int]] = []
 
@@ -63,7 +63,9 @@ def test_the_progress_callback_sees_every_state_up_to_the_last(
         if order.status == "running":  # let the view take exactly one more step
             (tmp_path / str(order.progress["current"])).touch()
 
-    done = client.wait(gated(client, tmp_path, 3), timeout=30, on_progress=on_progress)
+    done = orders_client.wait(
+        gated(orders_client, tmp_path, 3), timeout=30, on_progress=on_progress
+    )
 
     running = [current for status, current in seen if status == "running"]
     assert running == sorted(running)
@@ -73,9 +75,9 @@ def test_the_progress_callback_sees_every_state_up_to_the_last(
     assert done.progress == {"current": 3, "total": 3, "percent": 100.0}
 
 
-def test_a_failed_order_raises_order_failed_carrying_its_error(client: Client) -> None:
+def test_a_failed_order_raises_order_failed_carrying_its_error(orders_client: Client) -> None:
     with pytest.raises(OrderFailed) as failed:
-        client.run("answers-404", timeout=30)
+        orders_client.run("answers-404", timeout=30)
 
     assert failed.value.order.status == "failed"
     assert failed.value.error == {
@@ -86,54 +88,54 @@ def test_a_failed_order_raises_order_failed_carrying_its_error(client: Client) -
     }
 
 
-def test_the_fail_on_error_message_is_the_exception_message(client: Client) -> None:
+def test_the_fail_on_error_message_is_the_exception_message(orders_client: Client) -> None:
     with pytest.raises(OrderFailed, match=r"^Could not reach the frobnicator\.$"):
-        client.run("fails-on-error", timeout=30)
+        orders_client.run("fails-on-error", timeout=30)
 
 
 def test_canceling_a_running_order_makes_wait_raise_order_canceled(
-    client: Client, tmp_path: Path
+    orders_client: Client, tmp_path: Path
 ) -> None:
-    order = gated(client, tmp_path, 3)
-    wait_until(lambda: client.get(order).status == "running", what="the order to start")
+    order = gated(orders_client, tmp_path, 3)
+    wait_until(lambda: orders_client.get(order).status == "running", what="the order to start")
 
-    asked = client.cancel(order)
+    asked = orders_client.cancel(order)
     (tmp_path / "0").touch()  # the view ends its step, then notices it should stop
 
     assert (asked.status, asked.raw["cancel_requested"]) == ("running", True)
     with pytest.raises(OrderCanceled) as canceled:
-        client.wait(order, timeout=30)
+        orders_client.wait(order, timeout=30)
     assert canceled.value.order.progress["current"] == 1
 
 
-def test_canceling_a_scheduled_order_is_immediate(client: Client) -> None:
-    order = client.place("echo", countdown=3600)
+def test_canceling_a_scheduled_order_is_immediate(orders_client: Client) -> None:
+    order = orders_client.place("echo", countdown=3600)
 
-    assert client.cancel(order).status == "canceled"
+    assert orders_client.cancel(order).status == "canceled"
     with pytest.raises(OrderCanceled):
-        client.wait(order, timeout=5)
+        orders_client.wait(order, timeout=5)
 
 
-def test_canceling_a_finished_order_is_an_api_error(client: Client) -> None:
-    order = client.run("echo", timeout=30)
+def test_canceling_a_finished_order_is_an_api_error(orders_client: Client) -> None:
+    order = orders_client.run("echo", timeout=30)
 
     with pytest.raises(APIError) as refused:
-        client.cancel(order)
+        orders_client.cancel(order)
     assert (refused.value.status_code, refused.value.code) == (409, "order_finished")
 
 
 def test_wait_gives_up_after_its_timeout_and_leaves_the_order_running(
-    client: Client, tmp_path: Path
+    orders_client: Client, tmp_path: Path
 ) -> None:
-    order = gated(client, tmp_path, 1)
+    order = gated(orders_client, tmp_path, 1)
     try:
         with pytest.raises(OrderTimeout) as late:
-            client.wait(order, timeout=0.3)
+            orders_client.wait(order, timeout=0.3)
         assert isinstance(late.value, TimeoutError)
         assert not late.value.order.is_finished
     finally:
         open_gates(tmp_path, 1)  # free the worker for the next test
-    assert client.wait(order, timeout=30).status == "completed"
+    assert orders_client.wait(order, timeout=30).status == "completed"
 
 
 def test_wait_sleeps_as_long_as_retry_after_says_within_the_cap(
@@ -150,8 +152,13 @@ def test_wait_sleeps_as_long_as_retry_after_says_within_the_cap(
 
     for name, cap in (("uncapped", 30.0), ("capped", 0.25)):
         (tmp_path / name).mkdir()
-        client = Client(live_server.url, max_poll_interval=cap, long_poll=0, sleep=recorder(name))
-        assert client.wait(gated(client, tmp_path / name, 1), timeout=30).status == "completed"
+        orders_client = Client(
+            live_server.url, max_poll_interval=cap, long_poll=0, sleep=recorder(name)
+        )
+        assert (
+            orders_client.wait(gated(orders_client, tmp_path / name, 1), timeout=30).status
+            == "completed"
+        )
 
     assert sleeps["uncapped"]
     assert set(sleeps["uncapped"]) == {1.0}  # the server's Retry-After: 1
@@ -163,21 +170,21 @@ def test_wait_long_polls_each_change_instead_of_sleeping(live_server: Any, tmp_p
     polled: list[str] = []
     session = requests.Session()
     session.hooks["response"].append(lambda response, **_: polled.append(response.url))
-    client = Client(live_server.url, session=session, sleep=sleeps.append)
+    orders_client = Client(live_server.url, session=session, sleep=sleeps.append)
 
     def open_the_awaited_gate(order: Order) -> None:
         if order.status == "running" and order.progress["total"] == 2:
             (tmp_path / str(order.progress["current"])).touch()
 
-    order = gated(client, tmp_path, 2)
-    done = client.wait(order, timeout=30, on_progress=open_the_awaited_gate)
+    order = gated(orders_client, tmp_path, 2)
+    done = orders_client.wait(order, timeout=30, on_progress=open_the_awaited_gate)
 
     assert done.status == "completed"
     assert any("wait=20" in url for url in polled)
     assert set(sleeps) == {0.0}  # every long-poll came back with a change
 
 
-def test_orders_belong_to_the_sessions_user(live_server: Any, client: Client) -> None:
+def test_orders_belong_to_the_sessions_user(live_server: Any, orders_client: Client) -> None:
     User.objects.create_user("alice", password="pw")
     with requests.Session() as session:
         session.auth = ("alice", "pw")
@@ -186,7 +193,7 @@ def test_orders_belong_to_the_sessions_user(live_server: Any, client: Client) ->
 
         assert alices.result(order).json()["user"] == "alice"
     with pytest.raises(APIError) as hidden:
-        client.get(order.url)
+        orders_client.get(order.url)
     assert (hidden.value.status_code, hidden.value.code) == (404, "order_not_found")
 
 
@@ -210,19 +217,19 @@ def _log_in(session: requests.Session, base: str, username: str, password: str) 
     assert "sessionid" in session.cookies
 
 
-def test_an_unknown_view_is_an_api_error(client: Client) -> None:
+def test_an_unknown_view_is_an_api_error(orders_client: Client) -> None:
     with pytest.raises(APIError) as unknown:
-        client.place("no-such-view")
+        orders_client.place("no-such-view")
     assert (unknown.value.status_code, unknown.value.code) == (404, "unknown_view")
 
 
 def test_an_idempotency_key_returns_the_same_order(live_server: Any) -> None:
     User.objects.create_user("alice", password="pw")
     with requests.Session() as session:
-        session.auth = ("alice", "pw")  # keys are scoped to a client the server knows
-        client = Client(live_server.url, session=session)
-        first = client.place("echo", idempotency_key="key-1")
-        again = client.place("echo", idempotency_key="key-1")
+        session.auth = ("alice", "pw")  # keys are scoped to a orders_client the server knows
+        orders_client = Client(live_server.url, session=session)
+        first = orders_client.place("echo", idempotency_key="key-1")
+        again = orders_client.place("echo", idempotency_key="key-1")
 
         assert again.id == first.id
-        client.wait(first, timeout=30)
+        orders_client.wait(first, timeout=30)

@@ -61,7 +61,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
 
 
 @pytest.fixture
-def client(api: SimpleNamespace, live_server: Any) -> Any:
+def generated(api: SimpleNamespace, live_server: Any) -> Any:
     User.objects.create_user("gen", password="pw")
     return api.client.Client(
         base_url=live_server.url,
@@ -70,25 +70,25 @@ def client(api: SimpleNamespace, live_server: Any) -> Any:
     )
 
 
-def place(api: SimpleNamespace, client: Any, view: str, **envelope: Any) -> Any:
+def place(api: SimpleNamespace, generated: Any, view: str, **envelope: Any) -> Any:
     body = api.models.Envelope.from_dict(envelope)
     return api.place.sync_detailed(
-        view_name=api.models.OrderCreateViewName(view), client=client, body=body
+        view_name=api.models.OrderCreateViewName(view), client=generated, body=body
     )
 
 
-def finished(api: SimpleNamespace, client: Any, order: Any) -> Any:
+def finished(api: SimpleNamespace, generated: Any, order: Any) -> Any:
     """Poll until the order is finished; the last answer."""
 
     def poll() -> Any:
-        answer = api.poll.sync_detailed(id=order.id, client=client)
+        answer = api.poll.sync_detailed(id=order.id, client=generated)
         return answer if answer.status_code != 202 else None
 
     return wait_until(poll, timeout=30, what=f"order {order.id} to finish")
 
 
-def test_placing_answers_302_with_the_typed_order(api: SimpleNamespace, client: Any) -> None:
-    placed = place(api, client, "echo-int", kwargs={"number": 5})
+def test_placing_answers_302_with_the_typed_order(api: SimpleNamespace, generated: Any) -> None:
+    placed = place(api, generated, "echo-int", kwargs={"number": 5})
 
     assert placed.status_code == 302
     assert isinstance(placed.parsed, api.models.Order)
@@ -96,12 +96,12 @@ def test_placing_answers_302_with_the_typed_order(api: SimpleNamespace, client: 
     assert placed.headers["Location"].endswith(f"/async/orders/{placed.parsed.id}/")
 
 
-def test_polling_answers_202_then_201(api: SimpleNamespace, client: Any, tmp_path: Path) -> None:
-    order = place(api, client, "gated", kwargs={"steps": 1}, data={"gate": str(tmp_path)}).parsed
+def test_polling_answers_202_then_201(api: SimpleNamespace, generated: Any, tmp_path: Path) -> None:
+    order = place(api, generated, "gated", kwargs={"steps": 1}, data={"gate": str(tmp_path)}).parsed
 
-    waiting = api.poll.sync_detailed(id=order.id, client=client)
+    waiting = api.poll.sync_detailed(id=order.id, client=generated)
     (tmp_path / "0").touch()
-    done = finished(api, client, order)
+    done = finished(api, generated, order)
 
     assert waiting.status_code == 202
     assert waiting.parsed.status in {"queued", "running"}
@@ -118,21 +118,21 @@ def test_polling_answers_202_then_201(api: SimpleNamespace, client: Any, tmp_pat
     ],
 )
 def test_the_result_replays_the_views_own_status(
-    api: SimpleNamespace, client: Any, view: str, envelope: dict[str, Any], status: int
+    api: SimpleNamespace, generated: Any, view: str, envelope: dict[str, Any], status: int
 ) -> None:
-    order = place(api, client, view, **envelope).parsed
-    finished(api, client, order)
+    order = place(api, generated, view, **envelope).parsed
+    finished(api, generated, order)
 
-    replayed = api.result.sync_detailed(id=order.id, client=client)
+    replayed = api.result.sync_detailed(id=order.id, client=generated)
 
     assert replayed.status_code == status
     assert replayed.content.startswith(b"{")
 
 
-def test_a_failed_orders_error_is_typed(api: SimpleNamespace, client: Any) -> None:
-    order = place(api, client, "answers-404").parsed
+def test_a_failed_orders_error_is_typed(api: SimpleNamespace, generated: Any) -> None:
+    order = place(api, generated, "answers-404").parsed
 
-    failed = finished(api, client, order).parsed
+    failed = finished(api, generated, order).parsed
 
     assert failed.status == "failed"
     assert isinstance(failed.error, api.models.OrderError)
@@ -141,8 +141,8 @@ def test_a_failed_orders_error_is_typed(api: SimpleNamespace, client: Any) -> No
     assert failed.error.body == {"detail": "No such thing."}
 
 
-def test_a_refused_order_request_is_a_typed_4xx(api: SimpleNamespace, client: Any) -> None:
-    refused = place(api, client, "echo-int", kwargs={"number": "five"})
+def test_a_refused_order_request_is_a_typed_4xx(api: SimpleNamespace, generated: Any) -> None:
+    refused = place(api, generated, "echo-int", kwargs={"number": "five"})
 
     assert refused.status_code == 400
     assert isinstance(refused.parsed, api.models.Error)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -12,7 +11,6 @@ from django.core.management import call_command
 from django.db.models import Q
 from django.utils import timezone
 
-from async_orders import locks
 from async_orders.broker import probes
 from async_orders.conf import conf
 from async_orders.models import Order, OrderLock, OrderStatus, ProcessLease
@@ -28,22 +26,6 @@ def published(published: list[uuid.UUID], monkeypatch: pytest.MonkeyPatch) -> li
     that lost nothing: the integration tests restart the broker for real."""
     monkeypatch.setattr("async_orders.worker.reconciler.broker_lost_messages", lambda: False)
     return published
-
-
-@pytest.fixture
-def watching() -> None:
-    """The reconciler has led, with no gap, for an hour: the database was reachable
-    long enough for every live worker to have renewed its leases."""
-    an_hour_ago = timezone.now() - timedelta(hours=1)
-    ProcessLease.objects.create(
-        name=role_leases.RECONCILER,
-        holder=socket.gethostname(),
-        renewed_at=timezone.now(),
-        since=an_hour_ago,
-    )
-
-
-# --- the reconciler ------------------------------------------------------------------
 
 
 def test_an_order_never_published_is_republished(published: list[uuid.UUID]) -> None:
@@ -137,13 +119,6 @@ def _ok() -> Any:
     return ViewResponse(200, "application/json", b"{}", None)
 
 
-def test_equal_kwargs_make_one_lock_key_and_long_ones_are_digested() -> None:
-    assert locks.lock_key("v", pk=5) == locks.lock_key("v", pk="5")
-    long_key = locks.lock_key("v", slug="x" * 500)
-    assert len(long_key) < 200
-    assert long_key == locks.lock_key("v", slug="x" * 500)
-
-
 def test_a_reconciler_that_just_started_leading_recovers_nothing_yet(published) -> None:
     """It cannot know whether the database was reachable before: live workers get a
     whole lease and its margin to renew theirs first."""
@@ -188,20 +163,6 @@ def test_one_shot_passes_from_one_host_keep_the_lead_and_its_watch(published) ->
 def test_only_one_of_two_reconcilers_leads(published, watching) -> None:
     assert reconciler.reconcile("another-host:1").leader is False
     assert reconciler.reconcile().leader is True
-
-
-def test_a_worker_whose_presence_expired_gets_waiting_orders_published_again(
-    published, watching
-) -> None:
-    waiting = make_order()
-    silent = timezone.now() - timedelta(seconds=conf.WORKER_LOST_AFTER + 1)
-    ProcessLease.objects.create(
-        name="worker:celery@gone:1", holder="w", renewed_at=silent, since=silent
-    )
-
-    assert reconciler.reconcile().republished == published == [waiting.pk]
-    assert not ProcessLease.objects.filter(name__startswith="worker:").exists()
-    assert reconciler.reconcile().republished == []  # once per death
 
 
 def test_the_broker_sentinel_tells_a_broker_that_lost_its_data(broker: str) -> None:
