@@ -6,6 +6,7 @@ import re
 
 from async_orders.conf import DEFAULTS
 from tests.helpers import ROOT
+from tools.import_cycles import graph
 
 DOCS = ROOT / "docs"
 
@@ -35,3 +36,34 @@ def test_the_architecture_page_lists_every_module_and_nothing_else() -> None:
     page = (ROOT / "docs" / "architecture.md").read_text()
 
     assert set(re.findall(r"^\| `([\w/]+\.py)` \|", page, re.MULTILINE)) == modules
+
+
+def _layers(page: str) -> dict[str, int]:
+    """The layers the architecture page draws: each module or wing it names, numbered
+    from the bottom. A name ending in ``/`` stands for every module of that wing."""
+    block = page.split("down these layers", 1)[1].split("\n\n")[1]
+    rows = [line[4:] for line in block.splitlines() if line[4:5] != " "]
+    return {
+        name: len(rows) - row
+        for row, line in enumerate(rows)
+        for name in re.split(r" {2,}", line.split("   ")[0].strip())
+    }
+
+
+def test_imports_run_down_the_layers_the_architecture_page_draws() -> None:
+    layers = _layers((DOCS / "architecture.md").read_text())
+
+    def layer(module: str) -> int | None:
+        name = module.removeprefix("async_orders.")
+        return layers.get(name.split(".")[0] + "/", layers.get(name))
+
+    upward = [
+        f"{module} -> {target}"
+        for module, targets in graph(ROOT / "async_orders").items()
+        for target in targets
+        if (low := layer(module)) is not None and (high := layer(target)) is not None
+        if high > low
+    ]
+
+    assert len(layers) == 20
+    assert upward == []
