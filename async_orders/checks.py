@@ -6,15 +6,30 @@ from typing import Any
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, register
+from django.utils.module_loading import import_string
 
 from async_orders import metrics
-from async_orders.conf import DEFAULTS, KINDS, Kind, conf
+from async_orders.conf import DEFAULTS, KINDS, Kind, conf, configured
 from async_orders.registry import colliding_endpoints, find_endpoint
 
 
 @register()
+def check_settings_is_a_dict(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    value = getattr(settings, "ASYNC_ORDERS", {})
+    if isinstance(value, dict):
+        return []
+    return [
+        Error(
+            f"ASYNC_ORDERS is {value!r}, not a dict: every setting has its default.",
+            hint="Write ASYNC_ORDERS = {} (or leave it out) and add the keys to change.",
+            id="async_orders.E008",
+        )
+    ]
+
+
+@register()
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    unknown = sorted(set(getattr(settings, "ASYNC_ORDERS", {})) - set(DEFAULTS))
+    unknown = sorted(set(configured()) - set(DEFAULTS))
     return [
         Error(
             f"ASYNC_ORDERS has an unknown key {key!r}.",
@@ -29,10 +44,9 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
 def check_setting_values(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """Every configured value of the kind its setting takes (E005) and in its range
     (E006); unknown keys are E001's alone."""
-    configured = getattr(settings, "ASYNC_ORDERS", {})
     return [
         error
-        for name, value in configured.items()
+        for name, value in configured().items()
         if name in KINDS
         for error in _value_errors(name, value, KINDS[name])
     ]
@@ -53,9 +67,9 @@ def _value_errors(name: str, value: Any, kind: Kind) -> list[CheckMessage]:
 def _well_formed(*names: str) -> bool:
     """Whether these settings hold values of their kind; the checks that read them
     wait until they do, so one mistake is one error (E005/E006), not several."""
-    configured = getattr(settings, "ASYNC_ORDERS", {})
+    project = configured()
     return not any(
-        _value_errors(name, configured[name], KINDS[name]) for name in names if name in configured
+        _value_errors(name, project[name], KINDS[name]) for name in names if name in project
     )
 
 
@@ -127,3 +141,66 @@ def check_metrics_available(app_configs: Any = None, **kwargs: Any) -> list[Chec
             id="async_orders.E007",
         )
     ]
+
+
+@register()
+def check_class_paths(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Import paths of DRF classes are resolved now, not by the first POST (a 500)."""
+    names = ("AUTHENTICATION_CLASSES", "PERMISSION_CLASSES", "THROTTLE_CLASSES")
+    if not _well_formed(*names):
+        return []
+    project = configured()
+    return [
+        error
+        for name in names
+        for path in project.get(name) or ()
+        if isinstance(path, str)
+        for error in _import_errors(name, path)
+    ]
+
+
+def _import_errors(name: str, path: str) -> list[CheckMessage]:
+    try:
+        import_string(path)
+    except ImportError as error:
+        return [
+            Error(
+                f"ASYNC_ORDERS[{name!r}] names {path!r}, which cannot be imported: {error}",
+                hint="Give the dotted path of a class, e.g. 'rest_framework.permissions.AllowAny'.",
+                id="async_orders.E009",
+            )
+        ]
+    return []
+
+
+@register()
+def check_lease_timing(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """The relations between the lease settings that docs/settings.md states: a lease
+    outlives a missed renewal, and an outage the reconciler could not see outlives no
+    lease."""
+    names = ("HEARTBEAT_INTERVAL", "WORKER_LOST_AFTER", "LEASE_MARGIN", "RECONCILE_INTERVAL")
+    if not _well_formed(*names):
+        return []
+    beat, lost, margin = conf.HEARTBEAT_INTERVAL, conf.WORKER_LOST_AFTER, conf.LEASE_MARGIN
+    errors: list[CheckMessage] = []
+    if lost < 2 * beat:
+        errors.append(
+            Error(
+                f"ASYNC_ORDERS['WORKER_LOST_AFTER'] ({lost:g} s) is less than two "
+                f"HEARTBEAT_INTERVALs ({beat:g} s): one late renewal would make a live "
+                "worker look dead and its order run again.",
+                hint="Keep WORKER_LOST_AFTER a few heartbeats long (defaults: 20 and 5).",
+                id="async_orders.E010",
+            )
+        )
+    if beat + 3 * conf.RECONCILE_INTERVAL >= lost + margin:
+        errors.append(
+            Error(
+                "ASYNC_ORDERS['HEARTBEAT_INTERVAL'] + 3 x RECONCILE_INTERVAL is not below "
+                "WORKER_LOST_AFTER + LEASE_MARGIN: a database outage the reconciler did not "
+                "notice could outlast a lease.",
+                hint="Shorten RECONCILE_INTERVAL or lengthen LEASE_MARGIN (defaults: 5 and 10).",
+                id="async_orders.E011",
+            )
+        )
+    return errors

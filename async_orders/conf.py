@@ -161,11 +161,20 @@ KINDS: dict[str, Kind] = {
 }
 
 
+def configured() -> dict[str, Any]:
+    """``settings.ASYNC_ORDERS`` as the project wrote it; ``{}`` when unset or not a
+    dict. ``manage.py check`` reports the latter (``async_orders.E008``), which stops
+    ``runserver``; reading it must not raise, since the URLconf reads settings on
+    import and a raise there would turn every check into one traceback."""
+    value = getattr(django_settings, "ASYNC_ORDERS", {})
+    return value if isinstance(value, dict) else {}
+
+
 class Settings:
     """Typed access to ``settings.ASYNC_ORDERS`` with :data:`DEFAULTS` filled in."""
 
     def _get(self, name: str) -> Any:
-        return getattr(django_settings, "ASYNC_ORDERS", {}).get(name, DEFAULTS[name])
+        return configured().get(name, DEFAULTS[name])
 
     @property
     def SCHEDULABLE_VIEWS(self) -> list[str]:

@@ -1,7 +1,9 @@
 """``manage.py check`` refuses ``ASYNC_ORDERS`` values of the wrong type or out of
 range, with a stable id and a hint, instead of a 500 on the first order.
 
-``async_orders.E005``: wrong type; ``async_orders.E006``: out of range."""
+``async_orders.E005``: wrong type; ``async_orders.E006``: out of range; ``E008``: not a
+dict at all; ``E009``: a class path that does not import; ``E010``/``E011``: lease
+settings that contradict each other."""
 
 from __future__ import annotations
 
@@ -64,6 +66,13 @@ def ids(settings: Any, **values: Any) -> list[str]:
     return [message.id for message in messages(settings, **values)]
 
 
+def value_ids(settings: Any, **values: Any) -> list[str]:
+    """The ids of the checks of single values (type and range), the others left out."""
+    return [
+        id for id in ids(settings, **values) if id in ("async_orders.E005", "async_orders.E006")
+    ]
+
+
 def test_every_setting_is_checked_by_one_of_these_tests() -> None:
     covered = {
         *NUMBERS,
@@ -111,7 +120,7 @@ def test_an_integer_setting_refuses_a_fraction(settings: Any, name: str) -> None
 
 @pytest.mark.parametrize("name", SECONDS_ABOVE_0 + SECONDS_FROM_0)
 def test_a_seconds_setting_takes_an_integer_or_a_fraction(settings: Any, name: str) -> None:
-    assert ids(settings, **{name: 3}) == ids(settings, **{name: 2.5}) == []
+    assert value_ids(settings, **{name: 3}) == value_ids(settings, **{name: 2.5}) == []
 
 
 @pytest.mark.parametrize("name", INTEGERS_FROM_1)
@@ -126,7 +135,7 @@ def test_an_interval_refuses_zero(settings: Any, name: str) -> None:
 
 @pytest.mark.parametrize("name", INTEGERS_FROM_0 + SECONDS_FROM_0)
 def test_zero_is_allowed_where_it_means_none_or_at_once(settings: Any, name: str) -> None:
-    assert ids(settings, **{name: 0}) == []
+    assert value_ids(settings, **{name: 0}) == []
 
 
 @pytest.mark.parametrize("name", NUMBERS)
@@ -187,3 +196,42 @@ def test_an_unknown_key_is_reported_once_not_type_checked(settings: Any) -> None
 
 def test_the_defaults_pass_their_own_checks(settings: Any) -> None:
     assert ids(settings, **DEFAULTS) == []
+
+
+@pytest.mark.parametrize("value", [[], None, "HEARTBEAT_INTERVAL=5"])
+def test_settings_that_are_no_dict_are_one_error_not_a_traceback(settings: Any, value: Any) -> None:
+    settings.ASYNC_ORDERS = value
+
+    [error] = [message for message in run_checks() if message.id.startswith("async_orders.")]
+
+    assert error.id == "async_orders.E008"
+    assert repr(value) in error.msg
+
+
+@pytest.mark.parametrize("name", CLASS_LISTS)
+def test_a_class_path_that_does_not_import_is_an_error_naming_it(settings: Any, name: str) -> None:
+    [error] = messages(settings, **{name: ["rest_framework.permissions.IsAuthenticatd"]})
+
+    assert error.id == "async_orders.E009"
+    assert "'rest_framework.permissions.IsAuthenticatd'" in error.msg
+    assert name in error.msg
+
+
+def test_a_lease_shorter_than_two_heartbeats_is_an_error(settings: Any) -> None:
+    [error] = messages(settings, HEARTBEAT_INTERVAL=20, WORKER_LOST_AFTER=20, LEASE_MARGIN=60)
+
+    assert error.id == "async_orders.E010"
+    assert "WORKER_LOST_AFTER" in error.msg
+
+
+def test_reconciler_passes_slower_than_a_lease_and_its_margin_are_an_error(settings: Any) -> None:
+    [error] = messages(settings, RECONCILE_INTERVAL=10, LEASE_MARGIN=10)
+
+    assert error.id == "async_orders.E011"
+    assert "RECONCILE_INTERVAL" in error.hint
+
+
+def test_the_test_projects_short_leases_pass_the_lease_checks(settings: Any) -> None:
+    short = {"HEARTBEAT_INTERVAL": 0.2, "WORKER_LOST_AFTER": 1.5, "LEASE_MARGIN": 0.5}
+
+    assert ids(settings, **short, RECONCILE_INTERVAL=0.2) == []
