@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -37,11 +38,13 @@ def execution_span(order: Order) -> Iterator[None]:
     """A span around the call of ``order``'s view, child of the trace that placed it
     (a root span when it was placed outside one). An exception leaving the block
     is recorded on the span, which ends in error."""
-    try:
-        from opentelemetry import propagate, trace
-    except ImportError:
+    opentelemetry = _opentelemetry()
+    if opentelemetry is None:
+        # Outside the except clause that found no OpenTelemetry: a view's own
+        # exception must not carry the ImportError as its context.
         yield
         return
+    propagate, trace = opentelemetry
     parent = propagate.extract({"traceparent": order.traceparent}) if order.traceparent else None
     tracer = trace.get_tracer(INSTRUMENTATION)
     attributes: dict[str, str | int] = {
@@ -53,3 +56,12 @@ def execution_span(order: Order) -> Iterator[None]:
     kind = trace.SpanKind.CONSUMER
     with tracer.start_as_current_span(name, parent, kind, attributes):
         yield
+
+
+def _opentelemetry() -> tuple[ModuleType, ModuleType] | None:
+    """OpenTelemetry's ``propagate`` and ``trace`` modules, or ``None`` without it."""
+    try:
+        from opentelemetry import propagate, trace
+    except ImportError:
+        return None
+    return propagate, trace

@@ -103,3 +103,18 @@ def test_without_opentelemetry_orders_run_untraced(
     assert order.traceparent == ""
     assert order.status == "completed"
     assert spans.get_finished_spans() == ()
+
+
+def test_without_opentelemetry_a_failed_orders_traceback_is_the_views_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("opentelemetry", "opentelemetry.propagate", "opentelemetry.trace"):
+        monkeypatch.setitem(sys.modules, name, None)  # import raises ImportError
+    order = make_order("raises")
+
+    run_order(order.pk)
+
+    order.refresh_from_db()
+    assert order.status == "failed"
+    assert "ImportError" not in order.traceback
+    assert "During handling of the above exception" not in order.traceback
