@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from celery import current_app
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, register
 from django.utils.module_loading import import_string
@@ -204,3 +205,29 @@ def check_lease_timing(app_configs: Any = None, **kwargs: Any) -> list[CheckMess
             )
         )
     return errors
+
+
+#: The name of the app Celery makes up when no app was created in this process.
+CELERY_FALLBACK_APP = "default"
+
+
+@register()
+def check_celery_app(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Orders are published through the current Celery app. When the project's app was
+    never imported in this process, that is Celery's fallback app (broker
+    ``amqp://localhost``): every POST answers 302 and its order waits, silently,
+    until the reconciler republishes it (``REPUBLISH_AFTER``, 300 s)."""
+    wanted = getattr(settings, "CELERY_BROKER_URL", None)
+    app = current_app._get_current_object()
+    if app.main != CELERY_FALLBACK_APP and (wanted is None or app.conf.broker_url == wanted):
+        return []
+    found = "no Celery app" if app.main == CELERY_FALLBACK_APP else f"the Celery app {app.main!r}"
+    return [
+        Error(
+            f"Orders would be published through {found}, not one configured from the "
+            f"project's CELERY_ settings (its broker is {app.conf.broker_url!r}).",
+            hint="Import your Celery app when Django starts: in yourproject/__init__.py, "
+            "'from .celery import app as celery_app' and '__all__ = (\"celery_app\",)'.",
+            id="async_orders.E012",
+        )
+    ]

@@ -3,13 +3,16 @@ range, with a stable id and a hint, instead of a 500 on the first order.
 
 ``async_orders.E005``: wrong type; ``async_orders.E006``: out of range; ``E008``: not a
 dict at all; ``E009``: a class path that does not import; ``E010``/``E011``: lease
-settings that contradict each other."""
+settings that contradict each other; ``E012``: orders would be published through a
+Celery app that is not the project's."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from celery import Celery, current_app
 from django.core.checks import CheckMessage, run_checks
 
 from async_orders.conf import DEFAULTS
@@ -235,3 +238,44 @@ def test_the_test_projects_short_leases_pass_the_lease_checks(settings: Any) -> 
     short = {"HEARTBEAT_INTERVAL": 0.2, "WORKER_LOST_AFTER": 1.5, "LEASE_MARGIN": 0.5}
 
     assert ids(settings, **short, RECONCILE_INTERVAL=0.2) == []
+
+
+@pytest.fixture
+def current_celery_app() -> Iterator[Callable[..., Celery]]:
+    """Make an app current (``set_as_current``), as importing a project's celery.py does;
+    the suite's app is current again afterwards."""
+    previous = current_app._get_current_object()
+    yield lambda main, **options: Celery(main, set_as_current=True, **options)
+    previous.set_current()
+
+
+def test_an_app_with_another_broker_than_celery_broker_url_is_an_error(
+    settings: Any, current_celery_app: Callable[..., Celery]
+) -> None:
+    current_celery_app("yourproject", broker="amqp://guest@localhost:5672//")
+
+    [error] = messages(settings)
+
+    assert error.id == "async_orders.E012"
+    assert "'yourproject'" in error.msg
+    assert "yourproject/__init__.py" in error.hint
+
+
+def test_no_app_at_all_is_an_error_naming_the_fix(
+    settings: Any, current_celery_app: Callable[..., Celery]
+) -> None:
+    current_celery_app("default")  # what Celery makes up when nobody created an app
+
+    [error] = messages(settings)
+
+    assert error.id == "async_orders.E012"
+    assert "no Celery app" in error.msg
+
+
+def test_an_app_configured_from_the_django_settings_passes(
+    settings: Any, current_celery_app: Callable[..., Celery]
+) -> None:
+    app = current_celery_app("yourproject")
+    app.config_from_object("django.conf:settings", namespace="CELERY")
+
+    assert ids(settings) == []
