@@ -377,13 +377,21 @@ class Order(models.Model):
         )
 
     def fail(
-        self, error: dict[str, Any], response: ViewResponse | None = None, *, traceback: str = ""
+        self,
+        error: dict[str, Any],
+        response: ViewResponse | None = None,
+        *,
+        traceback: str = "",
+        progress: tuple[int, int | None] | None = None,
     ) -> bool:
         """running -> failed with ``error`` (code, message, and the view's status/body if
-        any), and the ``traceback`` of the exception that failed it, for operators."""
+        any), the ``traceback`` of the exception that failed it, for operators, and the
+        ``progress`` the view had counted when it failed (its last write may be older)."""
         fields = self._response_fields(response) if response else {}
         if traceback:
             fields["traceback"] = traceback
+        if progress is not None:
+            fields["progress_current"], fields["progress_total"] = progress
         return self._move(
             (OrderStatus.RUNNING,),
             OrderStatus.FAILED,

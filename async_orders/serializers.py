@@ -24,7 +24,8 @@ class ProgressSerializer(serializers.Serializer):
         source="progress_total", allow_null=True, help_text="Items in all; null until known."
     )
     percent = serializers.FloatField(
-        allow_null=True, help_text="current/total as 0-100; null until the total is known."
+        allow_null=True,
+        help_text="current/total as 0-100; null until the total is known; 100 once completed.",
     )
 
 
@@ -100,7 +101,7 @@ def represent(order: Order, request: Any) -> dict[str, Any]:
         "progress": {
             "current": order.progress_current,
             "total": order.progress_total,
-            "percent": _percent(order.progress_current, order.progress_total),
+            "percent": _percent(order),
         },
         "message": order.message,
         "resource_url": absolute(order.resource_url) if order.resource_url else None,
@@ -115,10 +116,14 @@ def represent(order: Order, request: Any) -> dict[str, Any]:
     }
 
 
-def _percent(current: int, total: int | None) -> float | None:
-    if not total:
+def _percent(order: Order) -> float | None:
+    """current/total as 0-100; 100 once completed, whether or not the view counted its
+    progress, so that a bar a client draws from it ends full."""
+    if order.status == OrderStatus.COMPLETED:
+        return 100.0
+    if not order.progress_total:
         return None
-    return round(min(current / total, 1.0) * 100, 1)
+    return round(min(order.progress_current / order.progress_total, 1.0) * 100, 1)
 
 
 def _when(moment: datetime | None) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -235,3 +236,21 @@ def test_a_signed_in_owner_runs_a_login_required_view(user: User) -> None:
 
     assert order.status == OrderStatus.COMPLETED
     assert body_of(order) == {"member": "alice"}
+
+
+def test_a_failed_order_keeps_the_progress_it_had_counted(settings: Any) -> None:
+    """Progress writes are throttled: the failure itself stores how far the view got."""
+    settings.ASYNC_ORDERS = {**settings.ASYNC_ORDERS, "PROGRESS_INTERVAL": 3600}
+
+    order = run(make_order("fails-midway"))
+
+    assert order.status == OrderStatus.FAILED
+    assert (order.progress_current, order.progress_total) == (3, 10)
+
+
+def test_a_completed_order_is_100_percent_done_without_counting_progress(api: Any) -> None:
+    order = run(make_order("echo"))
+
+    progress = api.get(f"/async/orders/{order.pk}/").json()["progress"]
+
+    assert (progress["current"], progress["total"], progress["percent"]) == (0, None, 100.0)

@@ -27,6 +27,7 @@ urlpatterns = [
     path("fails/status/", views.answers_404, name="answers-404"),
     path("fails/raise/", views.raises, name="raises"),
     path("fails/on-error/", views.fails_on_error, name="fails-on-error"),
+    path("fails/midway/", views.fails_midway, name="fails-midway"),
     path("logs-a-line/", views.logs_a_line, name="logs-a-line"),
     path("fails/naming-its-order/", views.raises_naming_its_order, name="raises-naming-its-order"),
     path("gated/<int:steps>/", views.gated, name="gated"),

@@ -136,7 +136,8 @@ def _retry_or_fail(order: Order, run: OrderRun, error: Exception) -> None:
             return
     message = run.failure_message or "The view raised an error."
     logger.error("Order %s failed: %s", order.pk, message, exc_info=error)
-    order.fail(failure(FailureCode.EXCEPTION, message), traceback=_traceback_of(error))
+    failed = failure(FailureCode.EXCEPTION, message)
+    order.fail(failed, traceback=_traceback_of(error), progress=run.progress)
 
 
 def _traceback_of(error: BaseException) -> str:
@@ -177,7 +178,7 @@ def _record(order: Order, response: ViewResponse, run: OrderRun) -> None:
         return
     message = run.failure_message or f"The view answered {response.status_code}."
     error = failure(FailureCode.HTTP_ERROR, message, response.status_code, response.json())
-    order.fail(error, response)
+    order.fail(error, response, progress=run.progress)
 
 
 def result_path(order: Order) -> str:

@@ -111,6 +111,15 @@ def fails_on_error(request: HttpRequest) -> JsonResponse:
 
 
 @schedulable
+def fails_midway(request: HttpRequest) -> JsonResponse:
+    """Raises at item 3 of 10."""
+    for step in ProgressItems(range(10)):
+        if step == 3:
+            raise RuntimeError("item 3 is broken")
+    return JsonResponse({})
+
+
+@schedulable
 def logs_a_line(request: HttpRequest) -> JsonResponse:
     logging.getLogger("testapp").info("the view says hello")
     return JsonResponse({})
