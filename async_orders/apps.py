@@ -14,5 +14,5 @@ class AsyncOrdersConfig(AppConfig):
         # Registers the system checks, the signal receivers (the workers' presence
         # among them), the order tasks (which the broker wing finds by name) and the
         # webhook task.
-        from async_orders import checks, metrics, notify, tasks, webhooks  # noqa: F401
+        from async_orders import checks, handover, metrics, notify, tasks, webhooks  # noqa: F401
         from async_orders.worker import presence  # noqa: F401

@@ -75,6 +75,16 @@ class InvalidQuery(FieldErrors):
     lead = gettext_lazy("Invalid query.")
 
 
+class ListingEveryoneDenied(APIException):
+    """``?all=1`` asked for by a user without the ``async_orders.view_order`` permission."""
+
+    status_code = status.HTTP_403_FORBIDDEN
+    default_code = "listing_everyone_denied"
+    default_detail = gettext_lazy(
+        "Listing everyone's orders (?all=1) takes the async_orders.view_order permission."
+    )
+
+
 class ResultNotReady(APIException):
     """The order has not completed, so it has no result to replay."""
 

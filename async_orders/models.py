@@ -31,7 +31,12 @@ from async_orders.order_statements import (
     update_attempt,
     upsert_row,
 )
-from async_orders.ownership import ANONYMOUS, requester_key, visible_requesters
+from async_orders.ownership import (
+    ANONYMOUS,
+    listed_requesters,
+    requester_key,
+    visible_requesters,
+)
 
 if TYPE_CHECKING:
     from async_orders.view_response import ViewResponse
@@ -112,10 +117,11 @@ def failure(
 
 
 class OrderQuerySet(models.QuerySet["Order"]):
-    def listed_for(self, user: Any, session_key: str | None) -> OrderQuerySet:
-        """The orders this requester may list: staff all, others their own. Orders with
-        no owner and no session are never listed: their URL is their only key."""
-        requesters = visible_requesters(user, session_key, listing=True)
+    def listed_for(
+        self, user: Any, session_key: str | None, *, everyone: bool = False
+    ) -> OrderQuerySet:
+        """The orders a listing shows this requester (see :func:`listed_requesters`)."""
+        requesters = listed_requesters(user, session_key, everyone=everyone)
         return self if requesters is None else self.filter(requester__in=requesters)
 
     def active(self) -> OrderQuerySet:

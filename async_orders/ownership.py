@@ -16,6 +16,10 @@ VIEW_PERMISSION = "async_orders.view_order"
 #: ``Order.requester`` of anonymous orders placed without a session.
 ANONYMOUS = "anonymous"
 
+#: The session key under which an anonymous session keeps the requester its orders
+#: were placed as: signing in gives the session a new key, but keeps its data.
+SESSION_REQUESTER = "async_orders_requester"
+
 
 def requester_key(user: Any, session_key: str | None) -> str:
     """Who placed an order, as one string: the scope of ownership, idempotency keys
@@ -25,9 +29,7 @@ def requester_key(user: Any, session_key: str | None) -> str:
     return f"session:{session_key}" if session_key else ANONYMOUS
 
 
-def visible_requesters(
-    user: Any, session_key: str | None, *, listing: bool = False
-) -> set[str] | None:
+def visible_requesters(user: Any, session_key: str | None) -> set[str] | None:
     """Whose orders this requester may see; ``None`` for all of them: a user with the
     ``async_orders.view_order`` permission, as in the admin (``is_staff`` alone is not
     enough: staff see in the admin only what they are permitted to).
@@ -35,9 +37,33 @@ def visible_requesters(
     An anonymous order placed without a session has no owner to check: whoever
     holds its unguessable URL (and has no account) may see it.
     """
-    if user is not None and user.has_perm(VIEW_PERMISSION):
+    if may_see_everyones(user):
         return None
     mine = requester_key(user, session_key)
-    if listing or (user is not None and user.is_authenticated):
-        return {mine} - {ANONYMOUS}  # nobody lists the orders that have no owner
+    if user is not None and user.is_authenticated:
+        return {mine}
     return {mine, ANONYMOUS}
+
+
+def listed_requesters(
+    user: Any, session_key: str | None, *, everyone: bool = False
+) -> set[str] | None:
+    """Whose orders a listing shows: the caller's own, even for a user who may see
+    everyone's (an operator's own list stays theirs); everyone's (``None``) only when
+    ``everyone`` is asked for, by such a user. Nobody lists the orders that have no
+    owner: their URL is their only key."""
+    if everyone and may_see_everyones(user):
+        return None
+    return {requester_key(user, session_key)} - {ANONYMOUS}
+
+
+def may_see_everyones(user: Any) -> bool:
+    return user is not None and user.has_perm(VIEW_PERMISSION)
+
+
+def remember_session_requester(request: Any, requester: str) -> None:
+    """Note in the request's session the requester an anonymous session placed an order
+    as, so that signing in hands its orders to the user (:mod:`async_orders.handover`).
+    Written once per session: the session is saved only the first time."""
+    if requester.startswith("session:") and request.session.get(SESSION_REQUESTER) != requester:
+        request.session[SESSION_REQUESTER] = requester

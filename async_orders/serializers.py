@@ -148,3 +148,8 @@ class ListQuerySerializer(serializers.Serializer):
     view = serializers.CharField(required=False, max_length=200)
     page = serializers.IntegerField(required=False, min_value=1)
     page_size = serializers.IntegerField(required=False, min_value=1, max_value=500)
+    all = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Everyone's orders, not only yours: needs async_orders.view_order.",
+    )

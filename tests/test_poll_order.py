@@ -129,7 +129,29 @@ def test_the_view_order_permission_shows_every_order(
     api.force_authenticate(viewer)
 
     assert poll(api, order).status_code == 202
-    assert api.get("/async/orders/").json()["count"] == 1
+    assert api.get("/async/orders/?all=1").json()["count"] == 1
+
+
+def test_the_view_order_permissions_own_list_holds_its_own_orders(
+    api: APIClient, user: User, viewer: User
+) -> None:
+    make_order(owner=user)
+    own = make_order(owner=viewer)
+    api.force_authenticate(viewer)
+
+    listed = api.get("/async/orders/").json()
+
+    assert [order["id"] for order in listed["results"]] == [str(own.pk)]
+
+
+def test_listing_everyones_orders_without_the_permission_is_403(api: APIClient, user: User) -> None:
+    make_order(owner=User.objects.create_user("bob"))
+    api.force_authenticate(user)
+
+    refused = api.get("/async/orders/?all=1")
+
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "listing_everyone_denied"
 
 
 def test_a_superuser_sees_every_order(api: APIClient, user: User) -> None:

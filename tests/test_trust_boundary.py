@@ -72,6 +72,33 @@ def test_an_anonymous_order_is_bound_to_its_session() -> None:
     assert other_session.delete(f"/async/orders/{order.pk}/").status_code == 404
 
 
+def test_signing_in_hands_the_sessions_orders_to_the_user(user: User) -> None:
+    """Django gives the session a new key at login; its orders must not vanish."""
+    visitor = APIClient()
+    visitor.session.save()
+    order = order_of(place(visitor))
+
+    assert visitor.login(username="alice", password="pw")
+
+    order.refresh_from_db()
+    assert order.requester == f"user:{user.pk}"
+    assert visitor.get(f"/async/orders/{order.pk}/").status_code == 202
+    assert [listed["id"] for listed in visitor.get("/async/orders/").json()["results"]] == [
+        str(order.pk)
+    ]
+
+
+def test_signing_in_hands_over_nothing_of_another_session(user: User) -> None:
+    other = APIClient()
+    other.session.save()
+    theirs = order_of(place(other))
+
+    assert APIClient().login(username="alice", password="pw")
+
+    theirs.refresh_from_db()
+    assert theirs.requester.startswith("session:")
+
+
 def test_without_a_session_the_unguessable_url_is_the_only_key() -> None:
     order = order_of(place(APIClient()))
 

@@ -76,8 +76,8 @@ class OrderAPIView(APIView):
         classes = conf.THROTTLE_CLASSES
         return super().get_throttles() if classes is None else [c() for c in classes]
 
-    def listed_orders(self) -> Any:
-        return Order.objects.listed_for(self.request.user, self._session_key())
+    def listed_orders(self, *, everyone: bool = False) -> Any:
+        return Order.objects.listed_for(self.request.user, self._session_key(), everyone=everyone)
 
     def _session_key(self) -> str | None:
         return session_key(self.request)

@@ -193,13 +193,17 @@ order_result_schema = extend_schema(
 list_orders_schema = extend_schema_view(
     get=extend_schema(
         summary="Your orders, newest first",
-        description="Filter them by status and by view; paginated.",
+        description=(
+            "Filter them by status and by view; paginated. `all=true` lists everyone's "
+            "orders, for holders of the async_orders.view_order permission (403 otherwise)."
+        ),
         parameters=[ListQuerySerializer],
         responses={
             200: OrderSerializer(many=True),
             400: _error("invalid_query (see fields)"),
             404: _error("not_found: no such page"),
             **AUTH_ERRORS,
+            403: _error("permission_denied, or listing_everyone_denied for all=true"),
         },
     )
 )

@@ -22,6 +22,7 @@ from async_orders.conf import conf
 from async_orders.envelope import parse_envelope
 from async_orders.exceptions import (
     InvalidQuery,
+    ListingEveryoneDenied,
     OrderConflict,
     OrderFinished,
     ResultNotReady,
@@ -30,7 +31,11 @@ from async_orders.exceptions import (
 )
 from async_orders.locks import Locked
 from async_orders.models import Order, OrderStatus
-from async_orders.ownership import requester_key
+from async_orders.ownership import (
+    may_see_everyones,
+    remember_session_requester,
+    requester_key,
+)
 from async_orders.placing import place_order
 from async_orders.registry import find_endpoint
 from async_orders.serializers import ListQuerySerializer, OrderSerializer, represent
@@ -68,16 +73,18 @@ class PlaceOrderView(OrderAPIView):
         if endpoint is None or not endpoint.is_schedulable:
             raise UnknownView(view_name)
         envelope = parse_envelope(endpoint, json_body(request._request))
+        requester = requester_key(request.user, session_key(request))
         try:
             order, _ = place_order(
                 envelope,
                 owner=request.user,
                 origin=_origin(request),
-                requester=requester_key(request.user, session_key(request)),
+                requester=requester,
                 idempotency_key=idempotency_key(request),
             )
         except Locked as locked:
             raise OrderConflict(self._blocking_url(locked.order)) from None
+        remember_session_requester(request, requester)
         body = represent(order, request)
         headers = {"Location": body["url"], "Vary": "Prefer"}
         if prefers_respond_async(request):
@@ -139,7 +146,8 @@ class OrderPagination(PageNumberPagination):
 
 @openapi.list_orders_schema
 class OrderListView(OrderAPIView, generics.ListAPIView):
-    """``GET /async/orders/``: the caller's orders, newest first; ``?status=`` and ``?view=``."""
+    """``GET /async/orders/``: the caller's orders, newest first; ``?status=`` and
+    ``?view=``; ``?all=1`` everyone's, for holders of ``async_orders.view_order``."""
 
     serializer_class = OrderSerializer
     pagination_class = OrderPagination
@@ -154,7 +162,10 @@ class OrderListView(OrderAPIView, generics.ListAPIView):
             for name, field in (("status", "status"), ("view", "view_name"))
             if name in query.validated_data
         }
-        return self.listed_orders().shown().filter(**filters)
+        everyone = query.validated_data["all"]
+        if everyone and not may_see_everyones(self.request.user):
+            raise ListingEveryoneDenied()
+        return self.listed_orders(everyone=everyone).shown().filter(**filters)
 
 
 def order_response(order: Order, request: Request) -> Response:
