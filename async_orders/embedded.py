@@ -41,6 +41,9 @@ class EmbeddedRedis:
                 *self.options,
             ],
             stdout=subprocess.DEVNULL,
+            # Its own process group: a terminal's Ctrl-C reaches whoever started it, who
+            # stops it after the processes that use it, not before them.
+            process_group=0,
         )
         self._wait_until_ready()
         return self

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -30,7 +31,15 @@ stop_requested = threading.Event()
 
 
 def main() -> int:
-    address = f"127.0.0.1:{os.environ.get('DEMO_PORT', '8000')}"
+    port = int(os.environ.get("DEMO_PORT", "8000"))
+    if _in_use(port):
+        print(
+            f"Port {port} is already in use: pick another with DEMO_PORT, "
+            f"e.g. DEMO_PORT={port + 1} make demo",
+            file=sys.stderr,
+        )
+        return 1
+    address = f"127.0.0.1:{port}"
     for stop_signal in (signal.SIGINT, signal.SIGTERM):
         signal.signal(stop_signal, lambda signum, frame: stop_requested.set())
     with ExitStack() as stack:
@@ -54,12 +63,24 @@ def main() -> int:
     return 0 if stop_requested.is_set() else code
 
 
+def _in_use(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
 def _manage(env: dict[str, str], *arguments: str) -> None:
     subprocess.run([sys.executable, "manage.py", *arguments], cwd=ROOT, env=env, check=True)
 
 
 def _start(env: dict[str, str], *arguments: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, *arguments], cwd=ROOT, env=env)
+    """A child in a process group of its own: a terminal's Ctrl-C reaches this process
+    only, which then stops each child once (the worker said "Warm shutdown" twice when
+    the terminal's SIGINT and our SIGTERM both reached it)."""
+    return subprocess.Popen([sys.executable, *arguments], cwd=ROOT, env=env, process_group=0)
 
 
 def _wait_for_stop_or_exit(children: list[subprocess.Popen[bytes]]) -> int:

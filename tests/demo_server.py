@@ -22,18 +22,20 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_demo(port: int, database: Path) -> subprocess.Popen[bytes]:
-    """``make demo`` in its own session (as a terminal gives it), on ``port``."""
+def start_demo(port: int, database: Path, output: Path | None = None) -> subprocess.Popen[bytes]:
+    """``make demo`` in its own session (as a terminal gives it), on ``port``; what it
+    prints goes to ``output`` when given."""
     env = {name: value for name, value in os.environ.items() if name not in FOREIGN_VARIABLES}
     env.update(DEMO_PORT=str(port), DEMO_DATABASE_PATH=str(database))
-    return subprocess.Popen(
-        [sys.executable, "-m", "demo.run"],
-        cwd=ROOT,
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    with open(output or os.devnull, "wb") as printed:
+        return subprocess.Popen(
+            [sys.executable, "-m", "demo.run"],
+            cwd=ROOT,
+            env=env,
+            start_new_session=True,
+            stdout=printed,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def stop_demo(runner: subprocess.Popen[bytes]) -> None:

@@ -3,14 +3,17 @@ an order goes through, and Ctrl-C leaves no process behind."""
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import requests
 
 from tests.demo_server import free_port, start_demo, stop_demo
-from tests.helpers import wait_until
+from tests.helpers import ROOT, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -24,7 +27,8 @@ def _processes_in_session(session_id: int) -> list[str]:
 
 def test_the_demo_runs_an_order_and_ctrl_c_stops_every_process(tmp_path: Path) -> None:
     port = free_port()
-    runner = start_demo(port, tmp_path / "demo.sqlite3")
+    printed = tmp_path / "demo.log"
+    runner = start_demo(port, tmp_path / "demo.sqlite3", printed)
     base = f"http://127.0.0.1:{port}"
     try:
         order = wait_until(lambda: _try_order(base), timeout=60, what="the demo to answer")
@@ -40,6 +44,26 @@ def test_the_demo_runs_an_order_and_ctrl_c_stops_every_process(tmp_path: Path) -
 
     assert runner.returncode == 0
     wait_until(lambda: not _processes_in_session(runner.pid), timeout=10, what="no leftovers")
+    assert printed.read_text().count("Warm shutdown") == 1
+
+
+def test_the_demo_on_a_busy_port_names_demo_port(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        runner = subprocess.run(
+            [sys.executable, "-m", "demo.run"],
+            cwd=ROOT,
+            env={**os.environ, "DEMO_PORT": str(port)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    assert runner.returncode == 1
+    assert f"Port {port} is already in use" in runner.stderr
+    assert f"DEMO_PORT={port + 1} make demo" in runner.stderr
 
 
 def _try_order(base: str) -> str | None:

@@ -74,3 +74,11 @@ def test_every_asset_of_the_api_page_is_a_static_file_of_the_project(
 
     assert assets
     assert [url for url, found in assets.items() if not found] == []
+
+
+def test_the_demo_page_has_a_favicon_among_its_static_files(tmp_path: Path) -> None:
+    urls = referenced("/", tmp_path=tmp_path)
+
+    icons = [url for url in urls if "favicon" in url]
+    assert icons
+    assert all(urls[icon] for icon in icons)
