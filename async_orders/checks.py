@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from celery import current_app
+from django.apps import apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, register
+from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils.module_loading import import_string
 
 from async_orders import metrics
@@ -231,3 +233,40 @@ def check_celery_app(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
             id="async_orders.E012",
         )
     ]
+
+
+@register(Tags.urls)
+def check_schema_pages(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """The schema's pages, mounted as the quickstart shows, need ``drf_spectacular``
+    among the installed apps for their templates; nothing says so until a 500."""
+    if apps.is_installed("drf_spectacular"):
+        return []
+    from drf_spectacular.views import (
+        SpectacularRedocView,
+        SpectacularSwaggerSplitView,
+        SpectacularSwaggerView,
+    )
+
+    pages = (SpectacularSwaggerView, SpectacularSwaggerSplitView, SpectacularRedocView)
+    mounted = {view.__name__ for view in _mounted_views() if issubclass(view, pages)}
+    return [
+        Error(
+            f"{name} is mounted but 'drf_spectacular' is not in INSTALLED_APPS: the page "
+            "answers 500 (TemplateDoesNotExist).",
+            hint="Add 'drf_spectacular' (and 'drf_spectacular_sidecar' to serve the pages "
+            "without a CDN) to INSTALLED_APPS.",
+            id="async_orders.E013",
+        )
+        for name in sorted(mounted)
+    ]
+
+
+def _mounted_views(patterns: Any = None) -> list[type]:
+    """Every class-based view the root URLconf routes to."""
+    found: list[type] = []
+    for pattern in get_resolver().url_patterns if patterns is None else patterns:
+        if isinstance(pattern, URLResolver):
+            found += _mounted_views(pattern.url_patterns)
+        elif isinstance(pattern, URLPattern) and hasattr(pattern.callback, "view_class"):
+            found.append(pattern.callback.view_class)
+    return found

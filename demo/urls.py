@@ -18,7 +18,7 @@ urlpatterns = [
     path("schema/swagger/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger"),
     path(
         "schema/redoc/",
-        SpectacularRedocView.as_view(url_name="schema", template_name="shop/redoc.html"),
+        SpectacularRedocView.as_view(url_name="schema", template_name="async_orders/redoc.html"),
         name="redoc",
     ),
     path("shop/", include("demo.shop.urls")),

@@ -186,13 +186,16 @@ def test_the_license_ships_in_the_wheel_and_the_sdist(built: Built) -> None:
     assert any(name.endswith("/LICENSE") for name in built.sdist_names)
 
 
-def test_the_static_client_and_the_type_marker_ship_in_the_wheel(built: Built) -> None:
+def test_the_static_client_the_templates_and_the_type_marker_ship_in_the_wheel(
+    built: Built,
+) -> None:
     names = set(built.wheel.namelist())
 
     assert {
         "async_orders/py.typed",
         "async_orders/static/async_orders/async-orders.js",
         "async_orders/static/async_orders/async-orders.mjs",
+        "async_orders/templates/async_orders/redoc.html",
     } <= names
 
 

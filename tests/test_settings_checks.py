@@ -279,3 +279,16 @@ def test_an_app_configured_from_the_django_settings_passes(
     app.config_from_object("django.conf:settings", namespace="CELERY")
 
     assert ids(settings) == []
+
+
+def test_schema_pages_mounted_without_drf_spectacular_installed_are_an_error(
+    settings: Any,
+) -> None:
+    """The test URLconf mounts the Swagger UI page, as the quickstart shows."""
+    settings.INSTALLED_APPS = [app for app in settings.INSTALLED_APPS if app != "drf_spectacular"]
+
+    [error] = messages(settings)
+
+    assert error.id == "async_orders.E013"
+    assert "SpectacularSwaggerView" in error.msg
+    assert "'drf_spectacular'" in error.hint
