@@ -7,7 +7,7 @@ from typing import Any
 from celery import current_app
 from django.apps import apps
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Tags, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils.module_loading import import_string
 
@@ -219,9 +219,8 @@ def check_celery_app(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
     never imported in this process, that is Celery's fallback app (broker
     ``amqp://localhost``): every POST answers 302 and its order waits, silently,
     until the reconciler republishes it (``REPUBLISH_AFTER``, 300 s)."""
-    wanted = getattr(settings, "CELERY_BROKER_URL", None)
     app = current_app._get_current_object()
-    if app.main != CELERY_FALLBACK_APP and (wanted is None or app.conf.broker_url == wanted):
+    if _is_the_projects(app):
         return []
     found = "no Celery app" if app.main == CELERY_FALLBACK_APP else f"the Celery app {app.main!r}"
     return [
@@ -233,6 +232,12 @@ def check_celery_app(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
             id="async_orders.E012",
         )
     ]
+
+
+def _is_the_projects(app: Any) -> bool:
+    """Whether ``app`` is one the project made, with the broker its settings name."""
+    wanted = getattr(settings, "CELERY_BROKER_URL", None)
+    return app.main != CELERY_FALLBACK_APP and wanted in (None, app.conf.broker_url)
 
 
 @register(Tags.urls)
@@ -270,3 +275,23 @@ def _mounted_views(patterns: Any = None) -> list[type]:
         elif isinstance(pattern, URLPattern) and hasattr(pattern.callback, "view_class"):
             found.append(pattern.callback.view_class)
     return found
+
+
+@register()
+def check_worker_keeps_connections(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Celery's Django fix-up closes every database connection before and after each
+    task unless ``CELERY_DB_REUSE_MAX`` is set: each order then opens a connection of
+    its own, which costs more than the order's own statements on PostgreSQL. Only
+    said of the project's own app (E012 speaks of any other)."""
+    app = current_app._get_current_object()
+    if not _is_the_projects(app) or app.conf.get("CELERY_DB_REUSE_MAX"):
+        return []
+    return [
+        Warning(
+            "CELERY_DB_REUSE_MAX is not set: Celery workers open a new database connection "
+            "for every order (on PostgreSQL, about half the drain rate; see "
+            "docs/performance.md).",
+            hint="Set CELERY_DB_REUSE_MAX = 1000 in your settings, as the quickstart does.",
+            id="async_orders.W001",
+        )
+    ]

@@ -74,6 +74,8 @@ CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or os.environ.get(
     "REDIS_URL", "redis://127.0.0.1:6379/0"
 )
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Workers keep their database connection across orders (async_orders.W001).
+CELERY_DB_REUSE_MAX = 1000
 # The demo's worker runs beat too (--beat), for the purge; demo/run.py runs the
 # reconciler as a process of its own (manage.py reconcile_orders --loop).
 CELERY_BEAT_SCHEDULE = {

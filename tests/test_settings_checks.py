@@ -292,3 +292,15 @@ def test_schema_pages_mounted_without_drf_spectacular_installed_are_an_error(
     assert error.id == "async_orders.E013"
     assert "SpectacularSwaggerView" in error.msg
     assert "'drf_spectacular'" in error.hint
+
+
+def test_workers_that_would_reconnect_for_every_order_are_warned_about(
+    settings: Any, current_celery_app: Callable[..., Celery]
+) -> None:
+    del settings.CELERY_DB_REUSE_MAX
+    current_celery_app("yourproject").config_from_object("django.conf:settings", namespace="CELERY")
+
+    [warning] = messages(settings)
+
+    assert warning.id == "async_orders.W001"
+    assert "CELERY_DB_REUSE_MAX = 1000" in warning.hint
