@@ -6,12 +6,15 @@ tests and settings changed at start-up are always seen; nothing is cached here.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 from django.conf import settings as django_settings
 from django.utils.module_loading import import_string
+
+IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 #: Every key of ``ASYNC_ORDERS`` with its default; the settings reference in the
 #: docs and the system checks are written against this dict.
@@ -45,6 +48,7 @@ DEFAULTS: dict[str, Any] = {
     "LONG_POLL_MAX_WAITERS_PER_PROCESS": 4,
     "LONG_POLL_MAX_ASYNC_WAITERS_PER_PROCESS": 1000,
     "LONG_POLL_MAX_WAITERS_PER_CLIENT": 2,
+    "TRUSTED_PROXIES": [],
     "WEBHOOK_ALLOWED_HOSTS": [],
     "WEBHOOK_ALLOW_PRIVATE": False,
     "WEBHOOK_SECRET": "",
@@ -102,6 +106,18 @@ def _is_sequence_of(*types: type) -> Callable[[Any], bool]:
     return accepts
 
 
+def _are_networks(value: Any) -> bool:
+    """A list of IP addresses or networks (``"10.0.0.0/8"``), each one that parses."""
+    if not _is_sequence_of(str)(value):
+        return False
+    try:
+        for network in value:
+            ipaddress.ip_network(network, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
 def _count(minimum: int, *, optional: bool = False) -> Kind:
     return Kind("an integer", _is_integer, minimum=minimum, optional=optional)
 
@@ -147,6 +163,7 @@ KINDS: dict[str, Kind] = {
     "LONG_POLL_MAX_WAITERS_PER_PROCESS": _count(0),
     "LONG_POLL_MAX_ASYNC_WAITERS_PER_PROCESS": _count(0),
     "LONG_POLL_MAX_WAITERS_PER_CLIENT": _count(0),
+    "TRUSTED_PROXIES": Kind("a list of IP addresses or networks", _are_networks),
     "WEBHOOK_ALLOWED_HOSTS": _NAMES,
     "WEBHOOK_ALLOW_PRIVATE": _BOOLEAN,
     "WEBHOOK_SECRET": _STRING,
@@ -332,9 +349,17 @@ class Settings:
 
     @property
     def LONG_POLL_MAX_WAITERS_PER_CLIENT(self) -> int:
-        """Most waiters one client (signed-in user, else IP address as DRF's throttles
-        see it) may have in one process, so one client cannot fill the room."""
+        """Most waiters one client (signed-in user, else IP address) may have in one
+        process, so one client cannot fill the room."""
         return int(self._get("LONG_POLL_MAX_WAITERS_PER_CLIENT"))
+
+    @property
+    def TRUSTED_PROXIES(self) -> list[IPNetwork]:
+        """The proxies whose ``X-Forwarded-For`` is believed; none by default, so a
+        client cannot pass for another by sending the header itself."""
+        return [
+            ipaddress.ip_network(network, strict=False) for network in self._get("TRUSTED_PROXIES")
+        ]
 
     @property
     def WEBHOOK_ALLOWED_HOSTS(self) -> list[str]:

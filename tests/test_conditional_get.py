@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -17,6 +15,7 @@ from async_orders.views.headers import order_etag
 from async_orders.views.waiting import Waiter, room
 from async_orders.worker.execution import run_order
 from tests.factories import make_order
+from tests.helpers import answered_at_once
 
 pytestmark = pytest.mark.django_db
 
@@ -28,14 +27,6 @@ def poll(api: APIClient, order: Order, etag: str | None = None, **query: object)
     if etag:
         headers["HTTP_IF_NONE_MATCH"] = etag
     return api.get(f"/async/orders/{order.pk}/", query, **headers)
-
-
-def answered_at_once(action: Callable[[], Any]) -> Any:
-    """The response of ``action``, which must come well before the 5 s it asked to wait."""
-    started = time.monotonic()
-    response = action()
-    assert time.monotonic() - started < 2
-    return response
 
 
 def test_the_poll_has_a_strong_etag(api: APIClient) -> None:

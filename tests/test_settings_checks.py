@@ -55,7 +55,12 @@ SECONDS_FROM_0 = [
 ]
 NUMBERS = INTEGERS_FROM_1 + INTEGERS_FROM_0 + SECONDS_ABOVE_0 + SECONDS_FROM_0
 BOOLEANS = ["LONG_POLL_ASYNC", "WEBHOOK_ALLOW_PRIVATE", "HEALTH_VIEW", "METRICS_ENABLED"]
-STRING_LISTS = ["SCHEDULABLE_VIEWS", "RESULT_ALLOWED_HOSTS", "WEBHOOK_ALLOWED_HOSTS"]
+STRING_LISTS = [
+    "SCHEDULABLE_VIEWS",
+    "RESULT_ALLOWED_HOSTS",
+    "WEBHOOK_ALLOWED_HOSTS",
+    "TRUSTED_PROXIES",
+]
 CLASS_LISTS = ["AUTHENTICATION_CLASSES", "PERMISSION_CLASSES", "THROTTLE_CLASSES"]
 OPTIONAL = ["MAX_ACTIVE_ORDERS", "QUEUE", "NOTIFY_REDIS_URL", *CLASS_LISTS]
 
@@ -304,3 +309,8 @@ def test_workers_that_would_reconnect_for_every_order_are_warned_about(
 
     assert warning.id == "async_orders.W001"
     assert "CELERY_DB_REUSE_MAX = 1000" in warning.hint
+
+
+def test_trusted_proxies_must_be_addresses_or_networks(settings: Any) -> None:
+    assert ids(settings, TRUSTED_PROXIES=["10.0.0.0/8", "::1", "192.0.2.7"]) == []
+    assert ids(settings, TRUSTED_PROXIES=["proxy.example.com"]) == ["async_orders.E005"]

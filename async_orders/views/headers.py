@@ -10,12 +10,13 @@ finds the order (and checks ownership) and a hash.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 from typing import Any
 
 from django.utils.http import parse_etags
 
-from async_orders.conf import conf
+from async_orders.conf import IPNetwork, conf
 from async_orders.exceptions import InvalidIdempotencyKey, InvalidWait
 from async_orders.models import SHOWN_FIELDS, Order
 
@@ -77,3 +78,27 @@ def idempotency_key(request: Any) -> str:
     if not IDEMPOTENCY_KEY.fullmatch(key):
         raise InvalidIdempotencyKey()
     return key
+
+
+def client_address(request: Any) -> str:
+    """The client's IP address: the peer's, unless the peer is one of
+    ``TRUSTED_PROXIES``; then the nearest address of ``X-Forwarded-For`` that is not a
+    trusted proxy's, read from the right, where each proxy appends the address it saw.
+    Addresses further left were written by the client and prove nothing."""
+    address = str(request.META.get("REMOTE_ADDR", ""))
+    proxies = conf.TRUSTED_PROXIES
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
+    while _is_among(address, proxies) and forwarded:
+        hop = forwarded.pop().strip()
+        if not hop:
+            break
+        address = hop
+    return address
+
+
+def _is_among(address: str, networks: list[IPNetwork]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)

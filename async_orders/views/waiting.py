@@ -30,11 +30,11 @@ from typing import Any, ParamSpec, Protocol, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.db import connections
-from rest_framework.settings import api_settings
 
 from async_orders.conf import conf
 from async_orders.notify import alistening, listening
 from async_orders.signals import waiters_changed
+from async_orders.views.headers import client_address
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -98,27 +98,13 @@ class Waiter:
         if user is not None and user.is_authenticated:
             client = f"user:{user.pk}"
         else:
-            client = f"ip:{_address(request)}"
+            client = f"ip:{client_address(request)}"
         return cls(client, blocking, alone=request.META.get("wsgi.multithread") is False)
 
     def process_cap(self) -> int:
         if not self.blocking:
             return conf.LONG_POLL_MAX_ASYNC_WAITERS_PER_PROCESS
         return 0 if self.alone else conf.LONG_POLL_MAX_WAITERS_PER_PROCESS
-
-
-def _address(request: Any) -> str:
-    """The client's address as DRF's throttles tell it (``NUM_PROXIES``), without
-    importing ``rest_framework.throttling``: its rates are read once, on import."""
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR")
-    remote = str(request.META.get("REMOTE_ADDR", ""))
-    proxies = api_settings.NUM_PROXIES
-    if proxies is None:
-        return "".join(forwarded.split()) if forwarded else remote
-    if proxies == 0 or forwarded is None:
-        return remote
-    addresses = forwarded.split(",")
-    return addresses[-min(proxies, len(addresses))].strip()
 
 
 class WaitingRoom:
