@@ -91,11 +91,14 @@ def test_a_view_that_raises_ends_its_span_in_error(spans: InMemorySpanExporter) 
     assert execution_span(spans).status.status_code == StatusCode.ERROR
 
 
-def test_without_opentelemetry_orders_run_untraced(
-    monkeypatch: pytest.MonkeyPatch, spans: InMemorySpanExporter
-) -> None:
+@pytest.fixture
+def without_opentelemetry(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("opentelemetry", "opentelemetry.propagate", "opentelemetry.trace"):
         monkeypatch.setitem(sys.modules, name, None)  # import raises ImportError
+
+
+@pytest.mark.usefixtures("without_opentelemetry")
+def test_without_opentelemetry_orders_run_untraced(spans: InMemorySpanExporter) -> None:
     order = make_order("echo")
     run_order(order.pk)
     order.refresh_from_db()
@@ -105,11 +108,8 @@ def test_without_opentelemetry_orders_run_untraced(
     assert spans.get_finished_spans() == ()
 
 
-def test_without_opentelemetry_a_failed_orders_traceback_is_the_views_alone(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    for name in ("opentelemetry", "opentelemetry.propagate", "opentelemetry.trace"):
-        monkeypatch.setitem(sys.modules, name, None)  # import raises ImportError
+@pytest.mark.usefixtures("without_opentelemetry")
+def test_without_opentelemetry_a_failed_orders_traceback_is_the_views_alone() -> None:
     order = make_order("raises")
 
     run_order(order.pk)
