@@ -73,7 +73,8 @@ ORDER_TIMEOUT = 90
 #: This test run's variables, which a user's shell does not have: pytest-django's
 #: DJANGO_SETTINGS_MODULE would win over manage.py's default, the suite's broker over
 #: the project's, and an active venv's over the user's.
-FOREIGN_VARIABLES = ("DJANGO_", "CELERY_", "REDIS_", "ASYNC_ORDERS_", "DEMO_", "PYTHON")
+FOREIGN_PREFIXES = ("DJANGO_", "CELERY_", "REDIS_", "ASYNC_ORDERS_", "DEMO_")
+FOREIGN_VARIABLES = {"VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"}
 
 #: The schedulable view a user adds, as docs/views-and-helpers.md shows it.
 VIEW = """\
@@ -174,8 +175,11 @@ def _interpreter(version: str) -> str | None:
 
 def _user_environment(venv_bin: Path | None = None) -> dict[str, str]:
     """The environment of a user's shell: this run's variables left out."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(FOREIGN_VARIABLES)}
-    env.pop("VIRTUAL_ENV", None)
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(FOREIGN_PREFIXES) and name not in FOREIGN_VARIABLES
+    }
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
     if venv_bin is not None:
         env["PATH"] = f"{venv_bin}{os.pathsep}{env.get('PATH', '')}"
@@ -509,3 +513,5 @@ def test_the_quickstart_as_a_new_user_follows_it(
             with phases("stop every process"):
                 leftovers = processes.stop()
     assert leftovers == {}, f"Still running after Ctrl-C:\n{leftovers}\n{processes.logs()}"
+    # What a user would see scroll by: no process logged a traceback on the way.
+    assert "Traceback" not in processes.logs(), processes.logs()
