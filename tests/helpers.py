@@ -72,6 +72,16 @@ def stop_worker(worker: subprocess.Popen[bytes]) -> None:
             worker.wait()
 
 
+def processes_in_session(session_id: int) -> list[str]:
+    """The processes (``sid pid args``) of the session ``session_id`` leads: whatever a
+    test started with ``start_new_session=True``, children and grandchildren included,
+    so that none of them can outlive the test unnoticed."""
+    listing = subprocess.run(
+        ["ps", "-eo", "sid=,pid=,args="], capture_output=True, text=True, check=True
+    ).stdout
+    return [line for line in listing.splitlines() if line.split()[0] == str(session_id)]
+
+
 def place(
     api: APIClient,
     view: str = "echo",

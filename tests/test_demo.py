@@ -13,16 +13,9 @@ import pytest
 import requests
 
 from tests.demo_server import free_port, start_demo, stop_demo
-from tests.helpers import ROOT, wait_until
+from tests.helpers import ROOT, processes_in_session, wait_until
 
 pytestmark = pytest.mark.integration
-
-
-def _processes_in_session(session_id: int) -> list[str]:
-    listing = subprocess.run(
-        ["ps", "-eo", "sid=,pid=,args="], capture_output=True, text=True, check=True
-    ).stdout
-    return [line for line in listing.splitlines() if line.split()[0] == str(session_id)]
 
 
 def test_the_demo_runs_an_order_and_ctrl_c_stops_every_process(tmp_path: Path) -> None:
@@ -38,12 +31,12 @@ def test_the_demo_runs_an_order_and_ctrl_c_stops_every_process(tmp_path: Path) -
             what="the demo order to complete",
         )
         assert requests.get(done.headers["Location"], timeout=5).json()["name"] == "funghi"
-        assert len(_processes_in_session(runner.pid)) >= 5  # runner, redis, worker, reconciler, web
+        assert len(processes_in_session(runner.pid)) >= 5  # runner, redis, worker, reconciler, web
     finally:
         stop_demo(runner)
 
     assert runner.returncode == 0
-    wait_until(lambda: not _processes_in_session(runner.pid), timeout=10, what="no leftovers")
+    wait_until(lambda: not processes_in_session(runner.pid), timeout=10, what="no leftovers")
     assert printed.read_text().count("Warm shutdown") == 1
 
 
