@@ -4,9 +4,10 @@ The public API: :func:`schedulable` opts a view in; inside a view running as an
 order, :func:`fail_on_error`, :class:`ProgressItems` and :func:`current_order`.
 
 These names are loaded on first use (PEP 562), not on ``import async_orders``: the
-package's Django-free modules, :mod:`async_orders.client` (needs ``requests`` only)
-and :mod:`async_orders.signing` (standard library only), must import where Django
-is not installed, and every ``import async_orders.<module>`` runs this file first.
+package's Django-free modules, :mod:`async_orders.client` (the ``async_orders_client``
+package re-exported, which needs ``requests`` only) and :mod:`async_orders.signing`
+(standard library only), must import where Django is not installed, and every
+``import async_orders.<module>`` runs this file first.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """The Python client in an interpreter where Django is not installed: a virtualenv
-holding only ``requests`` (and what it needs) and ``async_orders``, placing an order
-of a namespaced DRF router name on a live server and waiting for it."""
+holding only ``requests`` (and what it needs), ``async_orders_client`` and
+``async_orders`` (for its signing module), placing an order of a namespaced DRF
+router name on a live server and waiting for it."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ pytestmark = [
 SCRIPT = """
 import importlib.util, json, sys
 import requests
-from async_orders.client import Client, OrderFailed
+from async_orders_client import Client, OrderFailed
 from async_orders.signing import sign, verify_signature
 
 BLOCKED = ("django", "rest_framework")
@@ -78,7 +79,7 @@ def copy_installed(distribution: str, site_packages: Path) -> None:
 
 @pytest.fixture(scope="module")
 def python_without_django(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh virtualenv's interpreter with only requests and async_orders on its path."""
+    """A fresh virtualenv's interpreter with only requests and the two packages on its path."""
     home = tmp_path_factory.mktemp("venv-without-django")
     venv.create(home, with_pip=False, system_site_packages=False, symlinks=True)
     python = home / "bin" / "python"
@@ -91,6 +92,8 @@ def python_without_django(tmp_path_factory: pytest.TempPathFactory) -> Path:
     site_packages = Path(purelib)
     copy_installed("requests", site_packages)
     (site_packages / "async_orders").symlink_to(ROOT / "async_orders")
+    client_package = ROOT / "clients" / "python" / "src" / "async_orders_client"
+    (site_packages / "async_orders_client").symlink_to(client_package)
     return python
 
 

@@ -23,6 +23,9 @@ PUBLIC_PATHS = [
     "async_orders.client.Client",
     "async_orders.client.OrderCanceled",
     "async_orders.client.OrderFailed",
+    "async_orders_client.Client",
+    "async_orders_client.OrderCanceled",
+    "async_orders_client.OrderFailed",
     "async_orders.conf.conf",
     "async_orders.conf.DEFAULTS",
     "async_orders.embedded.EmbeddedRedis",
@@ -52,10 +55,11 @@ TASK_NAMES = [
 SHOWN = [
     *sorted((ROOT / "docs").glob("*.md")),
     ROOT / "README.md",
+    ROOT / "clients" / "python" / "README.md",
     *sorted((ROOT / "demo").rglob("*.py")),
     *sorted((ROOT / "demo").rglob("*.html")),
 ]
-SHOWN_IMPORT = re.compile(r"from (async_orders(?:\.\w+)*) import \(?([\w, ]+)")
+SHOWN_IMPORT = re.compile(r"from (async_orders(?:_client)?(?:\.\w+)*) import \(?([\w, ]+)")
 SHOWN_TASK = re.compile(r"\"task\": \"(async_orders\.\w+)\"")
 
 
