@@ -27,7 +27,7 @@ from benchmarks.public_api import SWITCH
 
 ROW = re.compile(
     r"^row (?P<row>\d+) \[(?P<db>\w+)\] (?P<what>.*?): (?P<subject>[\d,.]+) vs "
-    r"(?P<baseline>[\d,.]+) (?P<unit>\S+) -> ratio (?P<ratio>[\d.]+)"
+    r"(?P<baseline>[\d,.]+) (?P<unit>.+?) -> ratio (?P<ratio>[\d.]+)"
 )
 #: Units where less is better: a side's gain is then baseline / subject.
 LOWER_IS_BETTER = {"ms", "us"}
