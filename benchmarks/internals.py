@@ -1,91 +1,128 @@
 """A/B of the framework internals async_orders keeps against their public-API
-stand-ins (:mod:`benchmarks.public_api`), on the figures a user sees.
+stand-ins (:mod:`benchmarks.public_api`), on figures a user sees: POST and poll
+req/s (as row 1 and 2) and drained orders/s (as row 3).
 
-Each round runs one benchmark module (``http_throughput``: POST and poll req/s;
-``worker_throughput``: drained orders/s; ``latency``: POST -> done) once per side,
-the side that goes first moving by one each round, so that the drift of a shared
-machine falls on every side alike. A side is a value of ``ASYNC_ORDERS_BENCH_PUBLIC``
-("" = the package as it is). Figures: medians of the rounds with their min-max, the
-subject's own and its ratio to the baseline measured in the same run.
+A side is a value of ``ASYNC_ORDERS_BENCH_PUBLIC`` (``internals``: the package as it
+is), given to the processes started for it: one gunicorn per side, all started
+first, then wrk against each in turn; or one prefork worker per side and drain,
+started for each drain. Every round measures every side, the first one moving by
+one each round (``harness.alternate``), so that the drift of a shared machine falls
+on every side alike. Figures: medians of the rounds with their min-max, and each
+side's against the first side's.
 
-    .venv/bin/python -m benchmarks.internals worker_throughput "" publisher --rounds 3
+    .venv/bin/python -m benchmarks.internals --post internals redis_push statements
+    .venv/bin/python -m benchmarks.internals --drain internals publisher health_check
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import re
-import statistics
-import subprocess
-import sys
-import time
-from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from functools import partial
+from typing import TypeVar
 
-from benchmarks import harness
+from benchmarks import harness, http_throughput, worker_throughput
 from benchmarks.public_api import SWITCH
 
-ROW = re.compile(
-    r"^row (?P<row>\d+) \[(?P<db>\w+)\] (?P<what>.*?): (?P<subject>[\d,.]+) vs "
-    r"(?P<baseline>[\d,.]+) (?P<unit>.+?) -> ratio (?P<ratio>[\d.]+)"
-)
-#: Units where less is better: a side's gain is then baseline / subject.
-LOWER_IS_BETTER = {"ms", "us"}
+T = TypeVar("T")
+
+AS_IS = "internals"
+PLACE = "/async/noop/order/"
+WARM_UP_SECONDS = 2
 
 
-def one_run(module: str, side: str, database: str) -> list[dict[str, str]]:
-    """The result rows one run of ``benchmarks.<module>`` prints with ``side``'s stand-ins."""
-    env = {**os.environ, SWITCH: side}
-    command = [sys.executable, "-m", f"benchmarks.{module}", "--db", database]
-    done = subprocess.run(command, cwd=harness.ROOT, env=env, capture_output=True, text=True)
-    if done.returncode not in (0, 1):  # 1: a row missed its target, which is news too
-        raise RuntimeError(f"{command} with {SWITCH}={side!r} failed:\n{done.stderr[-3000:]}")
-    rows = [match.groupdict() for line in done.stdout.splitlines() if (match := ROW.match(line))]
-    if not rows:
-        raise RuntimeError(f"no result row in:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-    return rows
+@contextmanager
+def side_of(side: str, start: Callable[[], AbstractContextManager[T]]) -> Iterator[T]:
+    """Start processes with ``start`` and ``side``'s stand-ins; this process's own
+    environment is left as it was."""
+    saved = os.environ.get(SWITCH)
+    os.environ[SWITCH] = "" if side == AS_IS else side
+    try:
+        with ExitStack() as stack:
+            started = stack.enter_context(start())
+            os.environ.pop(SWITCH)
+            if saved is not None:
+                os.environ[SWITCH] = saved
+            yield started
+    finally:
+        os.environ.pop(SWITCH, None)
+        if saved is not None:
+            os.environ[SWITCH] = saved
 
 
-def _spread(values: list[float]) -> str:
-    return f"{statistics.median(values):,.2f} ({min(values):,.2f}-{max(values):,.2f})"
+def http_rates(sides: list[str], rounds: int, seconds: int) -> dict[str, harness.Samples]:
+    """POST and poll req/s of one gunicorn per side, alternated."""
+    sessions = http_throughput.client_sessions()
+    place = http_throughput.post_script({"data": {"name": "x"}}, sessions)
+    order_ids, _ = http_throughput.polled_rows()
+    poll = http_throughput.get_script(f"/async/orders/{pk}/" for pk in order_ids)
+    with ExitStack() as stack:
+        urls = {side: stack.enter_context(side_of(side, harness.gunicorn)) for side in sides}
+        for url in urls.values():  # a fresh gunicorn is slow for its first seconds
+            harness.wrk(url + PLACE, place, WARM_UP_SECONDS)
+            harness.wrk(url + "/", poll, WARM_UP_SECONDS)
+        measures: dict[str, Callable[[], float]] = {}
+        for side, url in urls.items():
+            measures[f"POST req/s, {side}"] = partial(
+                http_throughput.rate, url, PLACE, place, seconds
+            )
+            measures[f"poll req/s, {side}"] = partial(http_throughput.rate, url, "/", poll, seconds)
+        return harness.alternate(rounds, measures)
+
+
+def drain_rates(sides: list[str], rounds: int, batch: int) -> dict[str, harness.Samples]:
+    """Orders/s one prefork worker (2 processes) per side drains, and the worker's CPU
+    per order in ms, alternated."""
+    cpu: dict[str, list[float]] = {side: [] for side in sides}
+
+    def drain(side: str) -> float:
+        worker = partial(side_of, side, harness.celery_worker)
+        rate, used = worker_throughput.metered_drain(
+            worker_throughput.publish_orders, batch, worker
+        )
+        cpu[side].append(used["worker"] * 1000)
+        harness.log(f"{side}: worker CPU {cpu[side][-1]:.2f} ms per order")
+        return rate
+
+    rates = harness.alternate(
+        rounds, {f"drain orders/s, {side}": partial(drain, side) for side in sides}
+    )
+    return rates | {f"worker CPU ms/order, {side}": harness.Samples(cpu[side]) for side in sides}
+
+
+def print_table(samples: dict[str, harness.Samples], sides: list[str]) -> None:
+    """Each figure's median (min-max) per side, and the first side's median over it."""
+    figures = sorted({name.rsplit(", ", 1)[0] for name in samples})
+    for figure in figures:
+        print(f"\n{figure}, {len(samples[f'{figure}, {sides[0]}'].values)} rounds:")
+        first = samples[f"{figure}, {sides[0]}"].median
+        for side in sides:
+            got = samples[f"{figure}, {side}"]
+            low, high = got.spread
+            print(
+                f"  {side:>14}: {got.median:,.2f} ({low:,.2f}-{high:,.2f}); "
+                f"{sides[0]} / {side} = {first / got.median:.3f}"
+                f"  [{', '.join(f'{v:,.1f}' for v in got.values)}]"
+            )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("module", help="a benchmark module of benchmarks/, e.g. http_throughput")
-    parser.add_argument("sides", nargs="+", help='ASYNC_ORDERS_BENCH_PUBLIC values; "" = as is')
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--db", default="postgres")
-    args = parser.parse_args()
-    figures: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    units: dict[str, str] = {}
-    for round_ in range(args.rounds):
-        shift = round_ % len(args.sides)
-        for side in args.sides[shift:] + args.sides[:shift]:
-            started = time.monotonic()
-            for row in one_run(args.module, side, args.db):
-                key = f"row {row['row']} {row['what']}"
-                units[key] = row["unit"]
-                for name in ("subject", "baseline", "ratio"):
-                    figures[(key, side)][name].append(float(row[name].replace(",", "")))
-                harness.log(
-                    f"round {round_ + 1}, side {side or 'internals'!r}: {key}: "
-                    f"{row['subject']} vs {row['baseline']} {row['unit']}, ratio {row['ratio']}"
-                    f" ({time.monotonic() - started:.0f} s)"
-                )
-    for key, unit in units.items():
-        print(f"\n{key} [{args.db}], {args.rounds} rounds, medians (min-max):")
-        reference = figures[(key, args.sides[0])]
-        for side in args.sides:
-            got = figures[(key, side)]
-            gain = statistics.median(reference["subject"]) / statistics.median(got["subject"])
-            if unit in LOWER_IS_BETTER:
-                gain = 1 / gain
-            print(
-                f"  {side or 'internals':>14}: {_spread(got['subject'])} {unit}, baseline "
-                f"{_spread(got['baseline'])}, ratio {_spread(got['ratio'])}; "
-                f"{args.sides[0] or 'internals'} / this: {gain:.3f}"
-            )
+    parser.add_argument("sides", nargs="+", help=f"{AS_IS}, or ASYNC_ORDERS_BENCH_PUBLIC values")
+    parser.add_argument("--post", action="store_true", help="POST and poll req/s")
+    parser.add_argument("--drain", action="store_true", help="drained orders/s")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=int, default=http_throughput.SECONDS)
+    parser.add_argument("--batch", type=int, default=1000)
+    args = harness.parse_and_prepare(parser)
+    samples: dict[str, harness.Samples] = {}
+    if args.post:
+        samples |= http_rates(args.sides, args.rounds, args.seconds)
+    if args.drain:
+        samples |= drain_rates(args.sides, args.rounds, args.batch)
+    print_table(samples, args.sides)
 
 
 if __name__ == "__main__":
