@@ -53,23 +53,44 @@ def side_of(side: str, start: Callable[[], AbstractContextManager[T]]) -> Iterat
 
 
 def http_rates(sides: list[str], rounds: int, seconds: int) -> dict[str, harness.Samples]:
-    """POST and poll req/s of one gunicorn per side, alternated."""
+    """POST and poll req/s of one gunicorn per side, alternated, and the CPU its
+    processes spent per request in ms (steadier than a rate on a shared machine)."""
     sessions = http_throughput.client_sessions()
     place = http_throughput.post_script({"data": {"name": "x"}}, sessions)
     order_ids, _ = http_throughput.polled_rows()
     poll = http_throughput.get_script(f"/async/orders/{pk}/" for pk in order_ids)
+    cpu: dict[str, list[float]] = {}
+
+    def measure(name: str, server: tuple[int, str], path: str, script: str) -> float:
+        master, url = server
+        before = cpu_seconds(master)
+        rate = http_throughput.rate(url, path, script, seconds)
+        used = (cpu_seconds(master) - before) / max(rate * seconds, 1) * 1000
+        cpu.setdefault(name, []).append(used)
+        harness.log(f"{name}: gunicorn CPU {used:.2f} ms per request")
+        return rate
+
     with ExitStack() as stack:
-        urls = {side: stack.enter_context(side_of(side, harness.gunicorn)) for side in sides}
-        for url in urls.values():  # a fresh gunicorn is slow for its first seconds
-            harness.wrk(url + PLACE, place, WARM_UP_SECONDS)
+        servers = {side: stack.enter_context(side_of(side, gunicorn_process)) for side in sides}
+        for _, url in servers.values():
+            harness.wrk(url + PLACE, place, WARM_UP_SECONDS)  # a fresh gunicorn is slow
             harness.wrk(url + "/", poll, WARM_UP_SECONDS)
         measures: dict[str, Callable[[], float]] = {}
-        for side, url in urls.items():
-            measures[f"POST req/s, {side}"] = partial(
-                http_throughput.rate, url, PLACE, place, seconds
-            )
-            measures[f"poll req/s, {side}"] = partial(http_throughput.rate, url, "/", poll, seconds)
-        return harness.alternate(rounds, measures)
+        for side, server in servers.items():
+            for figure, path, script in (("POST", PLACE, place), ("poll", "/", poll)):
+                name = f"{figure} req/s, {side}"
+                measures[name] = partial(measure, f"{figure} CPU ms, {side}", server, path, script)
+        rates = harness.alternate(rounds, measures)
+    return rates | {name: harness.Samples(values) for name, values in cpu.items()}
+
+
+@contextmanager
+def gunicorn_process() -> Iterator[tuple[int, str]]:
+    """:func:`harness.gunicorn`'s master process (to read its CPU) and its URL."""
+    before = set(harness._children(os.getpid()))
+    with harness.gunicorn() as url:
+        [master] = [pid for pid in harness._children(os.getpid()) if pid not in before]
+        yield master, url
 
 
 def drain_rates(sides: list[str], rounds: int, batch: int) -> dict[str, harness.Samples]:
@@ -123,6 +144,12 @@ def main() -> None:
     if args.drain:
         samples |= drain_rates(args.sides, args.rounds, args.batch)
     print_table(samples, args.sides)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time used so far by process ``pid`` and its children (gunicorn's workers)."""
+    ticks = [harness._cpu_ticks(pid), *map(harness._cpu_ticks, harness._children(pid))]
+    return sum(ticks) / os.sysconf("SC_CLK_TCK")
 
 
 if __name__ == "__main__":
