@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from functools import lru_cache
 from typing import Any
 
 SWITCH = "ASYNC_ORDERS_BENCH_PUBLIC"
@@ -24,26 +23,6 @@ def _apply_async_only() -> None:
     from async_orders.broker import redis_push
 
     redis_push.push = lambda *args, **kwargs: False
-
-
-def _plain_publish() -> None:
-    """Notifications with redis-py's own ``publish`` (its reply awaited) on one client
-    per URL, instead of the ``Publisher``'s connection with replies turned off."""
-    import redis
-
-    from async_orders import notify
-
-    @lru_cache(maxsize=4)
-    def client(url: str) -> redis.Redis:
-        return redis.Redis.from_url(url)
-
-    def publish(order_id: Any, url: str) -> None:
-        try:
-            client(url).publish(notify.channel(order_id), "changed")
-        except (redis.RedisError, OSError):
-            logger.warning("Could not notify the waiters of order %s.", order_id, exc_info=True)
-
-    notify.publish = publish
 
 
 def _public_connection_handling() -> None:
@@ -111,7 +90,6 @@ def _orm_statements() -> None:
 #: The stand-ins by name, as ``ASYNC_ORDERS_BENCH_PUBLIC`` names them.
 STAND_INS: dict[str, Callable[[], None]] = {
     "redis_push": _apply_async_only,
-    "publisher": _plain_publish,
     "health_check": _public_connection_handling,
     "statements": _orm_statements,
 }
