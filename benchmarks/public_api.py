@@ -25,17 +25,6 @@ def _apply_async_only() -> None:
     redis_push.push = lambda *args, **kwargs: False
 
 
-def _public_connection_handling() -> None:
-    """Only ``close_old_connections()`` before an order: with ``CONN_HEALTH_CHECKS``
-    Django then pings a kept connection before its first statement, as it would in a
-    request, instead of the order task marking the check done."""
-    from django.db import close_old_connections
-
-    from async_orders import tasks
-
-    tasks._check_kept_connections = close_old_connections
-
-
 def _orm_statements() -> None:
     """The statements of order_statements.py built by the ORM on each call: the claim
     as a conditional ``update()`` and a ``get()`` in one transaction, outcomes and
@@ -90,7 +79,6 @@ def _orm_statements() -> None:
 #: The stand-ins by name, as ``ASYNC_ORDERS_BENCH_PUBLIC`` names them.
 STAND_INS: dict[str, Callable[[], None]] = {
     "redis_push": _apply_async_only,
-    "health_check": _public_connection_handling,
     "statements": _orm_statements,
 }
 
