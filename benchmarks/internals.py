@@ -10,8 +10,7 @@ one each round (``harness.alternate``), so that the drift of a shared machine fa
 on every side alike. Figures: medians of the rounds with their min-max, and each
 side's against the first side's.
 
-    .venv/bin/python -m benchmarks.internals --post internals redis_push statements
-    .venv/bin/python -m benchmarks.internals --drain internals publisher health_check
+    .venv/bin/python -m benchmarks.internals --post --drain internals statements
 """
 
 from __future__ import annotations

@@ -1,28 +1,22 @@
 """Public-API stand-ins for the parts of async_orders written against framework
 internals (issue 23, item 7), so that a benchmark can run one side with them and
-the other without: ``ASYNC_ORDERS_BENCH_PUBLIC=redis_push,statements`` (any of
+the other without: ``ASYNC_ORDERS_BENCH_PUBLIC=statements`` (names of
 :data:`STAND_INS`, comma-separated) in the environment of every process a benchmark
 starts. ``benchmarks.apps`` applies them when Django is ready; ``python -m
-benchmarks.internals`` alternates the two sides. Nothing here is part of the package.
+benchmarks.internals`` alternates the sides. Nothing here is part of the package.
+
+Only the internals the package keeps have a stand-in here (docs/performance.md,
+"Framework internals kept, and why"); the ones it replaced were measured with the
+stand-ins and driver of commit ``6255e8b``.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable
 from typing import Any
 
 SWITCH = "ASYNC_ORDERS_BENCH_PUBLIC"
-
-logger = logging.getLogger("async_orders")
-
-
-def _apply_async_only() -> None:
-    """Publishing through ``apply_async`` alone: ``redis_push.push`` declines every message."""
-    from async_orders.broker import redis_push
-
-    redis_push.push = lambda *args, **kwargs: False
 
 
 def _orm_statements() -> None:
@@ -78,7 +72,6 @@ def _orm_statements() -> None:
 
 #: The stand-ins by name, as ``ASYNC_ORDERS_BENCH_PUBLIC`` names them.
 STAND_INS: dict[str, Callable[[], None]] = {
-    "redis_push": _apply_async_only,
     "statements": _orm_statements,
 }
 
