@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -30,6 +28,8 @@ import redis
 import redis.asyncio as aioredis
 from django.db import transaction
 from django.dispatch import receiver
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from async_orders import signals
 from async_orders.broker.celery_config import read_once
@@ -95,80 +95,25 @@ def publish(order_id: uuid.UUID | str, url: str) -> None:
     """Wake whoever waits on the order through the Redis at ``url``; a Redis failure
     only makes them notice later."""
     try:
-        _publisher(url).publish(channel(order_id))
+        _client(url).publish(channel(order_id), "changed")
     except (redis.RedisError, OSError):
         logger.warning("Could not notify the waiters of order %s.", order_id, exc_info=True)
 
 
-class Publisher:
-    """One Redis connection per process that publishes without waiting for replies.
-
-    A notification is a hint (waiters re-read the row, and re-read it anyway every
-    :data:`RECHECK_SECONDS`), so the writer of a change, usually a worker twice per
-    order, need not wait a round trip for Redis to confirm it: the connection turns
-    replies off (``CLIENT REPLY OFF``) and only writes. A server that does not know
-    that command (some proxies) gets a plain PUBLISH, its reply awaited.
-    """
-
-    def __init__(self, url: str) -> None:
-        self._pool = redis.ConnectionPool.from_url(url)
-        self._lock = threading.Lock()
-        self._connection: Any = None
-        self._quiet = False
-
-    @property
-    def replies_off(self) -> bool:
-        """Whether the server took ``CLIENT REPLY OFF`` (known once connected)."""
-        return self._quiet
-
-    def publish(self, name: str) -> None:
-        with self._lock:
-            connection = self._connected()
-            try:
-                connection.send_packed_command(
-                    connection.pack_command("PUBLISH", name, "changed"), check_health=False
-                )
-                if not self._quiet:
-                    connection.read_response()
-            except BaseException:
-                self._connection = None
-                connection.disconnect()
-                raise
-
-    def _connected(self) -> Any:
-        if self._connection is None:
-            connection = self._pool.connection_class(**self._pool.connection_kwargs)
-            connection.connect()
-            self._quiet = _turn_replies_off(connection)
-            self._connection = connection
-        return self._connection
-
-
-def _turn_replies_off(connection: Any) -> bool:
-    """Whether the server took ``CLIENT REPLY OFF``. Asked as OFF then ON, since OFF
-    itself is never answered: a server that knows both answers only ON's ``OK``; one
-    that does not answers two errors, and the connection then keeps its replies."""
-    connection.send_packed_command(
-        connection.pack_commands([("CLIENT", "REPLY", "OFF"), ("CLIENT", "REPLY", "ON")])
-    )
-    try:
-        connection.read_response()
-    except redis.ResponseError:
-        connection.disconnect()  # with the second error unread
-        connection.connect()
-        return False
-    connection.send_packed_command(connection.pack_command("CLIENT", "REPLY", "OFF"))
-    return True
+#: One new connection at once when the kept one was dropped (a restarted Redis), and
+#: no more: redis-py's default of ten retries with backoff would hold a worker for
+#: seconds per notification while Redis is down, and a notification is only a hint.
+RETRY = Retry(NoBackoff(), retries=1)
 
 
 @lru_cache(maxsize=4)
-def _publisher(url: str) -> Publisher:
-    return Publisher(url)
-
-
-# A forked child (a prefork pool process) makes its own: a socket shared with the
-# parent would mix both processes' commands, and a lock held at the fork never opens.
-os.register_at_fork(after_in_child=_publisher.cache_clear)
+def _client(url: str) -> redis.Redis:
+    """One client (and so one connection pool) per URL and process: a worker notifies
+    twice per order. redis-py's pool notices a fork and opens new connections in the
+    child, so a prefork pool process never writes on its parent's socket. A plain
+    ``PUBLISH`` whose reply is awaited: writing with replies turned off (``CLIENT
+    REPLY OFF``) saved no drain rate measurably (docs/performance.md)."""
+    return redis.Redis.from_url(url, retry=RETRY)
 
 
 @contextmanager

@@ -17,11 +17,11 @@ from typing import Any
 from billiard.exceptions import WorkerLostError
 from celery import Task, shared_task
 from celery.worker.request import Request
-from django.db import close_old_connections, connections, router
+from django.db import close_old_connections
 
 from async_orders.broker import publishing
 from async_orders.broker.publishing import ORDER_TASK
-from async_orders.models import Order, OrderStatus
+from async_orders.models import OrderStatus
 from async_orders.outage import UNREACHABLE
 from async_orders.retention import purge_finished
 from async_orders.worker import execution, reconciler
@@ -67,24 +67,16 @@ def execute_order(task: Task, order_id: str) -> None:
     harmless because only one worker can claim the order. A database that cannot be
     reached before the claim sends the message again later, with backoff.
     """
-    _check_kept_connections()
+    # As at the start of a web request: a connection kept from the last task (with
+    # CELERY_DB_REUSE_MAX and CONN_MAX_AGE) is closed if it failed or is too old, and
+    # with CONN_HEALTH_CHECKS Django pings it before the claim, its first statement
+    # (skipping that ping through Django's private flag gained no drain rate
+    # measurably: docs/performance.md).
+    close_old_connections()
     worker = f"{task.request.hostname}:{os.getpid()}"
     order = execution.run_order(order_id, worker=worker)
     if order is not None and order.status == OrderStatus.SCHEDULED:
         publishing.send_order(order)  # a retry, or a message that came before the order was due
-
-
-def _check_kept_connections() -> None:
-    """As at the start of a web request: a connection kept from the last task (with
-    ``CELERY_DB_REUSE_MAX`` and ``CONN_MAX_AGE``) is closed if it failed or is too old.
-
-    The orders' connection is not pinged before use, even with ``CONN_HEALTH_CHECKS``:
-    that would be one more round trip per order, and the claim, its first statement,
-    is tried again on a new connection when the kept one was dropped.
-    """
-    close_old_connections()
-    # Django's own flag (not in django-stubs): this request's health check is done.
-    connections[router.db_for_write(Order)].health_check_done = True  # type: ignore[attr-defined]
 
 
 @shared_task(name="async_orders.reconcile", ignore_result=True)

@@ -40,7 +40,9 @@ MIDDLEWARE = [
 ]
 
 DATABASE = os.environ.get("ASYNC_ORDERS_BENCH_DB", "postgres")
-DATABASE_NAME = "async_orders_bench"
+#: ``ASYNC_ORDERS_BENCH_DB_NAME`` and ``ASYNC_ORDERS_BENCH_REDIS_DB`` let two checkouts
+#: benchmark at once without emptying each other's tables and queues.
+DATABASE_NAME = os.environ.get("ASYNC_ORDERS_BENCH_DB_NAME", "async_orders_bench")
 SQLITE_FILE = os.path.join(tempfile.gettempdir(), f"{DATABASE_NAME}.sqlite3")
 
 #: psycopg binds parameters on the server and prepares repeated statements
@@ -76,7 +78,8 @@ else:
         }
     }
 
-REDIS_URL = f"redis://127.0.0.1:{os.environ.get('REDIS_PORT', '6379')}/14"
+REDIS_DB = os.environ.get("ASYNC_ORDERS_BENCH_REDIS_DB", "14")
+REDIS_URL = f"redis://127.0.0.1:{os.environ.get('REDIS_PORT', '6379')}/{REDIS_DB}"
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL
 CELERY_TASK_DEFAULT_QUEUE = "async-orders-bench"

@@ -116,8 +116,9 @@ def test_a_checkpoint_of_an_attempt_whose_order_was_recovered_raises_lease_lost(
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="drops a PostgreSQL backend")
 def test_a_kept_connection_the_database_dropped_is_replaced_at_the_claim() -> None:
-    """A worker does not ping its kept connection before an order: the claim finds it
-    dropped (here terminated, as a restart would), and is made again on a new one."""
+    """Unpinged (no ``CONN_HEALTH_CHECKS``, or ``run_order`` called alone), a kept
+    connection the database dropped (here terminated, as a restart would) is found
+    dropped by the claim, which is made again on a new one."""
     from async_orders.worker.execution import run_order
 
     order = make_order()

@@ -11,11 +11,13 @@ from typing import Any
 
 import pytest
 from django.db import OperationalError, connections, transaction
-from django.db.models import Q
+from django.db.models import F, Q
+from django.db.models.functions import Now
 from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 
 from async_orders.models import (
+    STARTABLE,
     FailureCode,
     Order,
     OrderStatus,
@@ -23,7 +25,14 @@ from async_orders.models import (
     _shown_select,
     failure,
 )
-from async_orders.order_statements import Limit, insert_row, upsert_row
+from async_orders.order_statements import (
+    Limit,
+    claim_row,
+    claimed_fields,
+    insert_row,
+    update_attempt,
+    upsert_row,
+)
 from async_orders.view_response import ViewResponse
 from tests.factories import make_order
 
@@ -225,6 +234,102 @@ def test_insert_row_stores_what_save_stores_and_sends_saves_signals() -> None:
         getattr(stored_saved, c) for c in columns if c not in differing
     ]
     assert stored_inserted.created_at == inserted.created_at
+
+
+def typed(order: Order, names: list[str]) -> list[tuple[Any, type]]:
+    return [(getattr(order, name), type(getattr(order, name))) for name in names]
+
+
+#: Columns two twin orders may differ in: their own ids and the clocks read for each.
+OWN = {"id", "created_at", "published_at", "started_at", "heartbeat_at"}
+
+
+def test_a_claim_stores_and_loads_what_the_orms_update_and_get_do() -> None:
+    """The claim's ``UPDATE ... RETURNING``, written once: its twin claimed by the ORM
+    (a conditional ``update()``) stores the same row, and the instance it returns is
+    the ORM's ``get()`` of it (values, types, the stored response deferred)."""
+    now = timezone.now()
+    written, twin = make_order(), make_order()
+
+    claimed = claim_row(Order, written.pk, "host:1", now, OrderStatus.RUNNING, STARTABLE)
+    won = Order.objects.filter(
+        Q(run_at__isnull=True) | Q(run_at__lte=now), pk=twin.pk, status__in=STARTABLE
+    ).update(
+        status=OrderStatus.RUNNING,
+        started_at=now,
+        heartbeat_at=Now(),
+        attempts=F("attempts") + 1,
+        worker="host:1",
+    )
+
+    assert claimed is not None
+    assert won == 1
+    names = [field.attname for field in claimed_fields(Order)]
+    reread = Order.objects.defer("response_body").get(pk=written.pk)
+    assert claimed.get_deferred_fields() == reread.get_deferred_fields() == {"response_body"}
+    assert typed(claimed, names) == typed(reread, names)
+    assert (claimed._state.adding, claimed._state.db) == (False, reread._state.db)
+    mine = [name for name in names if name not in OWN]
+    assert typed(reread, mine) == typed(Order.objects.get(pk=twin.pk), mine)
+    assert claim_row(Order, written.pk, "host:2", now, OrderStatus.RUNNING, STARTABLE) is None
+
+
+@pytest.mark.parametrize("unless_canceled", [False, True])
+def test_an_attempts_update_stores_what_the_orms_update_stores(unless_canceled: bool) -> None:
+    """An outcome or progress write, written once: the same row as the ORM's
+    conditional ``update()`` of a twin order, for every kind of column it writes
+    (bytes, JSON, text, numbers, a timestamp, a null); neither writes to an attempt
+    that is not running any more, nor (``unless_canceled``) to one asked to stop."""
+    written, twin = make_order(), make_order()
+    for order in (written, twin):
+        assert order.start("host:1")
+    changes = {
+        "status": OrderStatus.COMPLETED,
+        "response_status": 200,
+        "response_content_type": "application/json",
+        "response_body": b'{"r\\u00e9sum\\u00e9": 1}',
+        "response_size": 20,
+        "error": failure(FailureCode.HTTP_ERROR, "no", 404, {"detail": [1, None]}),
+        "message": "déjà vu",
+        "progress_total": None,
+        "finished_at": timezone.now(),
+    }
+
+    def orm(pk: uuid.UUID) -> bool:
+        mine = Order.objects.filter(pk=pk, status=OrderStatus.RUNNING, attempts=1)
+        if unless_canceled:
+            mine = mine.filter(cancel_requested=False)
+        return mine.update(**changes) == 1
+
+    def written_once(pk: uuid.UUID) -> bool:
+        running = OrderStatus.RUNNING
+        return update_attempt(Order, pk, 1, running, changes, unless_canceled=unless_canceled)
+
+    assert written_once(written.pk)
+    assert orm(twin.pk)
+    names = [field.attname for field in Order._meta.concrete_fields if field.attname not in OWN]
+    stored, twins = Order.objects.get(pk=written.pk), Order.objects.get(pk=twin.pk)
+    assert typed(stored, names) == typed(twins, names)
+    assert bytes(stored.response_body) == changes["response_body"]
+    assert not written_once(written.pk)
+    assert not orm(twin.pk)
+
+
+def test_an_upsert_stores_what_the_orms_upsert_stores() -> None:
+    """The requester's lock row (databases without advisory locks), written once: the
+    same rows as ``bulk_create(update_conflicts=True)``, first inserted, then updated."""
+    for placed_at in (timezone.now(), timezone.now() + timedelta(seconds=1)):
+        upsert_row(
+            RequesterLock(requester="session:a", placed_at=placed_at), "requester", "placed_at"
+        )
+        RequesterLock.objects.bulk_create(
+            [RequesterLock(requester="session:b", placed_at=placed_at)],
+            update_conflicts=True,
+            unique_fields=["requester"],
+            update_fields=["placed_at"],
+        )
+        rows = {lock.requester: lock.placed_at for lock in RequesterLock.objects.all()}
+        assert rows == {"session:a": placed_at, "session:b": placed_at}
 
 
 def take_row(requester: str) -> None:

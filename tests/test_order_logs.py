@@ -16,7 +16,6 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from async_orders import tasks
-from async_orders.broker import redis_push
 from async_orders.log_context import OrderContextFilter
 from async_orders.worker.execution import run_order
 from async_orders.worker.reconciler import reconcile
@@ -55,7 +54,6 @@ def broker_refuses(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object, **kwargs: object) -> None:
         raise ConnectionError("the broker is down")
 
-    monkeypatch.setattr(redis_push, "push", refuse)
     monkeypatch.setattr(tasks.execute_order, "apply_async", refuse)
 
 

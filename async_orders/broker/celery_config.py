@@ -1,12 +1,12 @@
 """Answers worked out from a Celery app's configuration once, not on every order.
 
 Reading one Celery setting walks the chain of the app's configuration sources
-(Django's settings among them): some 20 µs, and the hot paths would pay it several
-times per order (the broker's URL for each notification, the publish's route). A
-function decorated with :func:`read_once` keeps its answer per arguments instead.
-A Django ``setting_changed`` for a ``CELERY_`` setting (Celery reads those, and
-tests override them) forgets every kept answer. A change made to ``app.conf``
-directly, at run time, is not seen: configure Celery before it runs.
+(Django's settings among them): some 20 µs, and a worker would pay it twice per
+order (the broker's URL for each notification). A function decorated with
+:func:`read_once` keeps its answer per arguments instead. A Django
+``setting_changed`` for a ``CELERY_`` setting (Celery reads those, and tests override
+them) forgets every kept answer. A change made to ``app.conf`` directly, at run
+time, is not seen: configure Celery before it runs.
 """
 
 from __future__ import annotations

@@ -14,7 +14,6 @@ from typing import Any
 from celery import Task, current_app
 
 from async_orders import log_context
-from async_orders.broker import redis_push
 from async_orders.conf import conf
 from async_orders.models import Order
 from async_orders.registry import options_for
@@ -31,9 +30,9 @@ def order_task() -> Task:
 
 
 def send_order(order: Order) -> None:
-    """Send the order's message, routed by its view's options: on a Redis broker with
-    one ``LPUSH`` when that is the message ``apply_async`` would send
-    (:mod:`async_orders.broker.redis_push`), else through ``apply_async``.
+    """Send the order's message through ``apply_async``, routed by its view's options,
+    so that the project's Celery configuration (routes, annotations, compression,
+    publish signals, another transport) applies to it as to any task.
 
     A broker failure is logged and noted on the order (``published_at`` empty); the
     order stays accepted and the reconciler sends it once the broker is back. Run at
@@ -46,12 +45,9 @@ def send_order(order: Order) -> None:
         "priority": options.priority,
         "eta": order.run_at,
     }
-    args = [str(order.pk)]
-    task = order_task()
     with log_context.about(order):
         try:
-            if not redis_push.push(task.app, ORDER_TASK, args, **sending):
-                task.apply_async(args=args, **sending)
+            order_task().apply_async(args=[str(order.pk)], **sending)
         except Exception:
             logger.exception("Order %s could not be published; the reconciler retries.", order.pk)
             order.mark_unpublished()
