@@ -42,13 +42,19 @@ TEST_JOBS ?= 4
 EMBEDDED_JOBS ?= 3
 XDIST = --dist loadgroup --no-loadscope-reorder -n
 
+# The tests that measure delays in milliseconds (marked latency) run after the others,
+# in one process: beside busy xdist workers on 2 cores they would measure the wait
+# for a CPU.
 # The main pytest run alone.
 test-main: $(INSTALLED)
-	$(BIN)/python -m pytest $(XDIST) $(TEST_JOBS)
+	$(BIN)/python -m pytest $(XDIST) $(TEST_JOBS) -m "not latency"
+	$(BIN)/python -m pytest -m latency
 
+EMBEDDED_MARKS = integration and not postgres_server and not default_leases
 test-embedded: $(INSTALLED)
 	ASYNC_ORDERS_TEST_SERVICES=embedded $(BIN)/python -m pytest $(XDIST) $(EMBEDDED_JOBS) \
-		-m "integration and not postgres_server and not default_leases"
+		-m "$(EMBEDDED_MARKS) and not latency"
+	ASYNC_ORDERS_TEST_SERVICES=embedded $(BIN)/python -m pytest -m "$(EMBEDDED_MARKS) and latency"
 
 # The unit tests on every Python 3.11-3.13 x Django 5.2/6.0/6.1 (noxfile.py); nox
 # says which combinations it skipped and why (no such interpreter here, or a Django
