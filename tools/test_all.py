@@ -65,13 +65,18 @@ class Part:
 
 
 _running: set[subprocess.Popen[bytes]] = set()
+_stopping = threading.Event()
+_processes_lock = threading.Lock()
 
 
 def run(part: Part) -> Part:
     """Run ``part`` to its end with its output in its log; print the log then."""
     say(f"--- {part.name}: started ({' '.join(part.command)})")
     started = time.monotonic()
-    with open(part.log, "wb") as log:
+    with open(part.log, "wb") as log, _processes_lock:
+        if _stopping.is_set():
+            part.returncode = -signal.SIGTERM
+            return part
         process = subprocess.Popen(
             part.command,
             cwd=ROOT,
@@ -82,11 +87,10 @@ def run(part: Part) -> Part:
             start_new_session=True,  # stopped as a group on Ctrl-C
         )
         _running.add(process)
-        part.returncode = process.wait()
-        _running.discard(process)
+    part.returncode = process.wait()
     part.seconds = time.monotonic() - started
     output = part.log.read_text(errors="replace")
-    part.counts = ", ".join(match.group(1) for match in SUMMARY.finditer(output))
+    part.counts = counts(output)
     if skipped := SKIPPED.search(output):
         part.counts = f"session skipped: {skipped.group(1)}"
     verdict = "FAILED" if part.failed else "ok"
@@ -95,6 +99,18 @@ def run(part: Part) -> Part:
         f"=== end of {part.name} ({verdict}, exit code {part.returncode}) ===",
     )
     return part
+
+
+def counts(output: str) -> str:
+    """The test counts of every pytest run in ``output``, added up ("deselected" left
+    out: a test one run deselects, another runs)."""
+    total: dict[str, int] = {}
+    for summary in SUMMARY.finditer(output):
+        for item in summary.group(1).split(", "):
+            number, outcome = item.split(" ", 1)
+            total[outcome] = total.get(outcome, 0) + int(number)
+    total.pop("deselected", None)
+    return ", ".join(f"{number} {outcome}" for outcome, number in total.items())
 
 
 def say(text: str) -> None:
@@ -192,10 +208,15 @@ def report(parts: list[Part], started: float) -> int:
 
 
 def _stop_everything(signum: int, _frame: object) -> None:
-    for process in list(_running):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-    sys.exit(128 + signum)
+    """Ctrl-C (or SIGTERM): stop every part running, start no other, exit."""
+    with _processes_lock:
+        _stopping.set()
+        for process in _running:
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGTERM)
+    say(f"make test: stopped by signal {signum}")
+    os._exit(128 + signum)
 
 
 if __name__ == "__main__":
