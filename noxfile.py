@@ -16,8 +16,10 @@ sessions several at once (``nox --no-install -s ...``, tools/test_all.py).
 from __future__ import annotations
 
 import functools
+import hashlib
 import subprocess
 import sys
+from pathlib import Path
 
 import nox
 
@@ -66,6 +68,19 @@ def _install_env() -> dict[str, str]:
     return env
 
 
+#: What a session's virtualenv is filled from: while these are unchanged, a reused
+#: virtualenv is not filled again (Django reinstalled twice, pip asked about each
+#: requirement), and `make test`'s `nox --install-only` takes seconds.
+INSTALL_INPUTS = ("requirements-dev.txt", "requirements-demo.txt", "setup.cfg", "pyproject.toml")
+
+
+def _fingerprint(python: str, django: str) -> str:
+    digest = hashlib.sha256(f"{python}\n{DJANGOS[django]}".encode())
+    for name in INSTALL_INPUTS:
+        digest.update(Path(name).read_bytes())
+    return digest.hexdigest()
+
+
 def _version(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split("."))
 
@@ -77,13 +92,15 @@ def tests(session: nox.Session, django: str) -> None:
     python = str(session.python)
     if _version(python) < _version(OLDEST_PYTHON[django]):
         session.skip(f"Django {django} needs Python {OLDEST_PYTHON[django]} or newer")
-    env = {}
-    if session.venv_backend == "uv":
-        env = _install_env()
-        # pip in the virtualenv, as `python -m venv` puts it there (test_package runs it).
-        session.run_install("python", "-m", "ensurepip", "--upgrade", "--default-pip", silent=True)
-    session.install("--quiet", "-r", "requirements-dev.txt", env=env)
-    session.install("--quiet", DJANGOS[django], env=env)
+    stamp = Path(str(session.virtualenv.location), "async-orders-installed")
+    fingerprint = _fingerprint(python, django)
+    if stamp.exists() and stamp.read_text() == fingerprint:
+        session.log(f"Installed already from the same {', '.join(INSTALL_INPUTS)}")
+    else:
+        _install(session, django)
+        # Written only when the installs ran (run_install, skipped as they are by --no-install).
+        write = f"import pathlib; pathlib.Path({str(stamp)!r}).write_text({fingerprint!r})"
+        session.run_install("python", "-c", write, silent=True)
     session.run("python", "-m", "django", "--version")
     # SQLite and a private Redis: a session shares nothing with other runs.
     session.env["ASYNC_ORDERS_TEST_SERVICES"] = "embedded"
@@ -91,3 +108,13 @@ def tests(session: nox.Session, django: str) -> None:
         "python", "-m", "pytest", "-q", "-p", "no:cacheprovider",
         "-m", "not integration and not browser", *session.posargs,
     )  # fmt: skip
+
+
+def _install(session: nox.Session, django: str) -> None:
+    env = {}
+    if session.venv_backend == "uv":
+        env = _install_env()
+        # pip in the virtualenv, as `python -m venv` puts it there (test_package runs it).
+        session.run_install("python", "-m", "ensurepip", "--upgrade", "--default-pip", silent=True)
+    session.install("--quiet", "-r", "requirements-dev.txt", env=env)
+    session.install("--quiet", DJANGOS[django], env=env)
