@@ -138,7 +138,11 @@ def asgi_server(django_db_setup: None, django_db_blocker: Any) -> Iterator[str]:
     with open(Path(services.SCRATCH) / "uvicorn.log", "wb") as log:
         server = subprocess.Popen([*command, *options], cwd=ROOT, env=env, stdout=log, stderr=log)
     try:
-        wait_until(lambda: server.poll() is not None or _answers(port), what="uvicorn to start")
+        wait_until(
+            lambda: server.poll() is not None or _answers(port),
+            timeout=WORKER_START_TIMEOUT,  # as long as a worker: xdist workers start at once
+            what="uvicorn to start",
+        )
         if server.poll() is not None:
             pytest.fail(f"uvicorn exited with {server.returncode}")
         yield f"http://127.0.0.1:{port}"
