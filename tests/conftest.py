@@ -144,7 +144,11 @@ def asgi_server(django_db_setup: None, django_db_blocker: Any) -> Iterator[str]:
     with open(Path(services.SCRATCH) / "uvicorn.log", "wb") as log:
         server = subprocess.Popen([*command, *options], cwd=ROOT, env=env, stdout=log, stderr=log)
     try:
-        wait_until(lambda: server.poll() is not None or _answers(port), what="uvicorn to start")
+        wait_until(
+            lambda: server.poll() is not None or _answers(port),
+            timeout=WORKER_START_TIMEOUT,  # as long as a worker: xdist workers start at once
+            what="uvicorn to start",
+        )
         if server.poll() is not None:
             pytest.fail(f"uvicorn exited with {server.returncode}")
         yield f"http://127.0.0.1:{port}"
@@ -185,6 +189,12 @@ def workers(django_db_setup: None, broker: str) -> Iterator[Callable[..., Any]]:
 
 
 FUZZ_CASES: list[str] = []
+#: The name of the user property that carries a test's figures to the summary.
+FIGURES_PROPERTY = "async_orders_figures"
+#: What the tests reported, gathered from their reports: under pytest-xdist the
+#: tests run in the xdist workers and the summary is printed by the controller.
+REPORTED_CASES: list[str] = []
+REPORTED_FIGURES: list[str] = []
 
 
 @pytest.fixture
@@ -193,13 +203,46 @@ def fuzz_counter() -> list[str]:
     return FUZZ_CASES
 
 
+@pytest.fixture(autouse=True)
+def _figures_to_the_report(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Hand the fault figures and schemathesis cases a test added to its report."""
+    cases, figures = len(FUZZ_CASES), len(FAULT_FIGURES)
+    yield
+    if len(FUZZ_CASES) > cases or len(FAULT_FIGURES) > figures:
+        added = (FUZZ_CASES[cases:], FAULT_FIGURES[figures:])
+        request.node.user_properties.append((FIGURES_PROPERTY, added))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when != "teardown":
+        return
+    for name, value in report.user_properties:
+        if name == FIGURES_PROPERTY:
+            cases, figures = value
+            REPORTED_CASES.extend(cases)
+            REPORTED_FIGURES.extend(figures)
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if FUZZ_CASES:
+    if REPORTED_CASES:
         terminalreporter.write_line(
-            f"schemathesis: {len(FUZZ_CASES)} cases over {len(set(FUZZ_CASES))} operations"
+            f"schemathesis: {len(REPORTED_CASES)} cases over {len(set(REPORTED_CASES))} operations"
         )
-    for figure in FAULT_FIGURES:
+    for figure in REPORTED_FIGURES:
         terminalreporter.write_line(f"fault: {figure}")
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Under pytest-xdist (``make test`` runs ``--dist loadgroup``), the tests of a module
+    with a module-scoped fixture (a built package, a generated client, the browser and
+    the demo) run on one xdist worker, so that the fixture is made once; every other
+    test goes to whichever worker is free."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return
+    definitions = info.name2fixturedefs.values()
+    if any(fixture.scope == "module" for chain in definitions for fixture in chain):
+        item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
 
 
 @pytest.fixture

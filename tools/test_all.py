@@ -1,0 +1,225 @@
+"""``make test``: every part of the test suite, the parts that wait overlapped.
+
+Run by ``make test`` with the system Python (the standard library only), so that it
+can time the installs too:
+
+1. install: the .venv (``make .venv/.installed``), Chromium for the browser tests
+   (``make browser``);
+2. lint, and meanwhile the matrix's virtualenvs (``nox --install-only``, uv);
+3. at once: the main pytest run, then the embedded rerun (each on pytest-xdist
+   workers, whose tests mostly wait: on leases, servers, subprocesses), then the
+   docs; and beside them the matrix's sessions (``nox --no-install -s ...``), a few
+   at a time at the lowest CPU priority, so that they use the CPU the others leave.
+
+Each part writes a log (``.test-logs/<part>.log``), printed whole when the part ends;
+at the end a table gives each part's result, minutes and test counts. Any part that
+fails fails the run (exit 1), after every part has finished. The concurrency is set
+with ``make test TEST_JOBS=n`` (pytest-xdist workers of the main run, default 4) and
+``MATRIX_JOBS=n`` (matrix sessions at once, default 2).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LOGS = ROOT / ".test-logs"
+MAKE = os.environ.get("MAKE", "make")
+MATRIX_JOBS = int(os.environ.get("MATRIX_JOBS") or "2")
+NICE = ["nice", "-n", "19"]
+#: pytest's last line: "833 passed, 2 skipped, 6 subtests passed in 284.12s (0:04:44)".
+SUMMARY = re.compile(r"^=*\s*(\d+ [a-z]+(?:, \d+ [a-z ]+)*) in [\d.]+s", re.MULTILINE)
+#: nox's line for a session it skipped: "Session tests-3.11(django='6.0') skipped: ...".
+SKIPPED = re.compile(r"^nox > Session \S+ skipped: (.*)$", re.MULTILINE)
+
+_print_lock = threading.Lock()
+
+
+@dataclass
+class Part:
+    name: str
+    command: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    returncode: int | None = None
+    seconds: float = 0.0
+    counts: str = ""
+
+    @property
+    def log(self) -> Path:
+        return LOGS / (re.sub(r"[^\w.]+", "-", self.name).strip("-") + ".log")
+
+    @property
+    def failed(self) -> bool:
+        return self.returncode != 0
+
+
+_running: set[subprocess.Popen[bytes]] = set()
+_stopping = threading.Event()
+_processes_lock = threading.Lock()
+
+
+def run(part: Part) -> Part:
+    """Run ``part`` to its end with its output in its log; print the log then."""
+    say(f"--- {part.name}: started ({' '.join(part.command)})")
+    started = time.monotonic()
+    with open(part.log, "wb") as log, _processes_lock:
+        if _stopping.is_set():
+            part.returncode = -signal.SIGTERM
+            return part
+        process = subprocess.Popen(
+            part.command,
+            cwd=ROOT,
+            env={**os.environ, **part.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # stopped as a group on Ctrl-C
+        )
+        _running.add(process)
+    part.returncode = process.wait()
+    part.seconds = time.monotonic() - started
+    output = part.log.read_text(errors="replace")
+    part.counts = counts(output)
+    if not part.counts and (skipped := SKIPPED.search(output)):
+        part.counts = f"session skipped: {skipped.group(1)}"
+    verdict = "FAILED" if part.failed else "ok"
+    say(
+        f"=== {part.name} ({verdict}, {part.seconds / 60:.1f} min) ===\n{output.rstrip()}\n"
+        f"=== end of {part.name} ({verdict}, exit code {part.returncode}) ===",
+    )
+    return part
+
+
+def counts(output: str) -> str:
+    """The test counts of every pytest run in ``output``, added up ("deselected" left
+    out: a test one run deselects, another runs)."""
+    total: dict[str, int] = {}
+    for summary in SUMMARY.finditer(output):
+        for item in summary.group(1).split(", "):
+            number, outcome = item.split(" ", 1)
+            total[outcome] = total.get(outcome, 0) + int(number)
+    total.pop("deselected", None)
+    return ", ".join(f"{number} {outcome}" for outcome, number in total.items())
+
+
+def say(text: str) -> None:
+    with _print_lock:
+        print(text, flush=True)
+
+
+def run_all(parts: list[Part], at_once: int) -> None:
+    """Run ``parts``, ``at_once`` of them at a time, in order."""
+    pending = list(parts)
+    lock = threading.Lock()
+
+    def lane() -> None:
+        while True:
+            with lock:
+                if not pending:
+                    return
+                part = pending.pop(0)
+            run(part)
+
+    lanes = [threading.Thread(target=lane) for _ in range(max(1, at_once))]
+    for thread in lanes:
+        thread.start()
+    for thread in lanes:
+        thread.join()
+
+
+def in_background(parts: list[Part], at_once: int = 1) -> threading.Thread:
+    thread = threading.Thread(target=run_all, args=(parts, at_once))
+    thread.start()
+    return thread
+
+
+def make(*arguments: str) -> list[str]:
+    return [MAKE, "--no-print-directory", *arguments]
+
+
+def matrix_sessions() -> list[str]:
+    """The names of the nox sessions ``make matrix`` runs."""
+    listing = subprocess.run(
+        make("-s", "matrix", "ARGS=--list --json"),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return [session["session"] for session in json.loads(listing.stdout)]
+
+
+def main() -> int:
+    LOGS.mkdir(exist_ok=True)
+    started = time.monotonic()
+    install = run(Part("install", make(".venv/.installed", "browser")))
+    if install.failed:
+        return report([install], started)
+
+    # The matrix's virtualenvs are made one after another (each installs this
+    # checkout in editable mode, which writes its egg-info here), while lint runs.
+    lint = Part("lint", make("lint"))
+    linting = in_background([lint])
+    matrix_install = run(Part("matrix install", make("matrix", "ARGS=--install-only")))
+    linting.join()
+
+    main_run = Part("pytest", make("test-main"))
+    embedded = Part("embedded", make("test-embedded"))
+    docs = Part("docs", make("docs"))
+    # The matrix's sessions at the lowest CPU priority: they take the CPU the other
+    # parts leave while they wait (on leases, servers, subprocesses), never the CPU
+    # that the latency tests of the main run and the embedded rerun need.
+    sessions = [
+        Part(f"matrix {name}", NICE + make("matrix", f"ARGS=--no-install -s {shlex.quote(name)}"))
+        for name in ([] if matrix_install.failed else matrix_sessions())
+    ]
+    lanes = [in_background([main_run, embedded, docs]), in_background(sessions, MATRIX_JOBS)]
+    for thread in lanes:
+        thread.join()
+    return report([install, lint, matrix_install, main_run, embedded, docs, *sessions], started)
+
+
+def report(parts: list[Part], started: float) -> int:
+    """The table of parts; 1 when any failed."""
+    failed = [part for part in parts if part.failed]
+    width = max(len(part.name) for part in parts)
+    lines = [f"{'part'.ljust(width)}  result  minutes  tests"]
+    for part in parts:
+        verdict = "FAILED" if part.failed else "ok"
+        minutes = f"{part.seconds / 60:7.1f}"
+        lines.append(f"{part.name.ljust(width)}  {verdict:6}  {minutes}  {part.counts}".rstrip())
+    total = (time.monotonic() - started) / 60
+    lines.append(f"{'make test'.ljust(width)}  {'FAILED' if failed else 'ok':6}  {total:7.1f}")
+    say("\n".join(["", "make test: the parts (several run at once)", *lines]))
+    if failed:
+        say("Failed: " + ", ".join(part.name for part in failed) + f" (logs in {LOGS})")
+    return 1 if failed else 0
+
+
+def _stop_everything(signum: int, _frame: object) -> None:
+    """Ctrl-C (or SIGTERM): stop every part running, start no other, exit."""
+    with _processes_lock:
+        _stopping.set()
+        for process in _running:
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGTERM)
+    say(f"make test: stopped by signal {signum}")
+    os._exit(128 + signum)
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGINT, _stop_everything)
+    signal.signal(signal.SIGTERM, _stop_everything)
+    sys.exit(main())
