@@ -54,6 +54,7 @@ class Part:
     returncode: int | None = None
     seconds: float = 0.0
     counts: str = ""
+    tally: dict[str, int] = field(default_factory=dict)
 
     @property
     def log(self) -> Path:
@@ -90,7 +91,8 @@ def run(part: Part) -> Part:
     part.returncode = process.wait()
     part.seconds = time.monotonic() - started
     output = part.log.read_text(errors="replace")
-    part.counts = counts(output)
+    part.tally = tally(output)
+    part.counts = ", ".join(f"{number} {outcome}" for outcome, number in part.tally.items())
     if not part.counts and (skipped := SKIPPED.search(output)):
         part.counts = f"session skipped: {skipped.group(1)}"
     verdict = "FAILED" if part.failed else "ok"
@@ -101,7 +103,7 @@ def run(part: Part) -> Part:
     return part
 
 
-def counts(output: str) -> str:
+def tally(output: str) -> dict[str, int]:
     """The test counts of every pytest run in ``output``, added up ("deselected" left
     out: a test one run deselects, another runs)."""
     total: dict[str, int] = {}
@@ -110,7 +112,7 @@ def counts(output: str) -> str:
             number, outcome = item.split(" ", 1)
             total[outcome] = total.get(outcome, 0) + int(number)
     total.pop("deselected", None)
-    return ", ".join(f"{number} {outcome}" for outcome, number in total.items())
+    return total
 
 
 def say(text: str) -> None:
@@ -204,7 +206,19 @@ def report(parts: list[Part], started: float) -> int:
     say("\n".join(["", "make test: the parts (several run at once)", *lines]))
     if failed:
         say("Failed: " + ", ".join(part.name for part in failed) + f" (logs in {LOGS})")
+    say(closing_line(parts))
     return 1 if failed else 0
+
+
+def closing_line(parts: list[Part]) -> str:
+    """Every part's tests added up, in the plain form a CI reads a run's outcome from:
+    "tests: 6123 passed, 0 failed, 12 skipped"."""
+    total = {
+        outcome: sum(part.tally.get(outcome, 0) for part in parts)
+        for outcome in ("passed", "failed", "errors", "error", "skipped")
+    }
+    failed = total["failed"] + total["errors"] + total["error"]
+    return f"tests: {total['passed']} passed, {failed} failed, {total['skipped']} skipped"
 
 
 def _stop_everything(signum: int, _frame: object) -> None:
