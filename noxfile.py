@@ -4,7 +4,9 @@
 saying so, a combination whose interpreter this machine lacks (we never download
 one) and the ones Django itself does not support. Sessions run on SQLite and a
 private Redis, so they share nothing with other runs; the integration and browser
-tests, which need the services and a browser, stay with ``make test``.
+tests, which need the services and a browser, stay with ``make test``, and so do the
+packaging tests (building and installing the distributions does not change with
+the Django of the session).
 
 The virtualenvs are made and filled by uv (seconds, not pip's minutes) when it is
 installed (requirements-dev.txt pins it), from where pip would install: uv reads no
@@ -106,7 +108,7 @@ def tests(session: nox.Session, django: str) -> None:
     session.env["ASYNC_ORDERS_TEST_SERVICES"] = "embedded"
     session.run(
         "python", "-m", "pytest", "-q", "-p", "no:cacheprovider",
-        "-m", "not integration and not browser", *session.posargs,
+        "-m", "not integration and not browser and not packaging", *session.posargs,
     )  # fmt: skip
 
 

@@ -198,12 +198,14 @@ class Built:
         return email.message_from_bytes(wheel.read(name))
 
 
+@pytest.mark.packaging
 def test_the_build_prints_no_warning(each_built: Built) -> None:
     warnings = [line for line in each_built.log.splitlines() if "warning" in line.lower()]
 
     assert warnings == []
 
 
+@pytest.mark.packaging
 def test_twine_accepts_the_distributions(each_built: Built) -> None:
     files = sorted(str(path) for path in each_built.folder.iterdir())
     result = subprocess.run(
@@ -217,6 +219,7 @@ def test_twine_accepts_the_distributions(each_built: Built) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.packaging
 def test_the_license_ships_in_the_wheel_and_the_sdist(each_built: Built) -> None:
     wheel = each_built.wheel
     licenses = [name for name in wheel.namelist() if name.endswith(".dist-info/licenses/LICENSE")]
@@ -226,6 +229,7 @@ def test_the_license_ships_in_the_wheel_and_the_sdist(each_built: Built) -> None
     assert [wheel.read(name) for name in licenses] == [(ROOT / "LICENSE").read_bytes()]
 
 
+@pytest.mark.packaging
 def test_the_static_client_the_templates_and_the_type_marker_ship_in_the_wheel(
     built: Built,
 ) -> None:
@@ -239,6 +243,7 @@ def test_the_static_client_the_templates_and_the_type_marker_ship_in_the_wheel(
     } <= names
 
 
+@pytest.mark.packaging
 def test_the_german_messages_ship_compiled_in_the_wheel_and_as_source_in_the_sdist(
     built: Built,
 ) -> None:
@@ -246,12 +251,14 @@ def test_the_german_messages_ship_compiled_in_the_wheel_and_as_source_in_the_sdi
     assert any(name.endswith("locale/de/LC_MESSAGES/django.po") for name in built.sdist_names)
 
 
+@pytest.mark.packaging
 def test_the_extras_are_offered(built: Built) -> None:
     extras = set(built.metadata().get_all("Provides-Extra") or [])
 
     assert extras >= {"client", "redis", "rabbitmq", "amqp", "postgres", "embedded", "demo"}
 
 
+@pytest.mark.packaging
 def test_celery_is_required_without_its_redis_extra(built: Built) -> None:
     # RabbitMQ users install the rabbitmq extra; Redis as a broker is the redis extra.
     requires = built.metadata().get_all("Requires-Dist") or []
@@ -261,6 +268,7 @@ def test_celery_is_required_without_its_redis_extra(built: Built) -> None:
     assert not any(requirement.startswith("celery[") for requirement in core)
 
 
+@pytest.mark.packaging
 def test_the_demo_installs_no_test_docs_or_packaging_tool(tmp_path: Path) -> None:
     # `make demo` installs requirements-demo.txt: a pip dry run lists what it would get.
     report = tmp_path / "report.json"
@@ -299,6 +307,7 @@ def test_a_renamed_name_still_imports_with_a_deprecation_warning(
 # machine that only places orders installs instead of the whole server.
 
 
+@pytest.mark.packaging
 def test_the_client_distribution_ships_its_readme_and_type_marker(built_client: Built) -> None:
     names = built_client.wheel.namelist()
     metadata = built_client.metadata()
@@ -308,10 +317,12 @@ def test_the_client_distribution_ships_its_readme_and_type_marker(built_client: 
     assert str(metadata.get_payload()).startswith("# async-orders-client")
 
 
+@pytest.mark.packaging
 def test_the_client_distribution_requires_requests_only(built_client: Built) -> None:
     assert built_client.metadata().get_all("Requires-Dist") == ["requests>=2.31"]
 
 
+@pytest.mark.packaging
 def test_the_client_keeps_in_step_with_the_server_version(
     built: Built, built_client: Built
 ) -> None:
@@ -413,6 +424,7 @@ def client_only_python(built_client: Built, tmp_path_factory: pytest.TempPathFac
     return python
 
 
+@pytest.mark.packaging
 def test_a_client_only_install_holds_the_client_and_requests_and_nothing_of_the_server(
     client_only_python: Path, tmp_path: Path
 ) -> None:

@@ -44,7 +44,7 @@ from tests import services
 from tests.demo_server import free_port
 from tests.helpers import ROOT, forget_queues, processes_in_session, wait_until
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.fresh_project]
 
 QUICKSTART = ROOT / "docs" / "quickstart.md"
 PROJECT = "yourproject"
