@@ -2,6 +2,11 @@
 
 The views stay thin: every response each endpoint can give is declared here, next
 to the error catalogue, and applied to the views as decorators.
+
+The schema is also read by client generators (openapi-python-client, tested), with
+whatever SPECTACULAR_SETTINGS the project has, drf-spectacular's defaults included:
+the operations carry their own tag and operation ids (else both follow where the
+URLs are mounted, and so would the generated modules), and the enums carry names.
 """
 
 from __future__ import annotations
@@ -60,6 +65,8 @@ NOT_FOUND = _error("order_not_found: no such order, a malformed id, or not yours
 ORDER_ID = OpenApiParameter(
     "id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The order's id."
 )
+#: The tag of every order endpoint: a generated client's module (``api.async_orders``).
+TAG = "async-orders"
 AUTH_ERRORS = {
     401: _error("not_authenticated / authentication_failed"),
     403: _error("permission_denied (CSRF failures included)"),
@@ -67,6 +74,8 @@ AUTH_ERRORS = {
 }
 
 place_order_schema = extend_schema(
+    operation_id="place_async_order",
+    tags=[TAG],
     summary="Place an order: call the view later, in a worker, as you",
     description="Validates the order request against the view, places the order and "
     "answers 302 to it: follow the Location, then poll until 201.",
@@ -108,6 +117,8 @@ place_order_schema = extend_schema(
 )
 
 poll_order_schema = extend_schema(
+    operation_id="poll_async_order",
+    tags=[TAG],
     summary="The order, with the HTTP status of its state",
     description="202 while it waits or runs, 201 once completed, 200 once failed or "
     "canceled; with ?wait=, answers once the order changes.",
@@ -138,6 +149,8 @@ poll_order_schema = extend_schema(
 )
 
 order_events_schema = extend_schema(
+    operation_id="async_order_events",
+    tags=[TAG],
     summary="The order's changes as server-sent events",
     description="One event per change, until the order is finished; visible to whoever "
     "may see the order.",
@@ -158,6 +171,8 @@ order_events_schema = extend_schema(
 )
 
 cancel_order_schema = extend_schema(
+    operation_id="cancel_async_order",
+    tags=[TAG],
     summary="Cancel the order",
     description="A waiting order is canceled at once (200); a running one is asked to "
     "stop (202). A body is not needed; one that is not JSON is refused.",
@@ -173,6 +188,8 @@ cancel_order_schema = extend_schema(
 )
 
 order_result_schema = extend_schema(
+    operation_id="async_order_result",
+    tags=[TAG],
     summary="Replay the response of the completed order's view",
     description="Answers with the status, content type and body the view answered with: "
     "any 2xx (a create answers 201).",
@@ -192,6 +209,8 @@ order_result_schema = extend_schema(
 
 list_orders_schema = extend_schema_view(
     get=extend_schema(
+        operation_id="list_async_orders",
+        tags=[TAG],
         summary="Your orders, newest first",
         description=(
             "Filter them by status and by view; paginated. `all=true` lists everyone's "
