@@ -172,6 +172,15 @@ def test_operations_are_named_and_tagged_wherever_they_are_mounted(openapi: dict
         assert (operation["operationId"], operation["tags"]) == (operation_id, [TAG])
 
 
+def test_the_envelope_refuses_unknown_keys_and_takes_plain_objects(openapi: dict) -> None:
+    envelope = openapi["components"]["schemas"]["Envelope"]
+
+    assert envelope["additionalProperties"] is False
+    # No type: a generator gives them as dicts, not as model classes of their own.
+    assert "type" not in envelope["properties"]["kwargs"]
+    assert "type" not in envelope["properties"]["query"]
+
+
 def test_the_failure_codes_are_a_component_named_after_their_enum(openapi: dict) -> None:
     """Whatever the project's ENUM_NAME_OVERRIDES (the test project has none)."""
     code = openapi["components"]["schemas"]["FailureCode"]

@@ -117,10 +117,12 @@ def generated(api: SimpleNamespace, live_server: Any) -> Any:
 
 
 def place(api: SimpleNamespace, generated: Any, view: str, **envelope: Any) -> Any:
+    """Place an order with the envelope's keys as the model's arguments: plain dicts
+    and lists, as a caller writes them."""
     return api.place.sync_detailed(
         view_name=api.models.PlaceAsyncOrderViewName(view),
         client=generated,
-        body=api.models.Envelope.from_dict(envelope),
+        body=api.models.Envelope(**envelope),
     )
 
 
@@ -146,6 +148,22 @@ def test_placing_answers_302_with_the_typed_order(api: SimpleNamespace, generate
     assert isinstance(placed.parsed, api.models.Order)
     assert placed.parsed.view == "echo-int"
     assert placed.headers["Location"].endswith(f"/async/orders/{placed.parsed.id}/")
+
+
+def test_kwargs_and_query_are_plain_dicts(api: SimpleNamespace, generated: Any) -> None:
+    envelope = api.models.Envelope(kwargs={"number": 5}, query={"page": [1, 2]})
+
+    assert envelope.to_dict() == {"kwargs": {"number": 5}, "query": {"page": [1, 2]}}
+    placed = place(api, generated, "echo-int", kwargs={"number": 5}, query={"page": "2"})
+    assert placed.status_code == 302
+
+
+def test_the_envelope_model_takes_no_unknown_keys(api: SimpleNamespace, generated: Any) -> None:
+    """The schema says what the server does: an unknown key is a 400. The model has no
+    ``additional_properties`` to smuggle one in."""
+    assert not hasattr(api.models.Envelope(), "additional_properties")
+    with pytest.raises(TypeError):
+        api.models.Envelope(kwarg={"number": 5})
 
 
 def test_polling_answers_202_then_201(api: SimpleNamespace, generated: Any, tmp_path: Path) -> None:

@@ -247,6 +247,17 @@ class PlaceOrderSchema(AutoSchema):
         )
         return [*super().get_override_parameters(), view_name]
 
+    def _map_basic_serializer(self, serializer: Any, direction: str) -> dict[str, Any]:
+        """The envelope as the server reads it: an unknown key is a 400, and ``kwargs``
+        and ``query`` are JSON objects of any keys, which a generator should let a
+        client pass as plain dicts (``type: object`` makes openapi-python-client wrap
+        them in a model class of their own that a dict cannot stand in for)."""
+        schema: dict[str, Any] = super()._map_basic_serializer(serializer, direction)
+        if isinstance(serializer, EnvelopeSerializer):
+            schema["additionalProperties"] = False
+            schema["properties"].update(PLAIN_OBJECTS)
+        return schema
+
     def get_examples(self) -> list[OpenApiExample]:
         """An order request for each of the first schedulable views, with URL kwargs
         of the types its route takes, so that "Try it out" places a real order."""
@@ -275,6 +286,19 @@ class PlaceOrderSchema(AutoSchema):
                     documented.setdefault(endpoint.name, {})[method] = typed
         return documented
 
+
+#: The envelope's keys that hold a JSON object of any keys, described without
+#: ``type: object`` so that generated clients take plain dicts; the server answers
+#: anything else with a 400 invalid_envelope.
+PLAIN_OBJECTS: dict[str, dict[str, Any]] = {
+    "kwargs": {
+        "description": "A JSON object: the URL kwargs, each checked against its route converter.",
+    },
+    "query": {
+        "description": "A JSON object: query-string parameters, each a string, a "
+        "number or a list of them.",
+    },
+}
 
 #: How many schedulable views the schema gives as examples.
 EXAMPLES = 5
