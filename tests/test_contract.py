@@ -20,7 +20,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 import async_orders
 from async_orders.models import FailureCode
 from async_orders.registry import iter_endpoints
-from async_orders.views.openapi import TAG
+from async_orders.views.openapi import TAG, enum_member_names
 
 pytestmark = pytest.mark.django_db
 
@@ -186,6 +186,31 @@ def test_the_failure_codes_are_a_component_named_after_their_enum(openapi: dict)
     code = openapi["components"]["schemas"]["FailureCode"]
 
     assert code["enum"] == FailureCode.values
+
+
+def test_view_names_have_enum_member_names(openapi: dict) -> None:
+    parameters = openapi["paths"]["/async/{view_name}/order/"]["post"]["parameters"]
+    schema = next(p for p in parameters if p["name"] == "view_name")["schema"]
+
+    assert schema["x-enum-varnames"] == enum_member_names(schema["enum"])
+    assert dict(zip(schema["enum"], schema["x-enum-varnames"], strict=True))["shop:item-list"] == (
+        "SHOP_ITEM_LIST"
+    )
+
+
+@pytest.mark.parametrize(
+    ("names", "members"),
+    [
+        (["shop:pizza-list", "echo-int"], ["SHOP_PIZZA_LIST", "ECHO_INT"]),
+        (["pizzaList", "v2:item.detail"], ["PIZZA_LIST", "V2_ITEM_DETAIL"]),
+        (["404", "-"], ["VIEW_404", "VIEW"]),
+        (["shop:pizza-list", "shop-pizza-list"], ["SHOP_PIZZA_LIST", "SHOP_PIZZA_LIST_2"]),
+    ],
+)
+def test_enum_member_names_are_identifiers_unique_and_readable(
+    names: list[str], members: list[str]
+) -> None:
+    assert enum_member_names(names) == members
 
 
 def test_descriptions_are_for_clients_not_about_the_implementation(openapi: dict) -> None:

@@ -166,6 +166,14 @@ def test_the_envelope_model_takes_no_unknown_keys(api: SimpleNamespace, generate
         api.models.Envelope(kwarg={"number": 5})
 
 
+def test_view_names_are_readable_enum_members(api: SimpleNamespace) -> None:
+    names = api.models.PlaceAsyncOrderViewName
+
+    assert names.SHOP_ITEM_LIST == "shop:item-list"
+    assert names.ECHO_INT == "echo-int"
+    assert names.ANSWERS_404 == "answers-404"
+
+
 def test_polling_answers_202_then_201(api: SimpleNamespace, generated: Any, tmp_path: Path) -> None:
     order = place(api, generated, "gated", kwargs={"steps": 1}, data={"gate": str(tmp_path)}).parsed
 

@@ -11,7 +11,9 @@ URLs are mounted, and so would the generated modules), and the enums carry names
 
 from __future__ import annotations
 
+import re
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from django.urls import converters
@@ -238,10 +240,9 @@ class PlaceOrderSchema(AutoSchema):
         examples = [endpoint.name for endpoint in _examples()]
         view_name = OpenApiParameter(
             "view_name",
-            str,
+            {"type": "string", "enum": names, "x-enum-varnames": enum_member_names(names)},
             OpenApiParameter.PATH,
             required=True,
-            enum=names,
             description="URL name of a schedulable view, with its namespace.",
             examples=[OpenApiExample(name, value=name) for name in examples],
         )
@@ -333,3 +334,25 @@ def _example(endpoint: Endpoint) -> OpenApiExample:
 
 def _schedulable() -> list[Endpoint]:
     return [endpoint for endpoint in iter_endpoints() if endpoint.is_schedulable]
+
+
+def enum_member_names(names: Iterable[str]) -> list[str]:
+    """Names for the members of a generated enum of URL names (``x-enum-varnames``),
+    one per name, in order: ``shop:pizza-list`` -> ``SHOP_PIZZA_LIST``. Without them a
+    generator drops what is not a letter or a digit (``SHOPPIZZA_LIST``). Each name is
+    already as openapi-python-client would sanitise it (upper case, single
+    underscores, not starting with a digit), and they are made unique here, since the
+    generator lets a later member silently replace an earlier one of the same name
+    (``shop:pizza-list`` and ``shop-pizza-list``)."""
+    members: list[str] = []
+    for name in names:
+        words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name)  # camelCase -> camel_Case
+        member = re.sub(r"[^0-9A-Za-z]+", "_", words).strip("_").upper() or "VIEW"
+        if member[0].isdigit():
+            member = f"VIEW_{member}"
+        unique, count = member, 1
+        while unique in members:
+            count += 1
+            unique = f"{member}_{count}"
+        members.append(unique)
+    return members
