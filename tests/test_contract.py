@@ -149,6 +149,9 @@ def test_the_result_declares_every_status_a_view_may_answer(openapi: dict) -> No
     responses = openapi["paths"]["/async/orders/{id}/result/"]["get"]["responses"]
 
     assert {"200", "201", "2XX"} <= set(responses)
+    for status in ("200", "201", "2XX"):
+        # Any content type; octet-stream first, for generators that do not read */*.
+        assert list(responses[status]["content"]) == ["application/octet-stream", "*/*"]
 
 
 # --- what a generated client needs (issue 24 item 3) --------------------------------
@@ -170,6 +173,13 @@ def test_operations_are_named_and_tagged_wherever_they_are_mounted(openapi: dict
     for (method, path), operation_id in OPERATIONS.items():
         operation = openapi["paths"][path][method]
         assert (operation["operationId"], operation["tags"]) == (operation_id, [TAG])
+
+
+def test_the_304_of_a_poll_is_declared_without_a_body(openapi: dict) -> None:
+    not_modified = openapi["paths"]["/async/orders/{id}/"]["get"]["responses"]["304"]
+
+    assert "content" not in not_modified
+    assert set(not_modified["headers"]) == {"ETag"}
 
 
 def test_the_envelope_refuses_unknown_keys_and_takes_plain_objects(openapi: dict) -> None:

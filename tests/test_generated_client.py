@@ -188,15 +188,34 @@ def test_polling_answers_202_then_201(api: SimpleNamespace, generated: Any, tmp_
     assert done.parsed.progress.to_dict() == {"current": 1, "total": 1, "percent": 100.0}
 
 
+def test_an_unchanged_order_answers_304(api: SimpleNamespace, generated: Any) -> None:
+    order = place(api, generated, "echo").parsed
+    done = finished(api, generated, order)
+
+    again = api.poll.sync_detailed(
+        id=order.id, client=generated, if_none_match=done.headers["ETag"]
+    )
+
+    assert again.status_code == 304
+    assert again.parsed is None
+    assert again.headers["ETag"] == done.headers["ETag"]
+
+
 @pytest.mark.parametrize(
-    ("view", "envelope", "status"),
+    ("view", "envelope", "status", "content_type"),
     [
-        ("echo-int", {"kwargs": {"number": 5}}, 200),
-        ("shop:item-list", {"data": {"name": "generated"}}, 201),
+        ("echo-int", {"kwargs": {"number": 5}}, 200, "application/json"),
+        ("shop:item-list", {"data": {"name": "generated"}}, 201, "application/json"),
+        ("answers-text", {}, 203, "text/plain"),
     ],
 )
 def test_the_result_replays_the_views_own_status(
-    api: SimpleNamespace, generated: Any, view: str, envelope: dict[str, Any], status: int
+    api: SimpleNamespace,
+    generated: Any,
+    view: str,
+    envelope: dict[str, Any],
+    status: int,
+    content_type: str,
 ) -> None:
     order = place(api, generated, view, **envelope).parsed
     finished(api, generated, order)
@@ -204,7 +223,8 @@ def test_the_result_replays_the_views_own_status(
     replayed = api.result.sync_detailed(id=order.id, client=generated)
 
     assert replayed.status_code == status
-    assert replayed.content.startswith(b"{")
+    assert replayed.headers["Content-Type"].startswith(content_type)
+    assert replayed.parsed.payload.read() == replayed.content != b""
 
 
 def test_a_failed_orders_error_is_typed(api: SimpleNamespace, generated: Any) -> None:

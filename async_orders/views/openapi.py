@@ -62,6 +62,17 @@ def _header(name: str, description: str, responses: list[int]) -> OpenApiParamet
     )
 
 
+def _replayed(status: int | str, description: str) -> dict[tuple[int | str, str], Any]:
+    """A response of ``/result/``: the view's body in its own content type, as bytes.
+    ``*/*`` says any content type; ``application/octet-stream``, one of them, comes
+    first for generators that do not read ``*/*`` (openapi-python-client drops such a
+    response, and the status with it): they give the body as bytes, whatever it is."""
+    return {
+        (status, media_type): OpenApiResponse(OpenApiTypes.BINARY, description=description)
+        for media_type in ("application/octet-stream", "*/*")
+    }
+
+
 NOT_FOUND = _error("order_not_found: no such order, a malformed id, or not yours.")
 #: The order id in the path: a UUID (anything else is the same 404 as an unknown one).
 ORDER_ID = OpenApiParameter(
@@ -197,11 +208,9 @@ order_result_schema = extend_schema(
     "any 2xx (a create answers 201).",
     parameters=[ORDER_ID],
     responses={
-        **{
-            (status, "*/*"): OpenApiResponse(description=f"The view answered {status}.")
-            for status in (200, 201)
-        },
-        ("2XX", "*/*"): OpenApiResponse(description="The view's own 2xx status."),
+        **_replayed(200, "The view answered 200."),
+        **_replayed(201, "The view answered 201."),
+        **_replayed("2XX", "The view's own 2xx status."),
         404: NOT_FOUND,
         409: _error("result_not_ready: the order has not completed"),
         410: _error("result_not_stored: larger than MAX_RESULT_BYTES"),
