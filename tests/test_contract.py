@@ -15,6 +15,7 @@ from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from packaging.version import Version
+from rest_framework.permissions import AllowAny
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 import async_orders
@@ -221,6 +222,29 @@ def test_enum_member_names_are_identifiers_unique_and_readable(
     names: list[str], members: list[str]
 ) -> None:
     assert enum_member_names(names) == members
+
+
+@pytest.mark.parametrize(
+    ("permission_classes", "anonymous"),
+    [
+        (None, True),  # DRF's default: AllowAny
+        ([], True),  # DRF lets everyone in; drf-spectacular alone would not say so
+        (["tests.test_contract.Anybody"], True),
+        (["rest_framework.permissions.IsAuthenticated"], False),
+    ],
+)
+def test_anonymous_access_is_a_security_alternative_where_allowed(
+    settings, permission_classes: list[str] | None, anonymous: bool
+) -> None:
+    settings.ASYNC_ORDERS = {**settings.ASYNC_ORDERS, "PERMISSION_CLASSES": permission_classes}
+    paths = generate_schema()["paths"]
+
+    for method, path in OPERATIONS:
+        assert ({} in paths[path][method]["security"]) is anonymous, (method, path)
+
+
+class Anybody(AllowAny):
+    """A project's own AllowAny."""
 
 
 def test_descriptions_are_for_clients_not_about_the_implementation(openapi: dict) -> None:

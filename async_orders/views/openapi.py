@@ -26,7 +26,7 @@ from drf_spectacular.utils import (
     extend_schema,
     extend_schema_view,
 )
-from rest_framework import serializers
+from rest_framework import permissions, serializers
 
 from async_orders.envelope import EnvelopeSerializer
 from async_orders.registry import Endpoint, iter_endpoints
@@ -239,7 +239,25 @@ list_orders_schema = extend_schema_view(
 )
 
 
-class PlaceOrderSchema(AutoSchema):
+class OrderSchema(AutoSchema):
+    """The schema of every order endpoint."""
+
+    def get_auth(self) -> list[dict[str, list[str]]]:
+        """drf-spectacular's security requirements, plus the empty one (anonymous
+        access) wherever the configured permission classes let anonymous users in
+        and drf-spectacular did not see it: it looks for ``AllowAny`` itself only, not
+        for its subclasses nor for an empty list of permission classes (which DRF
+        reads as everyone allowed), so a generator would insist on credentials."""
+        auths: list[dict[str, list[str]]] = super().get_auth()
+        if {} not in auths and all(
+            isinstance(permission, permissions.AllowAny)
+            for permission in self.view.get_permissions()
+        ):
+            auths.append({})
+        return auths
+
+
+class PlaceOrderSchema(OrderSchema):
     """Documents, when the schema is generated, which views can be ordered: their URL
     names as the enum of ``view_name``, and in ``x-view-inputs`` the serializers that
     validate each view's ``data``/``query`` (components of the schema)."""
