@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from async_orders.models import FailureCode, Order, OrderStatus
@@ -29,10 +30,24 @@ class ProgressSerializer(serializers.Serializer):
     )
 
 
+@extend_schema_field(
+    serializers.ChoiceField(choices=FailureCode.choices), component_name="FailureCode"
+)
+class FailureCodeField(serializers.ChoiceField):
+    """The failure codes, as a schema component named after their Python enum: an
+    inline enum would be named after the field (``CodeEnum``), or renamed by
+    drf-spectacular when another ``code`` enum of the project collides, and generated
+    clients would change their class name with it. A project's
+    ``ENUM_NAME_OVERRIDES`` is then not needed for it."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(FailureCode.choices, **kwargs)
+
+
 class OrderErrorSerializer(serializers.Serializer):
     """Why a failed or canceled order did not complete."""
 
-    code = serializers.ChoiceField(choices=FailureCode.choices, help_text="What went wrong.")
+    code = FailureCodeField(help_text="What went wrong.")
     message = serializers.CharField(help_text="For humans.")
     status_code = serializers.IntegerField(
         allow_null=True, help_text="The status the view answered with (http_error), else null."

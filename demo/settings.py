@@ -92,7 +92,6 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Order any schedulable view: POST, follow the 302, poll until 201.",
     # A generated client takes this as its package version: a valid one, the app's.
     "VERSION": async_orders.__version__,
-    "ENUM_NAME_OVERRIDES": {"FailureCode": "async_orders.models.FailureCode"},
     # The pages' scripts, styles and icons from drf_spectacular_sidecar's static files.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

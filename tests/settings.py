@@ -96,7 +96,5 @@ REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
 SPECTACULAR_SETTINGS = {
     "TITLE": "async_orders test project",
     "VERSION": async_orders.__version__,
-    # Name the enum of Order.error.code after the Python enum it mirrors.
-    "ENUM_NAME_OVERRIDES": {"FailureCode": "async_orders.models.FailureCode"},
     "PREPROCESSING_HOOKS": ["tests.schema_hooks.only_async_orders"],
 }

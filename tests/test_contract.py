@@ -15,22 +15,28 @@ from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from packaging.version import Version
+from rest_framework.permissions import AllowAny
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 import async_orders
 from async_orders.models import FailureCode
 from async_orders.registry import iter_endpoints
+from async_orders.views.openapi import TAG, enum_member_names
 
 pytestmark = pytest.mark.django_db
 
 FUZZ_EXAMPLES = 100
 
 
-@pytest.fixture(scope="module")
-def openapi() -> dict:
+def generate_schema() -> dict:
     out = io.StringIO()
     call_command("spectacular", "--validate", "--fail-on-warn", stdout=out)
     return yaml.safe_load(out.getvalue())
+
+
+@pytest.fixture(scope="module")
+def openapi() -> dict:
+    return generate_schema()
 
 
 def test_every_order_endpoint_declares_every_response_it_gives(openapi: dict) -> None:
@@ -144,6 +150,101 @@ def test_the_result_declares_every_status_a_view_may_answer(openapi: dict) -> No
     responses = openapi["paths"]["/async/orders/{id}/result/"]["get"]["responses"]
 
     assert {"200", "201", "2XX"} <= set(responses)
+    for status in ("200", "201", "2XX"):
+        # Any content type; octet-stream first, for generators that do not read */*.
+        assert list(responses[status]["content"]) == ["application/octet-stream", "*/*"]
+
+
+# --- what a generated client needs (issue 24 item 3) --------------------------------
+
+OPERATIONS = {
+    ("post", "/async/{view_name}/order/"): "place_async_order",
+    ("get", "/async/orders/"): "list_async_orders",
+    ("get", "/async/orders/{id}/"): "poll_async_order",
+    ("delete", "/async/orders/{id}/"): "cancel_async_order",
+    ("get", "/async/orders/{id}/events/"): "async_order_events",
+    ("get", "/async/orders/{id}/result/"): "async_order_result",
+}
+
+
+def test_operations_are_named_and_tagged_wherever_they_are_mounted(openapi: dict) -> None:
+    """drf-spectacular would derive both from the path after the schema's common
+    prefix: they, and a generated client's modules, would change with the project's
+    other URLs."""
+    for (method, path), operation_id in OPERATIONS.items():
+        operation = openapi["paths"][path][method]
+        assert (operation["operationId"], operation["tags"]) == (operation_id, [TAG])
+
+
+def test_the_304_of_a_poll_is_declared_without_a_body(openapi: dict) -> None:
+    not_modified = openapi["paths"]["/async/orders/{id}/"]["get"]["responses"]["304"]
+
+    assert "content" not in not_modified
+    assert set(not_modified["headers"]) == {"ETag"}
+
+
+def test_the_envelope_refuses_unknown_keys_and_takes_plain_objects(openapi: dict) -> None:
+    envelope = openapi["components"]["schemas"]["Envelope"]
+
+    assert envelope["additionalProperties"] is False
+    # No type: a generator gives them as dicts, not as model classes of their own.
+    assert "type" not in envelope["properties"]["kwargs"]
+    assert "type" not in envelope["properties"]["query"]
+
+
+def test_the_failure_codes_are_a_component_named_after_their_enum(openapi: dict) -> None:
+    """Whatever the project's ENUM_NAME_OVERRIDES (the test project has none)."""
+    code = openapi["components"]["schemas"]["FailureCode"]
+
+    assert code["enum"] == FailureCode.values
+
+
+def test_view_names_have_enum_member_names(openapi: dict) -> None:
+    parameters = openapi["paths"]["/async/{view_name}/order/"]["post"]["parameters"]
+    schema = next(p for p in parameters if p["name"] == "view_name")["schema"]
+
+    assert schema["x-enum-varnames"] == enum_member_names(schema["enum"])
+    assert dict(zip(schema["enum"], schema["x-enum-varnames"], strict=True))["shop:item-list"] == (
+        "SHOP_ITEM_LIST"
+    )
+
+
+@pytest.mark.parametrize(
+    ("names", "members"),
+    [
+        (["shop:pizza-list", "echo-int"], ["SHOP_PIZZA_LIST", "ECHO_INT"]),
+        (["pizzaList", "v2:item.detail"], ["PIZZA_LIST", "V2_ITEM_DETAIL"]),
+        (["404", "-"], ["VIEW_404", "VIEW"]),
+        (["shop:pizza-list", "shop-pizza-list"], ["SHOP_PIZZA_LIST", "SHOP_PIZZA_LIST_2"]),
+    ],
+)
+def test_enum_member_names_are_identifiers_unique_and_readable(
+    names: list[str], members: list[str]
+) -> None:
+    assert enum_member_names(names) == members
+
+
+@pytest.mark.parametrize(
+    ("permission_classes", "anonymous"),
+    [
+        (None, True),  # DRF's default: AllowAny
+        ([], True),  # DRF lets everyone in; drf-spectacular alone would not say so
+        (["tests.test_contract.Anybody"], True),
+        (["rest_framework.permissions.IsAuthenticated"], False),
+    ],
+)
+def test_anonymous_access_is_a_security_alternative_where_allowed(
+    settings, permission_classes: list[str] | None, anonymous: bool
+) -> None:
+    settings.ASYNC_ORDERS = {**settings.ASYNC_ORDERS, "PERMISSION_CLASSES": permission_classes}
+    paths = generate_schema()["paths"]
+
+    for method, path in OPERATIONS:
+        assert ({} in paths[path][method]["security"]) is anonymous, (method, path)
+
+
+class Anybody(AllowAny):
+    """A project's own AllowAny."""
 
 
 def test_descriptions_are_for_clients_not_about_the_implementation(openapi: dict) -> None:

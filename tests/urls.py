@@ -25,6 +25,7 @@ urlpatterns = [
     path("staff-only/", views.StaffOnly.as_view(), name="staff-only"),
     path("post-only/", views.post_only, name="post-only"),
     path("fails/status/", views.answers_404, name="answers-404"),
+    path("answers-text/", views.answers_text, name="answers-text"),
     path("fails/raise/", views.raises, name="raises"),
     path("fails/on-error/", views.fails_on_error, name="fails-on-error"),
     path("fails/midway/", views.fails_midway, name="fails-midway"),

@@ -22,6 +22,7 @@ from async_orders.exceptions import DatabaseUnavailable, FieldErrors, OrderNotFo
 from async_orders.models import Order
 from async_orders.outage import UNREACHABLE
 from async_orders.views.body import JSONBodyParser
+from async_orders.views.openapi import OrderSchema
 
 logger = logging.getLogger("async_orders")
 
@@ -52,6 +53,7 @@ class OrderAPIView(APIView):
 
     parser_classes = [JSONBodyParser]
     renderer_classes = [JSONRenderer]
+    schema = OrderSchema()
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         """DRF's dispatch, then what ``never_cache`` adds, to every answer, errors too.

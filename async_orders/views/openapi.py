@@ -2,11 +2,18 @@
 
 The views stay thin: every response each endpoint can give is declared here, next
 to the error catalogue, and applied to the views as decorators.
+
+The schema is also read by client generators (openapi-python-client, tested), with
+whatever SPECTACULAR_SETTINGS the project has, drf-spectacular's defaults included:
+the operations carry their own tag and operation ids (else both follow where the
+URLs are mounted, and so would the generated modules), and the enums carry names.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from django.urls import converters
@@ -19,7 +26,7 @@ from drf_spectacular.utils import (
     extend_schema,
     extend_schema_view,
 )
-from rest_framework import serializers
+from rest_framework import permissions, serializers
 
 from async_orders.envelope import EnvelopeSerializer
 from async_orders.registry import Endpoint, iter_endpoints
@@ -55,11 +62,24 @@ def _header(name: str, description: str, responses: list[int]) -> OpenApiParamet
     )
 
 
+def _replayed(status: int | str, description: str) -> dict[tuple[int | str, str], Any]:
+    """A response of ``/result/``: the view's body in its own content type, as bytes.
+    ``*/*`` says any content type; ``application/octet-stream``, one of them, comes
+    first for generators that do not read ``*/*`` (openapi-python-client drops such a
+    response, and the status with it): they give the body as bytes, whatever it is."""
+    return {
+        (status, media_type): OpenApiResponse(OpenApiTypes.BINARY, description=description)
+        for media_type in ("application/octet-stream", "*/*")
+    }
+
+
 NOT_FOUND = _error("order_not_found: no such order, a malformed id, or not yours.")
 #: The order id in the path: a UUID (anything else is the same 404 as an unknown one).
 ORDER_ID = OpenApiParameter(
     "id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The order's id."
 )
+#: The tag of every order endpoint: a generated client's module (``api.async_orders``).
+TAG = "async-orders"
 AUTH_ERRORS = {
     401: _error("not_authenticated / authentication_failed"),
     403: _error("permission_denied (CSRF failures included)"),
@@ -67,6 +87,8 @@ AUTH_ERRORS = {
 }
 
 place_order_schema = extend_schema(
+    operation_id="place_async_order",
+    tags=[TAG],
     summary="Place an order: call the view later, in a worker, as you",
     description="Validates the order request against the view, places the order and "
     "answers 302 to it: follow the Location, then poll until 201.",
@@ -108,6 +130,8 @@ place_order_schema = extend_schema(
 )
 
 poll_order_schema = extend_schema(
+    operation_id="poll_async_order",
+    tags=[TAG],
     summary="The order, with the HTTP status of its state",
     description="202 while it waits or runs, 201 once completed, 200 once failed or "
     "canceled; with ?wait=, answers once the order changes.",
@@ -138,6 +162,8 @@ poll_order_schema = extend_schema(
 )
 
 order_events_schema = extend_schema(
+    operation_id="async_order_events",
+    tags=[TAG],
     summary="The order's changes as server-sent events",
     description="One event per change, until the order is finished; visible to whoever "
     "may see the order.",
@@ -158,6 +184,8 @@ order_events_schema = extend_schema(
 )
 
 cancel_order_schema = extend_schema(
+    operation_id="cancel_async_order",
+    tags=[TAG],
     summary="Cancel the order",
     description="A waiting order is canceled at once (200); a running one is asked to "
     "stop (202). A body is not needed; one that is not JSON is refused.",
@@ -173,16 +201,16 @@ cancel_order_schema = extend_schema(
 )
 
 order_result_schema = extend_schema(
+    operation_id="async_order_result",
+    tags=[TAG],
     summary="Replay the response of the completed order's view",
     description="Answers with the status, content type and body the view answered with: "
     "any 2xx (a create answers 201).",
     parameters=[ORDER_ID],
     responses={
-        **{
-            (status, "*/*"): OpenApiResponse(description=f"The view answered {status}.")
-            for status in (200, 201)
-        },
-        ("2XX", "*/*"): OpenApiResponse(description="The view's own 2xx status."),
+        **_replayed(200, "The view answered 200."),
+        **_replayed(201, "The view answered 201."),
+        **_replayed("2XX", "The view's own 2xx status."),
         404: NOT_FOUND,
         409: _error("result_not_ready: the order has not completed"),
         410: _error("result_not_stored: larger than MAX_RESULT_BYTES"),
@@ -192,6 +220,8 @@ order_result_schema = extend_schema(
 
 list_orders_schema = extend_schema_view(
     get=extend_schema(
+        operation_id="list_async_orders",
+        tags=[TAG],
         summary="Your orders, newest first",
         description=(
             "Filter them by status and by view; paginated. `all=true` lists everyone's "
@@ -209,7 +239,25 @@ list_orders_schema = extend_schema_view(
 )
 
 
-class PlaceOrderSchema(AutoSchema):
+class OrderSchema(AutoSchema):
+    """The schema of every order endpoint."""
+
+    def get_auth(self) -> list[dict[str, list[str]]]:
+        """drf-spectacular's security requirements, plus the empty one (anonymous
+        access) wherever the configured permission classes let anonymous users in
+        and drf-spectacular did not see it: it looks for ``AllowAny`` itself only, not
+        for its subclasses nor for an empty list of permission classes (which DRF
+        reads as everyone allowed), so a generator would insist on credentials."""
+        auths: list[dict[str, list[str]]] = super().get_auth()
+        if {} not in auths and all(
+            isinstance(permission, permissions.AllowAny)
+            for permission in self.view.get_permissions()
+        ):
+            auths.append({})
+        return auths
+
+
+class PlaceOrderSchema(OrderSchema):
     """Documents, when the schema is generated, which views can be ordered: their URL
     names as the enum of ``view_name``, and in ``x-view-inputs`` the serializers that
     validate each view's ``data``/``query`` (components of the schema)."""
@@ -219,14 +267,24 @@ class PlaceOrderSchema(AutoSchema):
         examples = [endpoint.name for endpoint in _examples()]
         view_name = OpenApiParameter(
             "view_name",
-            str,
+            {"type": "string", "enum": names, "x-enum-varnames": enum_member_names(names)},
             OpenApiParameter.PATH,
             required=True,
-            enum=names,
             description="URL name of a schedulable view, with its namespace.",
             examples=[OpenApiExample(name, value=name) for name in examples],
         )
         return [*super().get_override_parameters(), view_name]
+
+    def _map_basic_serializer(self, serializer: Any, direction: str) -> dict[str, Any]:
+        """The envelope as the server reads it: an unknown key is a 400, and ``kwargs``
+        and ``query`` are JSON objects of any keys, which a generator should let a
+        client pass as plain dicts (``type: object`` makes openapi-python-client wrap
+        them in a model class of their own that a dict cannot stand in for)."""
+        schema: dict[str, Any] = super()._map_basic_serializer(serializer, direction)
+        if isinstance(serializer, EnvelopeSerializer):
+            schema["additionalProperties"] = False
+            schema["properties"].update(PLAIN_OBJECTS)
+        return schema
 
     def get_examples(self) -> list[OpenApiExample]:
         """An order request for each of the first schedulable views, with URL kwargs
@@ -256,6 +314,19 @@ class PlaceOrderSchema(AutoSchema):
                     documented.setdefault(endpoint.name, {})[method] = typed
         return documented
 
+
+#: The envelope's keys that hold a JSON object of any keys, described without
+#: ``type: object`` so that generated clients take plain dicts; the server answers
+#: anything else with a 400 invalid_envelope.
+PLAIN_OBJECTS: dict[str, dict[str, Any]] = {
+    "kwargs": {
+        "description": "A JSON object: the URL kwargs, each checked against its route converter.",
+    },
+    "query": {
+        "description": "A JSON object: query-string parameters, each a string, a "
+        "number or a list of them.",
+    },
+}
 
 #: How many schedulable views the schema gives as examples.
 EXAMPLES = 5
@@ -290,3 +361,25 @@ def _example(endpoint: Endpoint) -> OpenApiExample:
 
 def _schedulable() -> list[Endpoint]:
     return [endpoint for endpoint in iter_endpoints() if endpoint.is_schedulable]
+
+
+def enum_member_names(names: Iterable[str]) -> list[str]:
+    """Names for the members of a generated enum of URL names (``x-enum-varnames``),
+    one per name, in order: ``shop:pizza-list`` -> ``SHOP_PIZZA_LIST``. Without them a
+    generator drops what is not a letter or a digit (``SHOPPIZZA_LIST``). Each name is
+    already as openapi-python-client would sanitise it (upper case, single
+    underscores, not starting with a digit), and they are made unique here, since the
+    generator lets a later member silently replace an earlier one of the same name
+    (``shop:pizza-list`` and ``shop-pizza-list``)."""
+    members: list[str] = []
+    for name in names:
+        words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name)  # camelCase -> camel_Case
+        member = re.sub(r"[^0-9A-Za-z]+", "_", words).strip("_").upper() or "VIEW"
+        if member[0].isdigit():
+            member = f"VIEW_{member}"
+        unique, count = member, 1
+        while unique in members:
+            count += 1
+            unique = f"{member}_{count}"
+        members.append(unique)
+    return members

@@ -11,7 +11,7 @@ from typing import Any
 
 import redis
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponseRedirect, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.middleware.csrf import get_token
 from django.views import View
 from django.views.decorators.csrf import ensure_csrf_cookie
@@ -97,6 +97,12 @@ def post_only(request: HttpRequest) -> JsonResponse:
 @schedulable
 def answers_404(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"detail": "No such thing."}, status=404)
+
+
+@schedulable
+def answers_text(request: HttpRequest) -> HttpResponse:
+    """A 2xx that is neither 200 nor 201, and not JSON: what /result/ replays as is."""
+    return HttpResponse("Accepted, in plain text.", status=203, content_type="text/plain")
 
 
 @schedulable
