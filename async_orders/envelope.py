@@ -49,6 +49,10 @@ ORDER_FIELDS = (
     "lock_keys",
     "max_attempts",
     "callback_url",
+    "kind",
+    "queue",
+    "priority",
+    "task_backend",
 )
 
 
@@ -71,6 +75,15 @@ class Envelope:
     max_attempts: int = 1
     #: Where the finished order is POSTed (a webhook); empty: nowhere.
     callback_url: str = ""
+    #: What the worker calls (an :class:`~async_orders.models.OrderKind` value): a view,
+    #: or a task function whose dotted path is ``view_name``.
+    kind: str = "view"
+    #: Routing chosen when the order was placed (a task's queue and priority); empty
+    #: and ``None`` leave it to the view's options.
+    queue: str = ""
+    priority: int | None = None
+    #: The ``TASKS`` alias a task was enqueued with.
+    task_backend: str = ""
 
     def order_fields(self) -> dict[str, Any]:
         """The fields of an :class:`~async_orders.models.Order` this envelope fills."""

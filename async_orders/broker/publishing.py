@@ -17,7 +17,7 @@ from async_orders import log_context
 from async_orders.broker import redis_push
 from async_orders.conf import conf
 from async_orders.models import Order
-from async_orders.registry import options_for
+from async_orders.registry import ViewOptions, options_for
 
 logger = logging.getLogger("async_orders")
 
@@ -39,15 +39,9 @@ def send_order(order: Order) -> None:
     order stays accepted and the reconciler sends it once the broker is back. Run at
     commit, maybe after the placing code returned: the order is named again for logs.
     """
-    options = options_for(order.view_name, order.method)
-    sending: dict[str, Any] = {
-        "queue": options.queue or conf.QUEUE,
-        "routing_key": options.routing_key,
-        "priority": options.priority,
-        "eta": order.run_at,
-    }
-    args = [str(order.pk)]
     task = order_task()
+    sending = {**_routing(order), "eta": order.run_at}
+    args = [str(order.pk)]
     with log_context.about(order):
         try:
             if not redis_push.push(task.app, ORDER_TASK, args, **sending):
@@ -55,3 +49,15 @@ def send_order(order: Order) -> None:
         except Exception:
             logger.exception("Order %s could not be published; the reconciler retries.", order.pk)
             order.mark_unpublished()
+
+
+def _routing(order: Order) -> dict[str, Any]:
+    """Queue, routing key and priority: what the order chose when it was placed (a
+    task's queue and priority), else its view's options. A task order never looks its
+    dotted path up among URL names, where an unrelated route could bear it."""
+    options = ViewOptions() if order.is_task else options_for(order.view_name, order.method)
+    return {
+        "queue": order.queue or options.queue or conf.QUEUE,
+        "routing_key": options.routing_key,
+        "priority": order.priority if order.priority is not None else options.priority,
+    }
