@@ -166,7 +166,7 @@ class EnvelopeSerializer(serializers.Serializer):
 
 def parse_envelope(endpoint: Endpoint, body: Any) -> Envelope:
     """Validate ``body`` for ``endpoint``; raise :class:`InvalidEnvelope` naming each bad field."""
-    _check_text(body)
+    check_text(body)
     serializer = EnvelopeSerializer(data=body)
     if not serializer.is_valid():
         raise InvalidEnvelope(_flatten(serializer.errors))
@@ -202,7 +202,7 @@ def keys_for(options: ViewOptions, envelope: Envelope) -> list[str]:
     return [key if len(key) <= MAX_KEY_LENGTH else lock_key("custom", key=key) for key in keys]
 
 
-def _check_text(body: Any) -> None:
+def check_text(body: Any) -> None:
     """Raise :class:`InvalidEnvelope` naming each place in ``body`` (keys included) that
     holds unstorable text. Walked with a stack: JSON nests deeper than Python recurses."""
     errors: dict[str, list[str]] = {}

@@ -14,7 +14,7 @@ from typing import Any
 from celery import Task, current_app
 
 from async_orders import log_context
-from async_orders.broker import redis_push
+from async_orders.broker import celery_config, redis_push
 from async_orders.conf import conf
 from async_orders.models import Order
 from async_orders.registry import ViewOptions, options_for
@@ -61,3 +61,27 @@ def _routing(order: Order) -> dict[str, Any]:
         "routing_key": options.routing_key,
         "priority": order.priority if order.priority is not None else options.priority,
     }
+
+
+#: The Celery priorities a task's priority is spread over: 0-9, the range both Redis
+#: (kombu's default ``priority_steps`` 0, 3, 6, 9) and RabbitMQ queues declared with
+#: ``x-max-priority`` take.
+CELERY_PRIORITIES = 9
+
+
+def celery_priority(priority: int, lowest: int = -100, highest: int = 100) -> int | None:
+    """A ``django.tasks`` priority (``lowest``..``highest``, higher runs sooner) as the
+    Celery priority of the order's message; ``None`` for the default 0, so that an
+    ordinary task's message is as plain as a view's. Redis takes 0 as the most urgent,
+    AMQP brokers 9: the broker's URL decides which end is which."""
+    if priority == 0:
+        return None
+    scaled = round((priority - lowest) * CELERY_PRIORITIES / (highest - lowest))
+    return CELERY_PRIORITIES - scaled if _lower_runs_first() else scaled
+
+
+@celery_config.read_once
+def _lower_runs_first() -> bool:
+    """Whether the broker serves low priority numbers first: Redis (and Sentinel)."""
+    url = str(current_app.conf.broker_url or "")
+    return url.split(":", 1)[0] in ("redis", "rediss", "sentinel", "redis+socket")

@@ -11,11 +11,12 @@ response, replayed by the order's result endpoint like a view's.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from django.urls import NoReverseMatch, Resolver404
 
-from async_orders.models import Order
+from async_orders.models import Order, OrderKind
+from async_orders.progress import fail_on_error
 from async_orders.registry import ViewOptions, options_for
 from async_orders.view_response import ViewResponse
 from async_orders.worker.dispatch import call_view
@@ -57,7 +58,39 @@ class ViewCall:
         return options_for(self.order.view_name, self.order.method)
 
 
+@dataclass(frozen=True)
+class TaskCall:
+    """Call the order's ``django.tasks`` task function (its dotted path is the order's
+    ``view_name``), with its ``TaskContext`` when it takes one. The Tasks framework is
+    imported here only, so that a project without it runs its view orders."""
+
+    order: Order
+    raised_message: str = "The task raised an error."
+
+    def call(self) -> ViewResponse:
+        from async_orders import task_results
+        from async_orders.task_compat import TaskContext
+
+        try:
+            task = task_results.task_of(self.order)
+        except task_results.TaskUnavailable as gone:
+            raise Unavailable("The ordered task is no longer available.") from gone
+        args: list[Any] = list(self.order.args)
+        if task.takes_context:
+            args.insert(0, TaskContext(task_result=task_results.task_result(self.order)))
+        value = task.call(*args, **self.order.kwargs)
+        with fail_on_error("The task's return value is not JSON."):
+            body = task_results.json_text(value, "The return value").encode()
+        return ViewResponse(
+            status_code=200, content_type="application/json", body=body, location=None
+        )
+
+    def options(self) -> ViewOptions:
+        from async_orders import task_results
+
+        return task_results.retry_options(self.order.task_backend)
+
+
 def unit_of(order: Order) -> UnitOfWork:
-    """The unit of work of ``order``: the only place the worker looks at its kind
-    (views only, until task functions come)."""
-    return ViewCall(order)
+    """The unit of work of ``order``: the only place the worker looks at its kind."""
+    return TaskCall(order) if order.kind == OrderKind.TASK else ViewCall(order)
