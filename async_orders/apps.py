@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
+from django.conf import settings
 
 
 class AsyncOrdersConfig(AppConfig):
@@ -16,3 +17,18 @@ class AsyncOrdersConfig(AppConfig):
         # webhook task.
         from async_orders import checks, handover, metrics, notify, tasks, webhooks  # noqa: F401
         from async_orders.worker import presence  # noqa: F401
+
+        if _serves_tasks():
+            # django.tasks' signals for task orders, in every process that moves one
+            # (web, worker, reconciler); ImproperlyConfigured without the framework.
+            from async_orders import task_results  # noqa: F401
+
+
+#: The backend of ours a ``TASKS`` entry may name.
+ORDER_BACKEND = "async_orders.task_backend.OrderBackend"
+
+
+def _serves_tasks() -> bool:
+    """Whether a ``TASKS`` backend of the project is ours."""
+    backends = getattr(settings, "TASKS", None) or {}
+    return any(params.get("BACKEND") == ORDER_BACKEND for params in backends.values())

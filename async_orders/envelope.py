@@ -49,6 +49,10 @@ ORDER_FIELDS = (
     "lock_keys",
     "max_attempts",
     "callback_url",
+    "kind",
+    "queue",
+    "priority",
+    "task_backend",
 )
 
 
@@ -71,6 +75,15 @@ class Envelope:
     max_attempts: int = 1
     #: Where the finished order is POSTed (a webhook); empty: nowhere.
     callback_url: str = ""
+    #: What the worker calls (an :class:`~async_orders.models.OrderKind` value): a view,
+    #: or a task function whose dotted path is ``view_name``.
+    kind: str = "view"
+    #: Routing chosen when the order was placed (a task's queue and priority); empty
+    #: and ``None`` leave it to the view's options.
+    queue: str = ""
+    priority: int | None = None
+    #: The ``TASKS`` alias a task was enqueued with.
+    task_backend: str = ""
 
     def order_fields(self) -> dict[str, Any]:
         """The fields of an :class:`~async_orders.models.Order` this envelope fills."""
@@ -153,7 +166,7 @@ class EnvelopeSerializer(serializers.Serializer):
 
 def parse_envelope(endpoint: Endpoint, body: Any) -> Envelope:
     """Validate ``body`` for ``endpoint``; raise :class:`InvalidEnvelope` naming each bad field."""
-    _check_text(body)
+    check_text(body)
     serializer = EnvelopeSerializer(data=body)
     if not serializer.is_valid():
         raise InvalidEnvelope(_flatten(serializer.errors))
@@ -189,7 +202,7 @@ def keys_for(options: ViewOptions, envelope: Envelope) -> list[str]:
     return [key if len(key) <= MAX_KEY_LENGTH else lock_key("custom", key=key) for key in keys]
 
 
-def _check_text(body: Any) -> None:
+def check_text(body: Any) -> None:
     """Raise :class:`InvalidEnvelope` naming each place in ``body`` (keys included) that
     holds unstorable text. Walked with a stack: JSON nests deeper than Python recurses."""
     errors: dict[str, list[str]] = {}

@@ -59,6 +59,22 @@ class OrderStatus(models.TextChoices):
     CANCELED = "canceled", "Canceled"
 
 
+class OrderKind(models.TextChoices):
+    """What an order's unit of work is: the worker calls a view or a task function.
+
+    A column rather than a reserved prefix of ``view_name``: any string is a valid URL
+    name, so no prefix could tell the two apart for sure, and a column lets a listing,
+    the admin and the HTTP layer filter and show the kind without parsing names.
+    ``view_name`` holds what the order is *of* either way (a URL name, or a task's
+    dotted path), so metrics, logs, traces and the listing's ``?view=`` need no change.
+    """
+
+    #: A schedulable view, called through the service-level reverse.
+    VIEW = "view", "View"
+    #: A ``django.tasks`` task function (:mod:`async_orders.task_backend`).
+    TASK = "task", "Task"
+
+
 #: This enum was called ``Status``, beside DRF's ``status``: the old name still works.
 __getattr__ = renamed(__name__, {"Status": "OrderStatus"})
 
@@ -174,6 +190,13 @@ class Order(models.Model):
     )
 
     # The envelope: what to call, exactly as validated when the order was placed.
+    kind = models.CharField(
+        max_length=4,
+        choices=OrderKind.choices,
+        default=OrderKind.VIEW,
+        help_text="What the worker calls: a view (view_name is its URL name) or a task "
+        "function (view_name is its dotted path).",
+    )
     view_name = models.CharField(max_length=200, db_index=True)
     method = models.CharField(max_length=10, default="POST")
     args = models.JSONField(default=list, blank=True)
@@ -206,6 +229,18 @@ class Order(models.Model):
     max_attempts = models.PositiveSmallIntegerField(
         default=1, help_text="1 + the view's retries: for exceptions and for lost workers."
     )
+    queue = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="The Celery queue chosen when it was placed (a task's queue); empty: "
+        "the view's queue option, else QUEUE.",
+    )
+    priority = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Celery priority chosen when it was placed (a task's)."
+    )
+    task_backend = models.CharField(
+        max_length=100, blank=True, help_text="The TASKS alias a task order was enqueued with."
+    )
     lock_keys = models.JSONField(
         default=list, blank=True, help_text="Keys this order holds while active (OrderLock)."
     )
@@ -224,6 +259,12 @@ class Order(models.Model):
     error = models.JSONField(null=True, blank=True)
     traceback = models.TextField(
         blank=True, help_text="Why the view raised, for operators; never in the API."
+    )
+    error_class = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="Dotted path of the exception class that failed it, for operators "
+        "and django.tasks' TaskError; never in the API.",
     )
     traceparent = models.CharField(
         max_length=128,
@@ -278,6 +319,10 @@ class Order(models.Model):
 
     def __str__(self) -> str:
         return f"{self.view_name} order {self.id} ({self.status})"
+
+    @property
+    def is_task(self) -> bool:
+        return self.kind == OrderKind.TASK
 
     @property
     def is_finished(self) -> bool:
@@ -388,14 +433,18 @@ class Order(models.Model):
         response: ViewResponse | None = None,
         *,
         traceback: str = "",
+        error_class: str = "",
         progress: tuple[int, int | None] | None = None,
     ) -> bool:
         """running -> failed with ``error`` (code, message, and the view's status/body if
-        any), the ``traceback`` of the exception that failed it, for operators, and the
-        ``progress`` the view had counted when it failed (its last write may be older)."""
+        any), the ``traceback`` of the exception that failed it and that exception's
+        ``error_class``, for operators, and the ``progress`` the view had counted when
+        it failed (its last write may be older)."""
         fields = self._response_fields(response) if response else {}
         if traceback:
             fields["traceback"] = traceback
+        if error_class:
+            fields["error_class"] = error_class
         if progress is not None:
             fields["progress_current"], fields["progress_total"] = progress
         return self._move(

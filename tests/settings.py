@@ -82,6 +82,18 @@ ASYNC_ORDERS = {
     **json.loads(os.environ.get("ASYNC_ORDERS_TEST_SETTINGS", "{}")),
 }
 
+# django.tasks (Django >= 6.0, or the django-tasks backport on 5.2) runs tasks as orders.
+TASKS = {
+    "default": {
+        "BACKEND": "async_orders.task_backend.OrderBackend",
+        "QUEUES": ["default", "reports"],
+    },
+    "retrying": {
+        "BACKEND": "async_orders.task_backend.OrderBackend",
+        "OPTIONS": {"RETRIES": 1, "RETRY_BACKOFF": 0.01},
+    },
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

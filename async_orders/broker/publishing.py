@@ -14,9 +14,10 @@ from typing import Any
 from celery import Task, current_app
 
 from async_orders import log_context
+from async_orders.broker import celery_config
 from async_orders.conf import conf
 from async_orders.models import Order
-from async_orders.registry import options_for
+from async_orders.registry import ViewOptions, options_for
 
 logger = logging.getLogger("async_orders")
 
@@ -38,16 +39,46 @@ def send_order(order: Order) -> None:
     order stays accepted and the reconciler sends it once the broker is back. Run at
     commit, maybe after the placing code returned: the order is named again for logs.
     """
-    options = options_for(order.view_name, order.method)
-    sending: dict[str, Any] = {
-        "queue": options.queue or conf.QUEUE,
-        "routing_key": options.routing_key,
-        "priority": options.priority,
-        "eta": order.run_at,
-    }
+    sending = {**_routing(order), "eta": order.run_at}
     with log_context.about(order):
         try:
             order_task().apply_async(args=[str(order.pk)], **sending)
         except Exception:
             logger.exception("Order %s could not be published; the reconciler retries.", order.pk)
             order.mark_unpublished()
+
+
+def _routing(order: Order) -> dict[str, Any]:
+    """Queue, routing key and priority: what the order chose when it was placed (a
+    task's queue and priority), else its view's options. A task order never looks its
+    dotted path up among URL names, where an unrelated route could bear it."""
+    options = ViewOptions() if order.is_task else options_for(order.view_name, order.method)
+    return {
+        "queue": order.queue or options.queue or conf.QUEUE,
+        "routing_key": options.routing_key,
+        "priority": order.priority if order.priority is not None else options.priority,
+    }
+
+
+#: The Celery priorities a task's priority is spread over: 0-9, the range both Redis
+#: (kombu's default ``priority_steps`` 0, 3, 6, 9) and RabbitMQ queues declared with
+#: ``x-max-priority`` take.
+CELERY_PRIORITIES = 9
+
+
+def celery_priority(priority: int, lowest: int = -100, highest: int = 100) -> int | None:
+    """A ``django.tasks`` priority (``lowest``..``highest``, higher runs sooner) as the
+    Celery priority of the order's message; ``None`` for the default 0, so that an
+    ordinary task's message is as plain as a view's. Redis takes 0 as the most urgent,
+    AMQP brokers 9: the broker's URL decides which end is which."""
+    if priority == 0:
+        return None
+    scaled = round((priority - lowest) * CELERY_PRIORITIES / (highest - lowest))
+    return CELERY_PRIORITIES - scaled if _lower_runs_first() else scaled
+
+
+@celery_config.read_once
+def _lower_runs_first() -> bool:
+    """Whether the broker serves low priority numbers first: Redis (and Sentinel)."""
+    url = str(current_app.conf.broker_url or "")
+    return url.split(":", 1)[0] in ("redis", "rediss", "sentinel", "redis+socket")

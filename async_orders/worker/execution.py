@@ -1,4 +1,4 @@
-"""Running one order: claim it, call its view, record what happened.
+"""Running one order: claim it, call its view or task, record what happened.
 
 This is what the Celery task does, without Celery: the task in :mod:`tasks` is a
 thin wrapper, and tests call :func:`run_order` directly.
@@ -16,7 +16,6 @@ from datetime import timedelta
 from functools import partial
 
 from django.db import DatabaseError
-from django.urls import NoReverseMatch, Resolver404
 from django.utils import timezone
 
 from async_orders import tracing
@@ -24,13 +23,13 @@ from async_orders.conf import conf
 from async_orders.models import FailureCode, Order, failure
 from async_orders.outage import UNREACHABLE, reconnect_later
 from async_orders.paths import RESULT, order_path
-from async_orders.registry import ViewOptions, options_for
+from async_orders.registry import ViewOptions
 from async_orders.view_response import ViewResponse
-from async_orders.worker.dispatch import call_view
 from async_orders.worker.heartbeat import heartbeat
 from async_orders.worker.order_lease import LeaseLost
 from async_orders.worker.role_leases import this_process
 from async_orders.worker.run import CancelRequested, OrderRun, running
+from async_orders.worker.units import Unavailable, UnitOfWork, unit_of
 
 logger = logging.getLogger("async_orders")
 
@@ -82,23 +81,25 @@ def _not_started(order_id: uuid.UUID | str) -> Order | None:
 
 
 def _outcome_of(run: OrderRun) -> Callable[[], object]:
-    """Call the view; return how to store what came of it (a write that may be retried)."""
+    """Call the order's unit of work (its view or its task); return how to store what
+    came of it (a write that may be retried)."""
     order = run.order
+    unit = unit_of(order)
     try:
         with tracing.execution_span(order):
-            response = call_view(order)
+            response = unit.call()
     except CancelRequested:
         logger.info("Order %s stopped: it was canceled.", order.pk)
         return lambda: order.stop_canceled(*run.progress)
     except LeaseLost:
         return lambda: None  # another attempt has the order: write nothing
-    except (NoReverseMatch, Resolver404):
+    except Unavailable as gone:
         logger.exception("Order %s: %r no longer resolves.", order.pk, order.view_name)
-        return lambda: order.fail(
-            failure(FailureCode.VIEW_UNAVAILABLE, "The ordered view is no longer available.")
-        )
+        unavailable = failure(FailureCode.VIEW_UNAVAILABLE, str(gone))
+        cause = _class_path(gone.__cause__ or gone)
+        return lambda: order.fail(unavailable, error_class=cause)
     except Exception as error:
-        return partial(_retry_or_fail, order, run, error)
+        return partial(_retry_or_fail, unit, run, error)
     return partial(_record_or_fail, order, response, run)
 
 
@@ -124,8 +125,8 @@ def _store_outcome(run: OrderRun, write: Callable[[], object]) -> None:
             delay = min(delay * 2, conf.HEARTBEAT_INTERVAL)
 
 
-def _retry_or_fail(order: Order, run: OrderRun, error: Exception) -> None:
-    options = options_for(order.view_name, order.method)
+def _retry_or_fail(unit: UnitOfWork, run: OrderRun, error: Exception) -> None:
+    order, options = run.order, unit.options()
     if order.attempts < order.max_attempts and options.retries_for(error):
         run_at = timezone.now() + timedelta(seconds=_backoff(options, order.attempts))
         if order.schedule_retry(run_at):
@@ -134,10 +135,21 @@ def _retry_or_fail(order: Order, run: OrderRun, error: Exception) -> None:
                 *(order.pk, order.attempts, order.max_attempts, error, run_at.isoformat()),
             )
             return
-    message = run.failure_message or "The view raised an error."
+    message = run.failure_message or unit.raised_message
     logger.error("Order %s failed: %s", order.pk, message, exc_info=error)
     failed = failure(FailureCode.EXCEPTION, message)
-    order.fail(failed, traceback=_traceback_of(error), progress=run.progress)
+    order.fail(
+        failed,
+        traceback=_traceback_of(error),
+        error_class=_class_path(error),
+        progress=run.progress,
+    )
+
+
+def _class_path(error: BaseException) -> str:
+    """The dotted path of ``error``'s class, as ``django.tasks``' ``TaskError`` names it."""
+    kind = type(error)
+    return f"{kind.__module__}.{kind.__qualname__}"
 
 
 def _traceback_of(error: BaseException) -> str:
