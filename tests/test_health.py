@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -25,10 +26,14 @@ HEALTH_URL = "/async/health/"
 
 
 @pytest.fixture
-def alive(broker: str) -> None:
+def alive(broker: str, settings: Any) -> None:
     """A reconciler and a worker that have just renewed their leases, and a broker;
     no other worker (the session's Celery worker may hold a presence in this database:
-    its row is hidden by this test's transaction)."""
+    its row is hidden by this test's transaction). The leases' windows are a minute,
+    not the test settings' fractions of a second: a busy machine may pause this test
+    longer than those between the renewal and the check."""
+    windows = {"RECONCILE_INTERVAL": 20, "WORKER_LOST_AFTER": 60, "LEASE_MARGIN": 10}
+    settings.ASYNC_ORDERS = {**settings.ASYNC_ORDERS, **windows}
     ProcessLease.objects.filter(name__startswith=role_leases.WORKER_PREFIX).delete()
     role_leases.hold(role_leases.RECONCILER, "reconciler-host", 15)
     role_leases.hold(f"{role_leases.WORKER_PREFIX}node:1", "node:1", 20)

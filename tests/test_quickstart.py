@@ -57,6 +57,8 @@ FENCE = re.compile(r"^(?P<indent> *)```python\n(?P<code>.*?)^(?P=indent)```$", r
 WHEEL = re.compile(r'"[^"]*\bdist/(?P<name>async_orders-[^"\[]+\.whl)\[(?P<extras>[\w,-]+)\]"')
 #: The extras a step asks for besides the install step's ("the `docs-ui` extra").
 MORE_EXTRAS = re.compile(r"the `([\w-]+)` extra\b")
+#: The client's own distribution, installed from the checkout as the quickstart says.
+CLIENT_INSTALL = re.compile(r"`pip install /path/to/async_orders/(?P<folder>[\w/]+)`")
 #: The extra a SQLite project does without.
 DATABASE_EXTRAS = {"postgres"}
 
@@ -306,6 +308,9 @@ def user_venv(tmp_path_factory: pytest.TempPathFactory) -> UserVenv:
     )
     with venv.phases(f"pip install wheel[{extras}]"):
         _run([*pip, f"{root / 'dist' / install['name']}[{extras}]"], root, env)
+    [client] = CLIENT_INSTALL.findall(_section())
+    with venv.phases("pip install the client"):
+        _run([*pip, str(ROOT / client)], root, env)
     return venv
 
 
