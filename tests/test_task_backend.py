@@ -251,7 +251,7 @@ def test_run_after_schedules_the_order(
 ) -> None:
     sent: list[dict[str, Any]] = []
     monkeypatch.setattr(
-        publishing.redis_push, "push", lambda app, name, args, **sending: sent.append(sending)
+        publishing.order_task(), "apply_async", lambda args, **sending: sent.append(sending)
     )
     later = timezone.now() + timedelta(hours=1)
     with django_capture_on_commit_callbacks(execute=True):
