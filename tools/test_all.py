@@ -15,7 +15,7 @@ Each part writes a log (``.test-logs/<part>.log``), printed whole when the part 
 at the end a table gives each part's result, minutes and test counts. Any part that
 fails fails the run (exit 1), after every part has finished. The concurrency is set
 with ``make test TEST_JOBS=n`` (pytest-xdist workers of the main run, default 4) and
-``MATRIX_JOBS=n`` (matrix sessions at once, default 2).
+``MATRIX_JOBS=n`` (matrix sessions at once, default 3).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 LOGS = ROOT / ".test-logs"
 MAKE = os.environ.get("MAKE", "make")
-MATRIX_JOBS = int(os.environ.get("MATRIX_JOBS") or "2")
+MATRIX_JOBS = int(os.environ.get("MATRIX_JOBS") or "3")
 NICE = ["nice", "-n", "19"]
 #: pytest's last line: "833 passed, 2 skipped, 6 subtests passed in 284.12s (0:04:44)".
 SUMMARY = re.compile(r"^=*\s*(\d+ [a-z]+(?:, \d+ [a-z ]+)*) in [\d.]+s", re.MULTILINE)
