@@ -60,8 +60,8 @@ def run_order(order_id: uuid.UUID | str, worker: str = "") -> Order | None:
 
 def _claim(order_id: uuid.UUID | str, worker: str) -> Order | None:
     """The claim, tried once more on a new connection if the first try finds the
-    database unreachable: the connection a worker keeps between orders is not pinged
-    before use (a round trip per order), so one the database dropped meanwhile (a
+    database unreachable: without ``CONN_HEALTH_CHECKS`` the connection a worker keeps
+    between orders is not pinged before use, so one the database dropped meanwhile (a
     restart) fails here first. Should the lost try have been committed after all, the
     order is running under this worker's name, and recovered when its lease expires."""
     try:
