@@ -11,7 +11,7 @@ import contextlib
 import functools
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.conf import settings
 from django.db import connections, models, router, transaction
@@ -40,6 +40,8 @@ from async_orders.ownership import (
 
 if TYPE_CHECKING:
     from async_orders.view_response import ViewResponse
+
+_Model = TypeVar("_Model", bound=models.Model)
 
 
 class OrderStatus(models.TextChoices):
@@ -130,6 +132,20 @@ def failure(
     the only place one is built, so a new kind of failure needs a :class:`FailureCode`
     (and so a row in the documented table) first."""
     return {"code": code.value, "message": message, "status_code": status_code, "body": body}
+
+
+class PrimaryManager(models.Manager[_Model]):
+    """Reads on the database the model is written to, whatever the project's router
+    says about reads: a router that sends reads to a replica (Django's primary/replica
+    example) would show a client an order older than the one it saw a moment ago (a
+    202 after its 201, an ETag going back), and hand the worker and the reconciler rows
+    their own writes have already changed. ``Order.objects.using(...)`` still chooses."""
+
+    def get_queryset(self) -> models.QuerySet[_Model]:
+        queryset = super().get_queryset()
+        if self._db is not None:
+            return queryset
+        return queryset.using(router.db_for_write(self.model))
 
 
 class OrderQuerySet(models.QuerySet["Order"]):
@@ -296,7 +312,7 @@ class Order(models.Model):
         help_text="The process running (or that last ran) the order: <celery node>:<pid>.",
     )
 
-    objects = OrderQuerySet.as_manager()
+    objects = PrimaryManager.from_queryset(OrderQuerySet)()
 
     class Meta:
         ordering = ["-created_at"]
@@ -583,6 +599,8 @@ class OrderLock(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now)
 
+    objects = PrimaryManager()
+
     def __str__(self) -> str:
         return self.key
 
@@ -599,6 +617,8 @@ class RequesterLock(models.Model):
     placed_at = models.DateTimeField(
         default=timezone.now, help_text="Last time this requester placed (or tried) an order."
     )
+
+    objects = PrimaryManager()
 
     def __str__(self) -> str:
         return self.requester
@@ -628,6 +648,8 @@ class WebhookDelivery(models.Model):
     delivered = models.BooleanField(default=False, help_text="The receiver answered 2xx.")
     error = models.TextField(blank=True)
 
+    objects = PrimaryManager()
+
     class Meta:
         ordering = ["order", "attempt"]
         verbose_name_plural = "webhook deliveries"
@@ -646,6 +668,8 @@ class ProcessLease(models.Model):
     holder = models.CharField(max_length=255)
     renewed_at = models.DateTimeField()
     since = models.DateTimeField(help_text="Start of the holder's unbroken run of renewals.")
+
+    objects = PrimaryManager()
 
     def __str__(self) -> str:
         return f"{self.name} held by {self.holder}"

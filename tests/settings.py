@@ -51,6 +51,10 @@ TEMPLATES = [
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 DATABASES = {"default": services.database_settings()}
+# A process of the read-replica test reads from a replica of its own (tests/replica.py).
+if replica_port := os.environ.get("ASYNC_ORDERS_TEST_REPLICA_PORT"):
+    DATABASES["replica"] = {**DATABASES["default"], "PORT": int(replica_port)}
+    DATABASE_ROUTERS = ["tests.replica.ReplicaRouter"]
 
 CELERY_BROKER_URL = services.broker_url()
 CELERY_TASK_DEFAULT_QUEUE = services.QUEUE

@@ -5,11 +5,12 @@ from django.db import migrations, models
 
 
 def owned_orders_belong_to_their_owner(apps, schema_editor):
-    """Orders placed before ``requester`` existed: the owner, else anonymous."""
-    Order = apps.get_model("async_orders", "Order")
-    owners = Order.objects.exclude(owner=None).values_list("owner_id", flat=True).distinct()
+    """Orders placed before ``requester`` existed: the owner, else anonymous. On the
+    database being migrated, whatever the project's router says about reads."""
+    orders = apps.get_model("async_orders", "Order").objects.using(schema_editor.connection.alias)
+    owners = orders.exclude(owner=None).values_list("owner_id", flat=True).distinct()
     for owner_id in owners:
-        Order.objects.filter(owner_id=owner_id).update(requester=f"user:{owner_id}")
+        orders.filter(owner_id=owner_id).update(requester=f"user:{owner_id}")
 
 
 class Migration(migrations.Migration):
