@@ -9,7 +9,7 @@ INSTALLED := $(VENV)/.installed
 DEMO_INSTALLED := $(VENV)/.demo-installed
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: matrix demo test test-main test-embedded lint format docs browser clean bench bench-peers profile
+.PHONY: matrix demo test test-main test-embedded test-pgbouncer lint format docs browser clean bench bench-peers profile
 
 # The demo's packages only (requirements-demo.txt); `make test` adds the test,
 # docs and packaging tools on top (requirements-dev.txt).
@@ -55,6 +55,17 @@ test-embedded: $(INSTALLED)
 	ASYNC_ORDERS_TEST_SERVICES=embedded $(BIN)/python -m pytest $(XDIST) $(EMBEDDED_JOBS) \
 		-m "$(EMBEDDED_MARKS) and not latency"
 	ASYNC_ORDERS_TEST_SERVICES=embedded $(BIN)/python -m pytest -m "$(EMBEDDED_MARKS) and latency"
+
+# The integration tests of placing, polling, long-polls, event streams, cancels,
+# retries, the reconciler, leases and the cap once more, every process connecting to
+# a private PostgreSQL through a private PgBouncer in transaction pooling
+# (tests/pgbouncer.py; installs Debian's pgbouncer when missing, as root).
+PGBOUNCER_TESTS = tests/test_integration.py tests/test_waiting.py tests/test_cancel_order.py \
+	tests/test_retries.py tests/test_reconciler.py tests/test_heartbeat.py \
+	tests/test_idempotency_and_limits.py tests/test_worker_presence.py tests/test_faults.py \
+	tests/test_place_order.py tests/test_poll_order.py
+test-pgbouncer: $(INSTALLED)
+	$(BIN)/python -m tests.pgbouncer $(PGBOUNCER_TESTS) -m "not latency" $(XDIST) 2
 
 # The unit tests on every Python 3.11-3.13 x Django 5.2/6.0/6.1 (noxfile.py); nox
 # says which combinations it skipped and why (no such interpreter here, or a Django

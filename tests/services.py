@@ -107,6 +107,9 @@ def database_settings() -> dict[str, object]:
             "TEST": {"NAME": f"test_async_orders_{CHECKOUT}"},
             # Which process a connection belongs to, for tests that count them.
             "OPTIONS": {"application_name": f"async-orders-{role()}"},
+            # Behind PgBouncer's transaction pooling (tests/pgbouncer.py), as
+            # docs/deployment.md tells projects to configure it.
+            "DISABLE_SERVER_SIDE_CURSORS": "ASYNC_ORDERS_TEST_PGBOUNCER" in os.environ,
         }
     sqlite_file = os.path.join(SCRATCH, "test.sqlite3")
     return {

@@ -8,8 +8,10 @@ can time the installs too:
 2. lint, and meanwhile the matrix's virtualenvs (``nox --install-only``, uv);
 3. at once: the main pytest run, then the embedded rerun (each on pytest-xdist
    workers, whose tests mostly wait: on leases, servers, subprocesses), then the
-   docs; and beside them the matrix's sessions (``nox --no-install -s ...``), a few
-   at a time at the lowest CPU priority, so that they use the CPU the others leave.
+   docs; and beside them the integration tests once more through PgBouncer (``make
+   test-pgbouncer``, mostly waiting too), then the matrix's sessions (``nox
+   --no-install -s ...``), a few at a time at the lowest CPU priority, so that they
+   use the CPU the others leave.
 
 Each part writes a log (``.test-logs/<part>.log``), printed whole when the part ends;
 at the end a table gives each part's result, minutes and test counts. Any part that
@@ -179,6 +181,7 @@ def main() -> int:
     main_run = Part("pytest", make("test-main"))
     embedded = Part("embedded", make("test-embedded"))
     docs = Part("docs", make("docs"))
+    pgbouncer = Part("pgbouncer", make("test-pgbouncer"))
     # The matrix's sessions at the lowest CPU priority: they take the CPU the other
     # parts leave while they wait (on leases, servers, subprocesses), never the CPU
     # that the latency tests of the main run and the embedded rerun need.
@@ -186,10 +189,14 @@ def main() -> int:
         Part(f"matrix {name}", NICE + make("matrix", f"ARGS=--no-install -s {shlex.quote(name)}"))
         for name in ([] if matrix_install.failed else matrix_sessions())
     ]
-    lanes = [in_background([main_run, embedded, docs]), in_background(sessions, MATRIX_JOBS)]
+    lanes = [
+        in_background([main_run, embedded, docs]),
+        in_background([pgbouncer, *sessions], MATRIX_JOBS),
+    ]
     for thread in lanes:
         thread.join()
-    return report([install, lint, matrix_install, main_run, embedded, docs, *sessions], started)
+    parts = [install, lint, matrix_install, main_run, embedded, docs, pgbouncer, *sessions]
+    return report(parts, started)
 
 
 def report(parts: list[Part], started: float) -> int:
