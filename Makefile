@@ -50,7 +50,8 @@ test-main: $(INSTALLED)
 	$(BIN)/python -m pytest $(XDIST) $(TEST_JOBS) -m "not latency"
 	$(BIN)/python -m pytest -m latency
 
-EMBEDDED_MARKS = integration and not postgres_server and not default_leases and not fresh_project
+EMBEDDED_MARKS = integration and not postgres_server and not default_leases and not fresh_project \
+	and not high_availability
 test-embedded: $(INSTALLED)
 	ASYNC_ORDERS_TEST_SERVICES=embedded $(BIN)/python -m pytest $(XDIST) $(EMBEDDED_JOBS) \
 		-m "$(EMBEDDED_MARKS) and not latency"

@@ -42,6 +42,7 @@ DEFAULTS: dict[str, Any] = {
     "LONG_POLL_MAX_WAIT": 30,
     "LONG_POLL_ASYNC": False,
     "NOTIFY_REDIS_URL": None,
+    "NOTIFY_SENTINEL_MASTER": None,
     "NOTIFY_DB_POLL_INTERVAL": 0.25,
     "SSE_HEARTBEAT": 15,
     "SSE_MAX_LIFETIME": 60,
@@ -157,6 +158,7 @@ KINDS: dict[str, Kind] = {
     "LONG_POLL_MAX_WAIT": _seconds(),
     "LONG_POLL_ASYNC": _BOOLEAN,
     "NOTIFY_REDIS_URL": _OPTIONAL_STRING,
+    "NOTIFY_SENTINEL_MASTER": _OPTIONAL_STRING,
     "NOTIFY_DB_POLL_INTERVAL": _seconds(exclusive=True),
     "SSE_HEARTBEAT": _seconds(exclusive=True),
     "SSE_MAX_LIFETIME": _seconds(exclusive=True),
@@ -314,9 +316,16 @@ class Settings:
 
     @property
     def NOTIFY_REDIS_URL(self) -> str | None:
-        """Redis for change notifications: ``None`` means Celery's broker when it is Redis;
-        ``""`` turns pub/sub off, so waiters poll the database."""
+        """Redis for change notifications: ``None`` means Celery's broker when it is Redis
+        (or Redis Sentinel); ``""`` turns pub/sub off, so waiters poll the database. A
+        ``sentinel://`` URL names the sentinels, as Celery's broker URL does."""
         return self._get("NOTIFY_REDIS_URL")
+
+    @property
+    def NOTIFY_SENTINEL_MASTER(self) -> str | None:
+        """The master's name when the notification Redis is a ``sentinel://`` URL;
+        ``None``: the ``master_name`` of Celery's ``broker_transport_options``."""
+        return self._get("NOTIFY_SENTINEL_MASTER")
 
     @property
     def NOTIFY_DB_POLL_INTERVAL(self) -> float:

@@ -3,7 +3,8 @@
 Every stored change of an order (status or progress) sends a signal; the receivers
 here publish on a channel of that order once the change is committed, in whichever
 process made it (usually the worker). A long-poll or an event stream subscribes to
-the channel and re-reads the order when told. Without Redis (a RabbitMQ broker, or
+the channel and re-reads the order when told. The Redis may be a Sentinel group
+(``async_orders.broker.redis_clients``). Without Redis (a RabbitMQ broker, or
 ``NOTIFY_REDIS_URL = ""``) waiters re-read the order every ``NOTIFY_DB_POLL_INTERVAL``
 instead: a little slower to notice, the same answers.
 
@@ -25,13 +26,13 @@ from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
-import redis.asyncio as aioredis
 from django.db import transaction
 from django.dispatch import receiver
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from async_orders import signals
+from async_orders.broker import redis_clients
 from async_orders.broker.celery_config import read_once
 from async_orders.conf import conf
 
@@ -69,10 +70,12 @@ def redis_url() -> str | None:
 @read_once
 def _broker_redis_url(app: Celery) -> str | None:
     """The app's broker, if it is a Redis, as a Redis URL: its first one of a failover
-    list. Read once per app: the worker asks twice per order."""
+    list, or all of its sentinels. Read once per app: the worker asks twice per order."""
     url = app.conf.broker_url or ""
-    first = url[0] if isinstance(url, list | tuple) else str(url).split(";")[0]
-    return _as_redis_url(first)
+    urls = list(url) if isinstance(url, list | tuple) else str(url).split(";")
+    if redis_clients.is_sentinel(urls[0]):  # every sentinel: any of them may be down
+        return ";".join(urls)
+    return _as_redis_url(urls[0])
 
 
 def _as_redis_url(broker_url: str) -> str | None:
@@ -113,7 +116,7 @@ def _client(url: str) -> redis.Redis:
     child, so a prefork pool process never writes on its parent's socket. A plain
     ``PUBLISH`` whose reply is awaited: writing with replies turned off (``CLIENT
     REPLY OFF``) saved no drain rate measurably (docs/performance.md)."""
-    return redis.Redis.from_url(url, retry=RETRY)
+    return redis_clients.client(url, retry=RETRY)
 
 
 @contextmanager
@@ -123,13 +126,12 @@ def listening(order_id: uuid.UUID | str) -> Iterator[NextChange]:
     if url is None:
         yield _sleep
         return
-    client = redis.Redis.from_url(url)
-    pubsub = client.pubsub(ignore_subscribe_messages=True)
-    try:
-        yield _subscribed(pubsub, order_id)
-    finally:
-        pubsub.close()
-        client.close()
+    with redis_clients.opened(url) as client:
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        try:
+            yield _subscribed(pubsub, order_id)
+        finally:
+            pubsub.close()
 
 
 @asynccontextmanager
@@ -139,13 +141,12 @@ async def alistening(order_id: uuid.UUID | str) -> AsyncIterator[AsyncNextChange
     if url is None:
         yield _asleep
         return
-    client = aioredis.Redis.from_url(url)
-    pubsub = client.pubsub(ignore_subscribe_messages=True)
-    try:
-        yield await _asubscribed(pubsub, order_id)
-    finally:
-        await pubsub.aclose()
-        await client.aclose()
+    async with redis_clients.aopened(url) as client:
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        try:
+            yield await _asubscribed(pubsub, order_id)
+        finally:
+            await pubsub.aclose()
 
 
 def _subscribed(pubsub: Any, order_id: uuid.UUID | str) -> NextChange:

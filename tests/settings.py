@@ -57,6 +57,11 @@ if replica_port := os.environ.get("ASYNC_ORDERS_TEST_REPLICA_PORT"):
     DATABASE_ROUTERS = ["tests.replica.ReplicaRouter"]
 
 CELERY_BROKER_URL = services.broker_url()
+# A fault test's processes may be started with transport options of their own (the
+# Sentinel master's name, a global key prefix).
+CELERY_BROKER_TRANSPORT_OPTIONS = json.loads(
+    os.environ.get("ASYNC_ORDERS_TEST_BROKER_TRANSPORT_OPTIONS", "{}")
+)
 CELERY_TASK_DEFAULT_QUEUE = services.QUEUE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Workers keep their database connection across tasks, as docs/deployment.md advises.
