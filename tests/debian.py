@@ -18,7 +18,7 @@ import pytest
 def installed(program: str, package: str) -> str | None:
     """The path of ``program``, after installing Debian's ``package`` if it was missing
     and this process may (root, apt-get); ``None`` when it is still missing."""
-    found = _which(program)
+    found = which(program)
     if found or os.geteuid() != 0 or not shutil.which("apt-get"):
         return found
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
@@ -26,10 +26,10 @@ def installed(program: str, package: str) -> str | None:
     if subprocess.run(install, env=env, capture_output=True).returncode != 0:
         subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True)
         subprocess.run(install, env=env, capture_output=True)
-    return _which(program)
+    return which(program)
 
 
-def _which(program: str) -> str | None:
+def which(program: str) -> str | None:
     """On ``PATH``, or where Debian puts daemons (``/usr/sbin``, off a user's ``PATH``)."""
     return shutil.which(program) or shutil.which(program, path="/usr/sbin:/sbin")
 

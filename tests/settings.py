@@ -57,15 +57,13 @@ if replica_port := os.environ.get("ASYNC_ORDERS_TEST_REPLICA_PORT"):
     DATABASE_ROUTERS = ["tests.replica.ReplicaRouter"]
 
 CELERY_BROKER_URL = services.broker_url()
-# A fault test's processes may be started with transport options of their own (the
-# Sentinel master's name, a global key prefix).
-CELERY_BROKER_TRANSPORT_OPTIONS = json.loads(
-    os.environ.get("ASYNC_ORDERS_TEST_BROKER_TRANSPORT_OPTIONS", "{}")
-)
 CELERY_TASK_DEFAULT_QUEUE = services.QUEUE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Workers keep their database connection across tasks, as docs/deployment.md advises.
 CELERY_DB_REUSE_MAX = 1000
+# A fault test's processes may be started with Celery settings of their own, as
+# {"CELERY_...": value}: a Sentinel master's name, a key prefix, quorum queues.
+globals().update(json.loads(os.environ.get("ASYNC_ORDERS_TEST_CELERY_SETTINGS", "{}")))
 
 ASYNC_ORDERS = {
     # Every progress step is written, so tests can watch each one.

@@ -25,8 +25,8 @@ PREFIX = "{async-orders}:"
 def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     from django.db import connection
 
-    options = json.dumps({"global_keyprefix": PREFIX})
-    monkeypatch.setenv("ASYNC_ORDERS_TEST_BROKER_TRANSPORT_OPTIONS", options)
+    options = {"CELERY_BROKER_TRANSPORT_OPTIONS": {"global_keyprefix": PREFIX}}
+    monkeypatch.setenv("ASYNC_ORDERS_TEST_CELERY_SETTINGS", json.dumps(options))
     with ExitStack() as cleanup:
         broker, ledger = (cleanup.enter_context(private_redis(tmp_path / n)) for n in ("b", "l"))
         database_env = {"ASYNC_ORDERS_TEST_DB_NAME": str(connection.settings_dict["NAME"])}
