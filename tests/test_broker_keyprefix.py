@@ -16,7 +16,11 @@ import redis
 from tests.faultstack import Stack, private_redis
 from tests.helpers import wait_until
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.high_availability,
+    pytest.mark.django_db(transaction=True),
+]
 
 PREFIX = "{async-orders}:"
 
