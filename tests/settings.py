@@ -27,6 +27,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "async_orders",
     "tests.testapp",
+    # Another TASKS backend (the "db" alias below), run by its own db_worker.
+    "django_tasks_db",
 ]
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -92,6 +94,8 @@ TASKS = {
         "BACKEND": "async_orders.task_backend.OrderBackend",
         "OPTIONS": {"RETRIES": 1, "RETRY_BACKOFF": 0.01},
     },
+    # A backend that is not ours: orders of its tasks follow their results.
+    "db": {"BACKEND": "django_tasks_db.DatabaseBackend"},
 }
 
 LOGGING = {

@@ -133,7 +133,8 @@ def _republish_unsent(report: Reconciliation) -> None:
 def _republish(which: Q, report: Reconciliation) -> None:
     """Publish the startable orders ``which`` selects again, each claimed first (its
     ``published_at`` moved on) so that two reconcilers never both send it."""
-    waiting = Order.objects.filter(which, status__in=STARTABLE).order_by("pk")
+    # An order following another backend's task has no message of ours to resend.
+    waiting = Order.objects.filter(which, status__in=STARTABLE, external_id="").order_by("pk")
     after = Q()
     while batch := list(waiting.filter(after)[:BATCH]):
         after = Q(pk__gt=batch[-1].pk)
