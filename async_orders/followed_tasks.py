@@ -156,14 +156,22 @@ def _canceler(backend: BaseTaskBackend) -> Callable[[str], bool] | None:
 
 @receiver(task_started, dispatch_uid="async_orders.followed_tasks.started")
 @receiver(task_finished, dispatch_uid="async_orders.followed_tasks.finished")
-def _follow_signal(sender: type, task_result: TaskResult[Any], **kwargs: Any) -> None:
+def _follow_signal(sender: Any, task_result: TaskResult[Any], **kwargs: Any) -> None:
     """Sent by another backend's worker as it starts or finishes a task: move the
-    order that follows that task, if one does (tasks enqueued in code have none)."""
-    if issubclass(sender, OrderBackend):
-        return
-    followers = Order.objects.filter(
-        task_backend=task_result.backend, external_id=str(task_result.id)
-    )
-    order = followers.order_by().first()
-    if order is not None:
-        follow_result(order, task_result)
+    order that follows that task, if one does (tasks enqueued in code have none).
+
+    Told by the result's alias, not by ``sender`` (the backend's class, but
+    django-tasks-db's worker sends the instance). Whatever goes wrong here is logged,
+    never raised: an exception would fail the task in that worker; the next poll
+    follows the result with ``get_result`` instead."""
+    try:
+        if is_ours(task_result.backend):
+            return
+        followers = Order.objects.filter(
+            task_backend=task_result.backend, external_id=str(task_result.id)
+        )
+        order = followers.order_by().first()
+        if order is not None:
+            follow_result(order, task_result)
+    except Exception:
+        logger.exception("The order following task %s could not be moved.", task_result.id)

@@ -121,3 +121,17 @@ def cancels_itself(items: int) -> int:
     assert order is not None
     type(order).objects.filter(pk=order.pk).update(cancel_requested=True)
     return sum(1 for _ in ProgressItems(range(items)))
+
+
+@schedulable
+@task(backend="immediate")
+def add_at_once(a: int, b: int) -> int:
+    """Run by Django's ImmediateBackend as it is enqueued."""
+    return a + b
+
+
+@schedulable
+@task(backend="dummy")
+def add_never(a: int, b: int) -> int:
+    """Kept by Django's DummyBackend, which runs nothing and cannot drop a task."""
+    return a + b
