@@ -29,21 +29,13 @@ from typing import Any
 
 from django.dispatch import receiver
 
+from async_orders import task_compat
 from async_orders.exceptions import CancelUnsupported
 from async_orders.models import ACTIVE, STARTABLE, FailureCode, Order, failure
 from async_orders.paths import RESULT, order_path
 from async_orders.placing import Submit
 from async_orders.task_backend import OrderBackend
-from async_orders.task_compat import (
-    BaseTaskBackend,
-    Task,
-    TaskResult,
-    TaskResultDoesNotExist,
-    TaskResultStatus,
-    task_backends,
-    task_finished,
-    task_started,
-)
+from async_orders.task_compat import Task, TaskResult, TaskResultDoesNotExist, TaskResultStatus
 from async_orders.task_results import NotJSON, json_text
 from async_orders.view_response import ViewResponse
 
@@ -52,7 +44,7 @@ logger = logging.getLogger("async_orders")
 
 def is_ours(alias: str) -> bool:
     """Whether the ``TASKS`` backend ``alias`` runs its tasks as our orders."""
-    return isinstance(task_backends[alias], OrderBackend)
+    return isinstance(task_compat.task_backends[alias], OrderBackend)
 
 
 def enqueue_followed(
@@ -79,7 +71,7 @@ def follow(order: Order) -> None:
     where the backend has it; a result the backend no longer knows changes nothing."""
     if not order.is_followed or order.status not in ACTIVE:
         return
-    backend = task_backends[order.task_backend]
+    backend = task_compat.task_backends[order.task_backend]
     if not backend.supports_get_result:
         return
     try:
@@ -123,7 +115,7 @@ def cancel_followed(order: Order) -> bool:
         if order.status in ACTIVE:
             raise CancelUnsupported(order.task_backend, started=True)
         return False
-    canceler = _canceler(task_backends[order.task_backend])
+    canceler = _canceler(task_compat.task_backends[order.task_backend])
     if canceler is None:
         raise CancelUnsupported(order.task_backend, started=False)
     if not canceler(order.external_id):
@@ -150,12 +142,12 @@ CANCELERS: dict[str, Callable[[str], bool]] = {
 }
 
 
-def _canceler(backend: BaseTaskBackend) -> Callable[[str], bool] | None:
+def _canceler(backend: object) -> Callable[[str], bool] | None:
     return CANCELERS.get(f"{type(backend).__module__}.{type(backend).__qualname__}")
 
 
-@receiver(task_started, dispatch_uid="async_orders.followed_tasks.started")
-@receiver(task_finished, dispatch_uid="async_orders.followed_tasks.finished")
+@receiver(task_compat.task_started, dispatch_uid="async_orders.followed_tasks.started")
+@receiver(task_compat.task_finished, dispatch_uid="async_orders.followed_tasks.finished")
 def _follow_signal(sender: Any, task_result: TaskResult[Any], **kwargs: Any) -> None:
     """Sent by another backend's worker as it starts or finishes a task: move the
     order that follows that task, if one does (tasks enqueued in code have none).

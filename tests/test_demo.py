@@ -68,25 +68,20 @@ def test_the_demo_on_a_busy_port_names_demo_port(tmp_path: Path) -> None:
 
 
 def _order_the_task(base: str) -> str:
-    placed = requests.post(
-        f"{base}/async/tasks/demo.shop.jobs.count_toppings/order/",
-        json={"kwargs": {"pizzas": 4}},
-        allow_redirects=False,
-        timeout=5,
-    )
-    assert placed.status_code == 302, placed.text
-    return placed.headers["Location"]
+    return _place(base, "tasks/demo.shop.jobs.count_toppings", {"kwargs": {"pizzas": 4}})
 
 
 def _try_order(base: str) -> str | None:
     try:
-        placed = requests.post(
-            f"{base}/async/shop:pizza-list/order/",
-            json={"data": {"name": "funghi"}},
-            allow_redirects=False,
-            timeout=5,
-        )
+        return _place(base, "shop:pizza-list", {"data": {"name": "funghi"}})
     except requests.ConnectionError:
         return None
-    assert placed.status_code == 302
+
+
+def _place(base: str, name: str, body: dict[str, object]) -> str:
+    """POST an order of ``name`` (a view's URL name, or ``tasks/<path>``); its URL."""
+    placed = requests.post(
+        f"{base}/async/{name}/order/", json=body, allow_redirects=False, timeout=5
+    )
+    assert placed.status_code == 302, placed.text
     return placed.headers["Location"]

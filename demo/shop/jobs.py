@@ -12,7 +12,11 @@ from __future__ import annotations
 import time
 
 from async_orders import ProgressItems, schedulable
-from async_orders.task_compat import task
+
+try:
+    from django.tasks import task
+except ImportError:  # Django 5.2: the django-tasks backport
+    from django_tasks import task
 
 SECONDS_PER_PIZZA = 0.05
 
