@@ -23,4 +23,5 @@ class AsyncOrdersConfig(AppConfig):
             # (web, worker, reconciler), and the receivers that move the orders of
             # tasks another backend's worker runs (in that worker);
             # ImproperlyConfigured on Django 5.2 without the django-tasks backport.
-            from async_orders import followed_tasks, task_results  # noqa: F401
+            from async_orders import task_results  # noqa: F401
+            from async_orders.worker import following  # noqa: F401

@@ -8,8 +8,8 @@ backend's worker runs it; the order keeps the backend's ``TaskResult`` id
 (``external_id``) and follows it:
 
 * through the ``django.tasks`` signals the other worker sends (``task_started``,
-  ``task_finished``): it is a Django process of the same project, so the receivers
-  below run there and move the order at once;
+  ``task_finished``): it is a Django process of the same project, so our receivers
+  (:mod:`async_orders.worker.following`) run there and move the order at once;
 * through ``get_result`` when the order is polled, where the backend supports it:
   what a worker that sent no signal (or one lost before the id was stored) did.
 
@@ -17,17 +17,15 @@ What such an order lacks of ours (its representation lists it as ``limitations``
 the other worker holds no lease, so there is no fencing token and no recovery of a
 lost worker beyond what that backend does; a task can be canceled only before it
 starts, and only where we know how to drop it from the backend's queue
-(:data:`CANCELERS`); and the task's progress is not reported.
+(:data:`CANCELERS`); and progress shows only when the task reports it with our
+helpers (``ProgressItems``), which the receivers make work in that worker.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
-
-from django.dispatch import receiver
 
 from async_orders import task_compat
 from async_orders.exceptions import CancelUnsupported
@@ -38,8 +36,6 @@ from async_orders.task_backend import OrderBackend
 from async_orders.task_compat import Task, TaskResult, TaskResultDoesNotExist, TaskResultStatus
 from async_orders.task_results import NotJSON, json_text
 from async_orders.view_response import ViewResponse
-
-logger = logging.getLogger("async_orders")
 
 
 def is_ours(alias: str) -> bool:
@@ -81,9 +77,10 @@ def follow(order: Order) -> None:
     follow_result(order, result)
 
 
-def follow_result(order: Order, result: TaskResult[Any]) -> None:
+def follow_result(order: Order, result: TaskResult[Any], message: str | None = None) -> None:
     """Move the order to where the followed ``result`` is; each move is conditional,
-    so a signal and a poll that both see the same change apply it once."""
+    so a signal and a poll that both see the same change apply it once. ``message``:
+    a failure's, when the task named it with ``fail_on_error``."""
     if result.status == TaskResultStatus.RUNNING:
         order.follow_start(worker=result.worker_ids[-1] if result.worker_ids else "")
     elif result.status == TaskResultStatus.SUCCESSFUL:
@@ -91,7 +88,7 @@ def follow_result(order: Order, result: TaskResult[Any]) -> None:
     elif result.status == TaskResultStatus.FAILED:
         error = result.errors[-1] if result.errors else None
         order.follow_fail(
-            failure(FailureCode.EXCEPTION, "The task raised an error."),
+            failure(FailureCode.EXCEPTION, message or "The task raised an error."),
             traceback=error.traceback if error else "",
             error_class=error.exception_class_path if error else "",
         )
@@ -146,24 +143,12 @@ def _canceler(backend: object) -> Callable[[str], bool] | None:
     return CANCELERS.get(f"{type(backend).__module__}.{type(backend).__qualname__}")
 
 
-@receiver(task_compat.task_started, dispatch_uid="async_orders.followed_tasks.started")
-@receiver(task_compat.task_finished, dispatch_uid="async_orders.followed_tasks.finished")
-def _follow_signal(sender: Any, task_result: TaskResult[Any], **kwargs: Any) -> None:
-    """Sent by another backend's worker as it starts or finishes a task: move the
-    order that follows that task, if one does (tasks enqueued in code have none).
-
-    Told by the result's alias, not by ``sender`` (the backend's class, but
-    django-tasks-db's worker sends the instance). Whatever goes wrong here is logged,
-    never raised: an exception would fail the task in that worker; the next poll
-    follows the result with ``get_result`` instead."""
-    try:
-        if is_ours(task_result.backend):
-            return
-        followers = Order.objects.filter(
-            task_backend=task_result.backend, external_id=str(task_result.id)
-        )
-        order = followers.order_by().first()
-        if order is not None:
-            follow_result(order, task_result)
-    except Exception:
-        logger.exception("The order following task %s could not be moved.", task_result.id)
+def follower(task_result: TaskResult[Any]) -> Order | None:
+    """The order that follows ``task_result``, a result of another backend; ``None``
+    for a result of ours, or one no order follows (a task enqueued in code)."""
+    if is_ours(task_result.backend):
+        return None
+    followers = Order.objects.filter(
+        task_backend=task_result.backend, external_id=str(task_result.id)
+    )
+    return followers.order_by().first()

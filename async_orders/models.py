@@ -112,8 +112,8 @@ SHOWN_FIELDS = (
 #: What an order of a task run by another ``TASKS`` backend lacks, as its
 #: representation's ``limitations`` lists it (docs/tasks.md explains each):
 #: no lease, so no fencing token; cancel only before it starts, and only where the
-#: backend can drop a task; no progress (our helpers report only inside our worker).
-FOLLOWED_LIMITATIONS = ("no_fencing_token", "cancel_only_while_ready", "no_progress")
+#: backend can drop a task; progress only when the task reports it with our helper.
+FOLLOWED_LIMITATIONS = ("no_fencing_token", "cancel_only_while_ready", "progress_only_with_helper")
 
 
 class FailureCode(models.TextChoices):

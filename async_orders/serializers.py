@@ -76,7 +76,8 @@ class OrderSerializer(serializers.ModelSerializer):
         read_only=True,
         help_text="What this order lacks of the usual guarantees: empty unless its task "
         "runs on another TASKS backend's worker (no fencing token, cancel only while "
-        "it has not started, no progress). See the Tasks page of the docs.",
+        "it has not started, progress only where the task reports it with "
+        "ProgressItems). See the Tasks page of the docs.",
     )
     progress = ProgressSerializer(source="*", read_only=True)
     resource_url = serializers.URLField(

@@ -85,6 +85,21 @@ def test_db_worker_runs_the_tasks_and_the_orders_follow_its_signals(client: APIC
     assert "no luck" not in str(client.get(failed["Location"]).json())
 
 
+@pytest.mark.django_db(transaction=True)
+def test_progress_items_and_fail_on_error_work_in_db_worker(client: APIClient) -> None:
+    counted = order_task(client, "tests.testapp.jobs.count_in_db", {"args": [7]})
+    refused = order_task(client, "tests.testapp.jobs.count_in_db", {"args": [101]})
+
+    run_db_worker()
+
+    order = Order.objects.get(pk=counted.json()["id"])
+    assert order.status == OrderStatus.COMPLETED
+    assert (order.progress_current, order.progress_total) == (7, 7)
+    assert order.message == "counting elsewhere"
+    failure = client.get(refused["Location"]).json()["error"]
+    assert failure["message"] == "Too many to count."
+
+
 def run_db_worker() -> None:
     """django-tasks-db's ``db_worker``, on the test database, until no task is left."""
     env = {

@@ -135,3 +135,14 @@ def add_at_once(a: int, b: int) -> int:
 def add_never(a: int, b: int) -> int:
     """Kept by Django's DummyBackend, which runs nothing and cannot drop a task."""
     return a + b
+
+
+@schedulable
+@task(backend="db")
+def count_in_db(items: int) -> int:
+    """Counts with ``ProgressItems`` in django-tasks-db's worker, where it reports on
+    the order that follows it; fails as ``fail_on_error`` names it past 100 items."""
+    with fail_on_error("Too many to count."):
+        if items > 100:
+            raise ValueError(items)
+    return sum(1 for _ in ProgressItems(range(items), message="counting elsewhere"))
