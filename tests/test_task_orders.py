@@ -20,6 +20,7 @@ from async_orders.models import Order, OrderKind, OrderStatus
 from async_orders.ownership import ENQUEUED
 from async_orders.task_compat import task, task_enqueued
 from async_orders.worker.execution import run_order
+from tests.helpers import wait_until
 from tests.testapp import jobs
 
 pytestmark = pytest.mark.django_db
@@ -308,3 +309,20 @@ def test_the_schema_names_the_tasks_and_types_their_parameters(api: APIClient) -
     greet = operation["x-task-parameters"]["tests.testapp.jobs.greet"]
     assert greet["properties"]["punctuation"] == {"anyOf": [{"type": "string"}, {"type": "null"}]}
     assert greet["required"] == ["name"]
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("celery_worker")
+def test_a_task_ordered_over_http_runs_on_the_celery_worker(api: APIClient, user: User) -> None:
+    api.force_authenticate(user)
+    placed = order_task(api, "tests.testapp.jobs.greet", {"kwargs": {"name": "Live"}})
+
+    done = wait_until(
+        lambda: (poll := api.get(placed["Location"])).status_code == 201 and poll,
+        timeout=60,
+        what="the task order to complete on the worker",
+    )
+
+    assert api.get(done["Location"]).json() == {"greeting": "Hello, Live!", "attempt": 1}
+    assert Order.objects.get().worker.startswith("worker@")
