@@ -49,13 +49,15 @@ class OrderAdmin(admin.ModelAdmin):
         "started_at",
         "finished_at",
     ]
-    list_filter = ["status", "view_name", "created_at", "finished_at"]
+    list_filter = ["status", "kind", "view_name", "created_at", "finished_at"]
     list_select_related = ["owner"]
     date_hierarchy = "created_at"
     search_fields = ["id", "owner__username", "owner__email", "requester"]
     actions = ["cancel_orders", "rerun_failed_orders"]
     fieldsets = [
-        (None, {"fields": ["id", "view_name", "status", "owner", "requester", "attempts"]}),
+        (None, {"fields": ["id", "kind", "view_name", "status", "owner", "requester", "attempts"]}),
+        # A task that another TASKS backend runs: its alias and that backend's result id.
+        ("Task", {"fields": ["task_backend", "external_id"]}),
         ("Envelope", {"fields": ["envelope", "origin", "idempotency_key"]}),
         ("Progress", {"fields": ["progress_bar", "message", "cancel_requested"]}),
         (

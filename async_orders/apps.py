@@ -18,17 +18,10 @@ class AsyncOrdersConfig(AppConfig):
         from async_orders import checks, handover, metrics, notify, tasks, webhooks  # noqa: F401
         from async_orders.worker import presence  # noqa: F401
 
-        if _serves_tasks():
+        if getattr(settings, "TASKS", None):
             # django.tasks' signals for task orders, in every process that moves one
-            # (web, worker, reconciler); ImproperlyConfigured without the framework.
+            # (web, worker, reconciler), and the receivers that move the orders of
+            # tasks another backend's worker runs (in that worker);
+            # ImproperlyConfigured on Django 5.2 without the django-tasks backport.
             from async_orders import task_results  # noqa: F401
-
-
-#: The backend of ours a ``TASKS`` entry may name.
-ORDER_BACKEND = "async_orders.task_backend.OrderBackend"
-
-
-def _serves_tasks() -> bool:
-    """Whether a ``TASKS`` backend of the project is ours."""
-    backends = getattr(settings, "TASKS", None) or {}
-    return any(params.get("BACKEND") == ORDER_BACKEND for params in backends.values())
+            from async_orders.worker import following  # noqa: F401

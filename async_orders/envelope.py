@@ -159,8 +159,27 @@ class EnvelopeSerializer(serializers.Serializer):
             raise serializers.ValidationError(
                 {"eta": [gettext("Give countdown or eta, not both.")]}
             )
+        return self.validate_arguments(attrs)
+
+    def validate_arguments(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """A view's route takes positional or named arguments, never both."""
         if attrs.get("args") and attrs.get("kwargs"):
             raise serializers.ValidationError({"args": [gettext("Give args or kwargs, not both.")]})
+        return attrs
+
+
+class TaskEnvelopeSerializer(EnvelopeSerializer):
+    """The POST body of a task's order: the task's positional and named arguments (both
+    may be given), when to run it and where to report; every key is optional and no
+    other key is allowed."""
+
+    # A view's envelope without what only a view takes; task_orders binds the
+    # arguments to the task's signature.
+    method = None  # type: ignore[assignment]
+    query = None  # type: ignore[assignment]
+    data = None  # type: ignore[assignment]
+
+    def validate_arguments(self, attrs: dict[str, Any]) -> dict[str, Any]:
         return attrs
 
 
@@ -169,7 +188,7 @@ def parse_envelope(endpoint: Endpoint, body: Any) -> Envelope:
     check_text(body)
     serializer = EnvelopeSerializer(data=body)
     if not serializer.is_valid():
-        raise InvalidEnvelope(_flatten(serializer.errors))
+        raise InvalidEnvelope(flatten(serializer.errors))
     fields = serializer.validated_data
     by_method = endpoint.options_by_method()
     method = _method(endpoint, by_method, fields.get("method"))
@@ -183,8 +202,8 @@ def parse_envelope(endpoint: Endpoint, body: Any) -> Envelope:
         kwargs=fields["kwargs"],
         query=fields["query"],
         data=fields["data"],
-        run_at=_run_at(fields.get("countdown"), fields.get("eta")),
-        fingerprint=_fingerprint(endpoint.name, body),
+        run_at=run_at_of(fields.get("countdown"), fields.get("eta")),
+        fingerprint=fingerprint(endpoint.name, body),
         max_attempts=1 + options.retries,
         callback_url=fields.get("callback_url", ""),
     )
@@ -229,7 +248,8 @@ def _member(where: str, name: str) -> str:
     return name if where == "body" else f"{where}.{name}"
 
 
-def _fingerprint(view_name: str, body: dict[str, Any]) -> str:
+def fingerprint(view_name: str, body: dict[str, Any]) -> str:
+    """What tells an ``Idempotency-Key`` retry (the same request) from a reuse."""
     canonical = json.dumps([view_name, body], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -245,7 +265,7 @@ def _check_inputs(options: ViewOptions, fields: dict[str, Any]) -> None:
             continue
         serializer = serializer_class(data=fields[key] if fields[key] is not None else {})
         if not serializer.is_valid():
-            errors.update(_prefixed(key, _flatten(serializer.errors)))
+            errors.update(_prefixed(key, flatten(serializer.errors)))
     if errors:
         raise InvalidEnvelope(errors)
 
@@ -256,7 +276,7 @@ def _prefixed(key: str, errors: dict[str, list[str]]) -> dict[str, list[str]]:
     }
 
 
-def _flatten(errors: Any) -> dict[str, list[str]]:
+def flatten(errors: Any) -> dict[str, list[str]]:
     if isinstance(errors, list):  # the body was not a JSON object at all
         return {"body": [str(error) for error in errors]}
     return {
@@ -326,8 +346,9 @@ def _fits(converter: Any, value: Any) -> bool:
     return re.fullmatch(converter.regex, text) is not None
 
 
-def _run_at(countdown: float | None, eta: datetime | None) -> datetime | None:
-    """When the order may run; ``None`` for now."""
+def run_at_of(countdown: float | None, eta: datetime | None) -> datetime | None:
+    """When the order may run, from the envelope's ``countdown`` or ``eta``; ``None``
+    for now; :class:`InvalidEnvelope` past ``MAX_SCHEDULE_SECONDS``."""
     now = timezone.now()
     horizon = conf.MAX_SCHEDULE_SECONDS
     if countdown is not None and countdown > horizon:  # before timedelta() can overflow

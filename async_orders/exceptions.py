@@ -107,6 +107,23 @@ class OrderFinished(APIException):
         super().__init__(message % {"status": order_status})
 
 
+class CancelUnsupported(APIException):
+    """The order's task runs on another ``TASKS`` backend, which cannot stop it: it has
+    started, or that backend offers no way to drop a task it holds."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "cancel_unsupported"
+
+    def __init__(self, backend: str, *, started: bool) -> None:
+        if started:
+            message = gettext(
+                "The task has started on the TASKS backend %(backend)s, which cannot stop it."
+            )
+        else:
+            message = gettext("The TASKS backend %(backend)s cannot cancel a task it holds.")
+        super().__init__(message % {"backend": repr(backend)})
+
+
 class ResultNotStored(APIException):
     """The order completed, but its response was too large to keep."""
 

@@ -106,7 +106,16 @@ SHOWN_FIELDS = (
     "run_at",
     "started_at",
     "finished_at",
+    "kind",
+    "task_backend",
+    "external_id",
 )
+
+#: What an order of a task run by another ``TASKS`` backend lacks, as its
+#: representation's ``limitations`` lists it (docs/tasks.md explains each):
+#: no lease, so no fencing token; cancel only before it starts, and only where the
+#: backend can drop a task; progress only when the task reports it with our helper.
+FOLLOWED_LIMITATIONS = ("no_fencing_token", "cancel_only_while_ready", "progress_only_with_helper")
 
 
 class FailureCode(models.TextChoices):
@@ -225,7 +234,8 @@ class Order(models.Model):
     requester = models.CharField(
         max_length=64,
         default=ANONYMOUS,
-        help_text="user:<pk>, session:<key> or anonymous: who may see the order.",
+        help_text="user:<pk>, session:<key>, anonymous, or enqueued (a task enqueued in "
+        "code): who may see the order.",
     )
     idempotency_key = models.CharField(max_length=255, blank=True)
     fingerprint = models.CharField(
@@ -259,6 +269,12 @@ class Order(models.Model):
     )
     task_backend = models.CharField(
         max_length=100, blank=True, help_text="The TASKS alias a task order was enqueued with."
+    )
+    external_id = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text="The TaskResult id given by a TASKS backend other than ours, whose worker "
+        "runs the task: the order follows that result. Empty: our worker runs it.",
     )
     lock_keys = models.JSONField(
         default=list, blank=True, help_text="Keys this order holds while active (OrderLock)."
@@ -323,6 +339,13 @@ class Order(models.Model):
             models.Index(fields=["requester", "-created_at"], name="async_order_requester_recent"),
             models.Index(fields=["requester", "status"], name="async_order_requester_status"),
             models.Index(fields=["status", "finished_at"], name="async_order_status_finished"),
+            # Finding the order that follows a task run by another backend; only such
+            # orders are in it, so other orders' INSERTs do not write it.
+            models.Index(
+                fields=["task_backend", "external_id"],
+                condition=~Q(external_id=""),
+                name="async_order_external_task",
+            ),
         ]
         constraints = [
             models.CheckConstraint(
@@ -346,6 +369,18 @@ class Order(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in FINISHED
+
+    @property
+    def is_followed(self) -> bool:
+        """A task order run by another ``TASKS`` backend's worker, not ours: the order
+        follows that backend's ``TaskResult`` (:mod:`async_orders.followed_tasks`)."""
+        return bool(self.external_id)
+
+    @property
+    def limitations(self) -> list[str]:
+        """What this order lacks of our guarantees: :data:`FOLLOWED_LIMITATIONS` for a
+        followed order, nothing for one our worker runs."""
+        return list(FOLLOWED_LIMITATIONS) if self.is_followed else []
 
     def is_visible_to(self, user: Any, session_key: str | None) -> bool:
         """Whether this requester may see the order (see :func:`visible_requesters`).
@@ -490,6 +525,29 @@ class Order(models.Model):
                 f"MAX_RESULT_BYTES ({conf.MAX_RESULT_BYTES}) and was not stored."
             )
         return fields
+
+    def follow_start(self, worker: str) -> bool:
+        """scheduled/queued -> running, as another backend's worker started the task
+        this order follows: one attempt more, no lease (that worker keeps none of ours)."""
+        return self._move(
+            STARTABLE,
+            OrderStatus.RUNNING,
+            started_at=timezone.now(),
+            attempts=self.attempts + 1,
+            worker=worker,
+        )
+
+    def follow_complete(self, response: ViewResponse, resource_url: str) -> bool:
+        """-> completed with the followed task's return value, from any active status
+        (its start may not have been seen)."""
+        changes = self._response_fields(response)
+        return self._move(ACTIVE, OrderStatus.COMPLETED, resource_url=resource_url, **changes)
+
+    def follow_fail(self, error: dict[str, Any], traceback: str, error_class: str) -> bool:
+        """-> failed as the followed task did, from any active status."""
+        return self._move(
+            ACTIVE, OrderStatus.FAILED, error=error, traceback=traceback, error_class=error_class
+        )
 
     def cancel(self) -> bool:
         """Cancel: at once if it has not started, else ask the running view to stop.

@@ -16,6 +16,15 @@ VIEW_PERMISSION = "async_orders.view_order"
 #: ``Order.requester`` of anonymous orders placed without a session.
 ANONYMOUS = "anonymous"
 
+#: ``Order.requester`` of task orders enqueued in code (``some_task.enqueue()``): no
+#: request placed them, so nobody owns them. Unlike an anonymous order, holding the
+#: URL is not enough to see one: only holders of ``view_order`` do (a task enqueued
+#: by the application may carry what no client should read), and no cap counts them.
+ENQUEUED = "enqueued"
+
+#: Requesters with no identity to cap or to list by.
+UNCOUNTED = frozenset({ANONYMOUS, ENQUEUED})
+
 #: The session key under which an anonymous session keeps the requester its orders
 #: were placed as: signing in gives the session a new key, but keeps its data.
 SESSION_REQUESTER = "async_orders_requester"
@@ -54,7 +63,7 @@ def listed_requesters(
     owner: their URL is their only key."""
     if everyone and may_see_everyones(user):
         return None
-    return {requester_key(user, session_key)} - {ANONYMOUS}
+    return {requester_key(user, session_key)} - UNCOUNTED
 
 
 def may_see_everyones(user: Any) -> bool:

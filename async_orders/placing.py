@@ -8,6 +8,7 @@ What the web layer and the admin call; it publishes through
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -25,7 +26,7 @@ from async_orders.exceptions import (
 )
 from async_orders.models import ACTIVE, Order, OrderStatus, RequesterLock
 from async_orders.order_statements import Limit, insert_row
-from async_orders.ownership import ANONYMOUS
+from async_orders.ownership import ANONYMOUS, UNCOUNTED
 
 
 def place_order(
@@ -35,6 +36,7 @@ def place_order(
     *,
     requester: str = ANONYMOUS,
     idempotency_key: str = "",
+    submit: Submit | None = None,
 ) -> tuple[Order, bool]:
     """Create the order and publish its message once the order's row is committed.
 
@@ -45,15 +47,33 @@ def place_order(
     requester without a session may not send a key: nothing would tell two such
     clients apart. The order's conflict locks are taken in the same transaction
     (:class:`~async_orders.locks.Locked` if one is held).
+
+    ``submit`` sends the new order on its way, last in its transaction: by default
+    its message, published once the row is committed; a task of another ``TASKS``
+    backend is enqueued with that backend instead
+    (:func:`async_orders.followed_tasks.enqueue_followed`).
     """
     if idempotency_key and requester == ANONYMOUS:
         raise IdempotencyKeyNeedsClient()
     with log_context.about(view=envelope.view_name):
-        return _place(envelope, owner, origin, requester, idempotency_key)
+        return _place(envelope, owner, origin, requester, idempotency_key, submit or _publish)
+
+
+#: Sends a new order on its way, inside the transaction that inserts it.
+Submit = Callable[[Order], None]
+
+
+def _publish(order: Order) -> None:
+    transaction.on_commit(partial(publishing.send_order, order))
 
 
 def _place(
-    envelope: Envelope, owner: Any, origin: str, requester: str, idempotency_key: str
+    envelope: Envelope,
+    owner: Any,
+    origin: str,
+    requester: str,
+    idempotency_key: str,
+    submit: Submit,
 ) -> tuple[Order, bool]:
     try:
         with transaction.atomic():
@@ -71,7 +91,7 @@ def _place(
             log_context.now_about(order)
             if envelope.lock_keys:
                 locks.take(order, envelope.lock_keys)  # raises Locked: nothing is kept
-            transaction.on_commit(partial(publishing.send_order, order))
+            submit(order)
     except IntegrityError:
         if not idempotency_key:
             raise
@@ -114,9 +134,9 @@ def _cap(requester: str) -> Limit | None:
     written once
     (:mod:`~async_orders.order_statements`). Anonymous requests without a session have
     no identity to count by (one cap for all would let one client lock out the rest):
-    limit them with ``THROTTLE_CLASSES``."""
+    limit them with ``THROTTLE_CLASSES``; nor do tasks enqueued in code."""
     cap = conf.MAX_ACTIVE_ORDERS
-    if cap is None or requester == ANONYMOUS:
+    if cap is None or requester in UNCOUNTED:
         return None
     return Limit(equal=("requester", requester), among=("status", ACTIVE), most=cap)
 

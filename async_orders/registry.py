@@ -1,13 +1,20 @@
-"""What makes a view schedulable, and finding a view by its URL name.
+"""What makes a view (or a ``django.tasks`` task) schedulable, and finding it by name.
 
-There is no task registry: a view is orderable when its URL name resolves to a
+There is no registry of views: a view is orderable when its URL name resolves to a
 callback marked by :func:`schedulable` (or listed in ``SCHEDULABLE_VIEWS``). The
 URL configuration is walked once per resolver to index every named route.
+
+A task has no URL to find it by, so :func:`schedulable` records an opted-in task
+under its dotted path, and :func:`find_task` looks only there: a path a client sends
+is never imported, so a request cannot make the server import a module (nor order a
+task nobody opted in). The module that defines the task must therefore be imported
+in the web process, as the modules holding signal receivers must be.
 """
 
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
@@ -76,6 +83,27 @@ class ViewOptions:
         return self.retry_on(error)
 
 
+#: The options that mean something for a task: its queue and priority are the task's
+#: own (``@task(queue_name=..., priority=...)``), and it takes no method, query or data.
+TASK_OPTIONS = frozenset({"retries", "retry_on", "retry_backoff", "locks"})
+
+#: Opted-in ``django.tasks`` tasks by dotted path, with their options.
+_tasks: dict[str, SchedulableTask] = {}
+
+
+@dataclass(frozen=True)
+class SchedulableTask:
+    """An opted-in task: what ``POST /async/tasks/<path>/order/`` orders."""
+
+    path: str
+    #: The ``django.tasks`` ``Task``.
+    task: Any
+    options: ViewOptions
+    #: Whether :func:`schedulable` was given retry options; else the backend's
+    #: (``OrderBackend``'s ``OPTIONS``) apply.
+    own_retries: bool = False
+
+
 @overload
 def schedulable(view: V, **options: Any) -> V: ...
 @overload
@@ -89,11 +117,18 @@ def schedulable(view: V | None = None, **options: Any) -> V | Callable[[V], V]:
     are the fields of :class:`ViewOptions` (an unknown one is a ``TypeError`` at
     import time). ``data_serializer``/``query_serializer`` validate inputs when the
     order is placed, so bad input fails the client's POST, not a worker later.
+
+    Applied to a ``django.tasks`` task (above ``@task``, or ``schedulable(task)``), it
+    makes the task orderable through ``POST /async/tasks/<dotted.path>/order/``; of the
+    options only ``retries``, ``retry_on``, ``retry_backoff`` and ``locks`` apply.
     """
     view_options = ViewOptions(**options)
 
     def mark(target: V) -> V:
-        setattr(target, OPTIONS_ATTRIBUTE, view_options)
+        if _is_task(target):
+            _opt_in_task(target, view_options, options)
+        else:
+            setattr(target, OPTIONS_ATTRIBUTE, view_options)
         return target
 
     return mark if view is None else mark(view)
@@ -126,6 +161,39 @@ class Endpoint:
     @property
     def is_schedulable(self) -> bool:
         return bool(self.options_by_method())
+
+
+def _is_task(target: object) -> bool:
+    """Whether ``target`` is a ``django.tasks`` task; the Tasks framework is imported
+    only when one of its implementations is, since only then can a task exist."""
+    if "django.tasks" not in sys.modules and "django_tasks" not in sys.modules:
+        return False
+    from async_orders.task_compat import Task
+
+    return isinstance(target, Task)
+
+
+def _opt_in_task(task: Any, options: ViewOptions, given: dict[str, Any]) -> None:
+    unfit = sorted(set(given) - TASK_OPTIONS)
+    if unfit:
+        raise TypeError(
+            f"schedulable() of the task {task.module_path}: {', '.join(unfit)} do not apply "
+            f"to a task; it takes {', '.join(sorted(TASK_OPTIONS))}."
+        )
+    own_retries = bool(set(given) & {"retries", "retry_on", "retry_backoff"})
+    _tasks[task.module_path] = SchedulableTask(task.module_path, task, options, own_retries)
+
+
+def find_task(path: str) -> SchedulableTask | None:
+    """The task opted in under the dotted ``path``; ``None`` for any other path (one
+    never imported, unknown, or naming a task not opted in alike)."""
+    return _tasks.get(path)
+
+
+def iter_tasks() -> Iterator[SchedulableTask]:
+    """Every opted-in task of the modules imported so far, by path."""
+    for path in sorted(_tasks):
+        yield _tasks[path]
 
 
 def _mark(target: object) -> ViewOptions | None:

@@ -8,7 +8,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from async_orders.models import FailureCode, Order, OrderStatus
+from async_orders.models import FOLLOWED_LIMITATIONS, FailureCode, Order, OrderKind, OrderStatus
 from async_orders.paths import order_path
 
 # The serializers below describe the order for the OpenAPI schema only; their
@@ -62,7 +62,22 @@ class OrderSerializer(serializers.ModelSerializer):
 
     url = serializers.URLField(read_only=True, help_text="This order: poll it, or DELETE it.")
     view = serializers.CharField(
-        source="view_name", read_only=True, help_text="The URL name of the ordered view."
+        source="view_name",
+        read_only=True,
+        help_text="The URL name of the ordered view, or the dotted path of the ordered task.",
+    )
+    kind = serializers.ChoiceField(
+        choices=OrderKind.choices,
+        read_only=True,
+        help_text="What the order runs: a view, or a django.tasks task.",
+    )
+    limitations = serializers.ListField(
+        child=serializers.ChoiceField(choices=FOLLOWED_LIMITATIONS),
+        read_only=True,
+        help_text="What this order lacks of the usual guarantees: empty unless its task "
+        "runs on another TASKS backend's worker (no fencing token, cancel only while "
+        "it has not started, progress only where the task reports it with "
+        "ProgressItems). See the Tasks page of the docs.",
     )
     progress = ProgressSerializer(source="*", read_only=True)
     resource_url = serializers.URLField(
@@ -83,6 +98,7 @@ class OrderSerializer(serializers.ModelSerializer):
             "id",
             "url",
             "view",
+            "kind",
             "status",
             "progress",
             "message",
@@ -91,6 +107,7 @@ class OrderSerializer(serializers.ModelSerializer):
             "callback",
             "attempts",
             "cancel_requested",
+            "limitations",
             "created_at",
             "run_at",
             "started_at",
@@ -112,6 +129,7 @@ def represent(order: Order, request: Any) -> dict[str, Any]:
         "id": str(order.pk),
         "url": absolute(order_path(order.pk)),
         "view": order.view_name,
+        "kind": order.kind,
         "status": order.status,
         "progress": {
             "current": order.progress_current,
@@ -124,6 +142,7 @@ def represent(order: Order, request: Any) -> dict[str, Any]:
         "callback": _callback(order),
         "attempts": order.attempts,
         "cancel_requested": order.cancel_requested,
+        "limitations": order.limitations,
         "created_at": _when(order.created_at),
         "run_at": _when(order.run_at),
         "started_at": _when(order.started_at),

@@ -30,7 +30,13 @@ Mapping:
 * ``run_after``: the order's ``run_at`` (``scheduled`` until then), at most
   ``MAX_SCHEDULE_SECONDS`` ahead, as for views.
 * ``OPTIONS``: ``RETRIES`` (default 0) and ``RETRY_BACKOFF`` (seconds, default 1),
-  the retries of every task of the backend, as ``@schedulable(retries=...)`` for views.
+  the retries of every task of the backend, as ``@schedulable(retries=...)`` for views
+  (a task opted in with ``@schedulable(retries=...)`` has its own).
+
+Who owns it: an order enqueued in code has no owner; its requester is
+:data:`~async_orders.ownership.ENQUEUED`, so only holders of ``view_order`` see it
+over HTTP (and the admin shows it). One placed over HTTP
+(:mod:`async_orders.task_orders`) is the requester's, as a view's order is.
 """
 
 from __future__ import annotations
@@ -44,7 +50,8 @@ from django.utils import timezone
 from async_orders.broker.publishing import celery_priority
 from async_orders.conf import conf
 from async_orders.envelope import Envelope
-from async_orders.models import OrderKind
+from async_orders.models import Order, OrderKind
+from async_orders.ownership import ENQUEUED
 from async_orders.placing import place_order
 from async_orders.task_compat import (
     DEFAULT_TASK_QUEUE_NAME,
@@ -59,7 +66,7 @@ from async_orders.task_compat import (
 from async_orders.task_results import (
     NotJSON,
     json_text,
-    retry_options,
+    task_options,
     task_result,
     task_result_of,
 )
@@ -94,22 +101,14 @@ class OrderBackend(BaseTaskBackend):
         Arguments that are not JSON raise :class:`NotJSON` (a ``TypeError``) and store
         nothing."""
         self.validate_task(task)
-        envelope = Envelope(
-            view_name=task.module_path,
-            method="",
-            args=_json("The arguments", list(args)),
-            kwargs=_json("The keyword arguments", dict(kwargs)),
-            query={},
-            data=None,
-            run_at=_run_at(task.run_after),
-            max_attempts=1 + retry_options(self.alias).retries,
-            kind=OrderKind.TASK,
-            queue="" if task.queue_name == DEFAULT_TASK_QUEUE_NAME else task.queue_name,
-            priority=celery_priority(task.priority, TASK_MIN_PRIORITY, TASK_MAX_PRIORITY),
-            task_backend=self.alias,
-        )
-        order, _ = place_order(envelope, owner=None, origin="")
-        result: TaskResult[T] = task_result(order)
+        envelope = task_envelope(task, list(args), dict(kwargs), _run_at(task.run_after))
+        order, _ = place_order(envelope, owner=None, origin="", requester=ENQUEUED)
+        return self.enqueued(order)
+
+    def enqueued(self, order: Order) -> TaskResult[Any]:
+        """The ``TaskResult`` of a task order just placed, announced with
+        ``task_enqueued`` as the framework's backends do."""
+        result: TaskResult[Any] = task_result(order)
         task_enqueued.send(type(self), task_result=result)
         return result
 
@@ -117,6 +116,27 @@ class OrderBackend(BaseTaskBackend):
         """The task order ``result_id`` as a ``TaskResult`` (``aget_result`` runs this
         in a thread); ``TaskResultDoesNotExist`` for anything else."""
         return task_result_of(result_id)
+
+
+def task_envelope(
+    task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any], run_at: datetime | None
+) -> Envelope:
+    """The envelope of an order of ``task`` (its backend's alias, queue and priority,
+    its retries) with these arguments: :class:`NotJSON` if they are not JSON."""
+    return Envelope(
+        view_name=task.module_path,
+        method="",
+        args=_json("The arguments", args),
+        kwargs=_json("The keyword arguments", kwargs),
+        query={},
+        data=None,
+        run_at=run_at,
+        max_attempts=1 + task_options(task.module_path, task.backend).retries,
+        kind=OrderKind.TASK,
+        queue="" if task.queue_name == DEFAULT_TASK_QUEUE_NAME else task.queue_name,
+        priority=celery_priority(task.priority, TASK_MIN_PRIORITY, TASK_MAX_PRIORITY),
+        task_backend=task.backend,
+    )
 
 
 def _json(what: str, value: Any) -> Any:

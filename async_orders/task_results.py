@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from dataclasses import replace
 from typing import Any
 
 from django.dispatch import receiver
@@ -30,7 +31,7 @@ from async_orders import signals
 from async_orders.envelope import check_text
 from async_orders.exceptions import InvalidEnvelope
 from async_orders.models import FINISHED, FailureCode, Order, OrderStatus
-from async_orders.registry import ViewOptions
+from async_orders.registry import ViewOptions, find_task
 from async_orders.task_compat import (
     Task,
     TaskError,
@@ -80,6 +81,19 @@ def json_text(value: Any, what: str) -> str:
     except InvalidEnvelope as error:
         raise NotJSON(f"{what} must be storable JSON: {error.detail}") from None
     return text
+
+
+def task_options(path: str, alias: str) -> ViewOptions:
+    """The options an order of the task ``path`` enqueued with the backend ``alias``
+    runs with: those it was opted in with by ``@schedulable``, its retries the
+    backend's unless given there (see :func:`retry_options`)."""
+    opted_in = find_task(path)
+    if opted_in is None:
+        return retry_options(alias)
+    if opted_in.own_retries:
+        return opted_in.options
+    backend = retry_options(alias)
+    return replace(opted_in.options, retries=backend.retries, retry_backoff=backend.retry_backoff)
 
 
 def retry_options(alias: str) -> ViewOptions:

@@ -27,6 +27,7 @@ app_name = "async_orders"
 
 urlpatterns = [
     path("<str:view_name>/order/", views.PlaceOrderView.as_view(), name="order-create"),
+    path("tasks/<str:path>/order/", views.PlaceTaskOrderView.as_view(), name="task-order-create"),
     path("orders/", views.OrderListView.as_view(), name="order-list"),
     path("orders/<async_order:pk>/", views.order_detail_view(), name="order-detail"),
     path("orders/<async_order:pk>/result/", views.OrderResultView.as_view(), name="order-result"),

@@ -28,6 +28,7 @@ PLAN = [
     ("progress", "postgres"),
     ("table_size", "postgres"),
     ("peers", "postgres"),
+    ("task_drain", "postgres"),
     ("metrics_overhead", "postgres"),
 ]
 

@@ -92,8 +92,12 @@ CELERY_DB_REUSE_MAX = 1000
 PEER_CELERY_QUEUE = "async-orders-bench-peer"
 BENCHMARK_QUEUES = [CELERY_TASK_DEFAULT_QUEUE, PEER_CELERY_QUEUE]
 
-#: The django-tasks-db peer: its rows in this same database, run by ``db_worker``.
-TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
+#: The django-tasks-db peer: its rows in this same database, run by ``db_worker``;
+#: and ``orders``, the same tasks as orders of our worker (benchmarks.task_drain).
+TASKS = {
+    "default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]},
+    "orders": {"BACKEND": "async_orders.task_backend.OrderBackend"},
+}
 
 #: Emptied before each benchmark, so no run sees the rows of the one before.
 BENCHMARK_MODELS = [

@@ -69,6 +69,10 @@ DATABASES = {
     }
 }
 
+# django.tasks (the django-tasks backport on Django 5.2) runs @task functions as
+# orders: demo/shop/jobs.py has one, orderable over HTTP.
+TASKS = {"default": {"BACKEND": "async_orders.task_backend.OrderBackend"}}
+
 # demo/run.py starts a private Redis when neither variable is set and passes its URL.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or os.environ.get(
     "REDIS_URL", "redis://127.0.0.1:6379/0"

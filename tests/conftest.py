@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -48,6 +48,14 @@ def user(db: None) -> User:
 @pytest.fixture
 def staff(db: None) -> User:
     return User.objects.create_user("root", password="pw", is_staff=True)
+
+
+@pytest.fixture
+def viewer(db: None) -> User:
+    """Not staff, but allowed to view orders."""
+    viewer = User.objects.create_user("viewer")
+    viewer.user_permissions.add(Permission.objects.get(codename="view_order"))
+    return viewer
 
 
 @pytest.fixture

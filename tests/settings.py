@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 
+import django
+
 import async_orders
 from tests import services
 
@@ -27,6 +29,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "async_orders",
     "tests.testapp",
+    # Another TASKS backend (the "db" alias below), run by its own db_worker.
+    "django_tasks_db",
 ]
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -90,6 +94,7 @@ ASYNC_ORDERS = {
 }
 
 # django.tasks (Django >= 6.0, or the django-tasks backport on 5.2) runs tasks as orders.
+TASKS_PACKAGE = "django.tasks" if django.VERSION >= (6, 0) else "django_tasks"
 TASKS = {
     "default": {
         "BACKEND": "async_orders.task_backend.OrderBackend",
@@ -99,6 +104,10 @@ TASKS = {
         "BACKEND": "async_orders.task_backend.OrderBackend",
         "OPTIONS": {"RETRIES": 1, "RETRY_BACKOFF": 0.01},
     },
+    # Backends that are not ours: orders of their tasks follow their results.
+    "db": {"BACKEND": "django_tasks_db.DatabaseBackend"},
+    "immediate": {"BACKEND": f"{TASKS_PACKAGE}.backends.immediate.ImmediateBackend"},
+    "dummy": {"BACKEND": f"{TASKS_PACKAGE}.backends.dummy.DummyBackend"},
 }
 
 LOGGING = {

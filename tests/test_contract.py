@@ -159,6 +159,7 @@ def test_the_result_declares_every_status_a_view_may_answer(openapi: dict) -> No
 
 OPERATIONS = {
     ("post", "/async/{view_name}/order/"): "place_async_order",
+    ("post", "/async/tasks/{path}/order/"): "place_async_task_order",
     ("get", "/async/orders/"): "list_async_orders",
     ("get", "/async/orders/{id}/"): "poll_async_order",
     ("delete", "/async/orders/{id}/"): "cancel_async_order",

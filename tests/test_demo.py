@@ -31,6 +31,14 @@ def test_the_demo_runs_an_order_and_ctrl_c_stops_every_process(tmp_path: Path) -
             what="the demo order to complete",
         )
         assert requests.get(done.headers["Location"], timeout=5).json()["name"] == "funghi"
+        task_order = _order_the_task(base)
+        counted = wait_until(
+            lambda: (r := requests.get(task_order, timeout=5)).status_code == 201 and r,
+            timeout=30,
+            what="the demo's task order to complete",
+        )
+        result = requests.get(counted.headers["Location"], timeout=5).json()
+        assert result == {"pizzas": 4, "toppings": 12}
         assert len(processes_in_session(runner.pid)) >= 5  # runner, redis, worker, reconciler, web
     finally:
         stop_demo(runner)
@@ -59,15 +67,21 @@ def test_the_demo_on_a_busy_port_names_demo_port(tmp_path: Path) -> None:
     assert f"DEMO_PORT={port + 1} make demo" in runner.stderr
 
 
+def _order_the_task(base: str) -> str:
+    return _place(base, "tasks/demo.shop.jobs.count_toppings", {"kwargs": {"pizzas": 4}})
+
+
 def _try_order(base: str) -> str | None:
     try:
-        placed = requests.post(
-            f"{base}/async/shop:pizza-list/order/",
-            json={"data": {"name": "funghi"}},
-            allow_redirects=False,
-            timeout=5,
-        )
+        return _place(base, "shop:pizza-list", {"data": {"name": "funghi"}})
     except requests.ConnectionError:
         return None
-    assert placed.status_code == 302
+
+
+def _place(base: str, name: str, body: dict[str, object]) -> str:
+    """POST an order of ``name`` (a view's URL name, or ``tasks/<path>``); its URL."""
+    placed = requests.post(
+        f"{base}/async/{name}/order/", json=body, allow_redirects=False, timeout=5
+    )
+    assert placed.status_code == 302, placed.text
     return placed.headers["Location"]

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from io import StringIO
 
+import pytest
 from django.core.management import call_command
 from django.test import override_settings
 
-from async_orders import schedulable
+from async_orders import registry, schedulable
 from async_orders.management.commands.list_schedulable_views import describe
 from async_orders.registry import Endpoint
 
@@ -66,9 +67,12 @@ def test_text_output_has_one_line_per_view_with_its_pattern() -> None:
     assert "not-opted-in" not in text
 
 
-def test_an_app_without_schedulable_views_says_so() -> None:
+def test_an_app_without_schedulable_views_or_tasks_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(registry, "_tasks", {})
     with override_settings(ROOT_URLCONF="tests.empty_urls"):
-        assert run().strip() == "No schedulable views. Opt one in with @schedulable."
+        assert run().strip() == "No schedulable views or tasks. Opt one in with @schedulable."
 
 
 def test_retry_routing_and_lock_options_are_shown_when_set() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import User
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -101,14 +101,6 @@ def test_another_users_order_is_404(api: APIClient, user: User) -> None:
     api.force_authenticate(user)
 
     assert poll(api, order).status_code == 404
-
-
-@pytest.fixture
-def viewer(db: None) -> User:
-    """Not staff, but allowed to view orders."""
-    viewer = User.objects.create_user("viewer")
-    viewer.user_permissions.add(Permission.objects.get(codename="view_order"))
-    return viewer
 
 
 def test_staff_without_the_view_order_permission_see_only_their_own_orders(

@@ -110,7 +110,8 @@ def test_a_run_task_is_successful_with_its_return_value_and_its_times() -> None:
     assert order.resource_url == f"/async/orders/{order.pk}/result/"
 
 
-def test_the_order_endpoints_serve_a_task_order_at_once(api: APIClient) -> None:
+def test_the_order_endpoints_serve_a_task_order_at_once(api: APIClient, viewer: Any) -> None:
+    api.force_authenticate(viewer)  # a task enqueued in code has no owner
     result = jobs.echo.enqueue("a", n=[1, 2])
     assert api.get(f"/async/orders/{result.id}/").status_code == 202
 

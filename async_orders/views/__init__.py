@@ -14,12 +14,18 @@ from async_orders.views.events import order_events_view
 from async_orders.views.health import health_view
 from async_orders.views.longpoll import order_detail_view
 from async_orders.views.metrics import view as metrics_view
-from async_orders.views.orders import OrderListView, OrderResultView, PlaceOrderView
+from async_orders.views.orders import (
+    OrderListView,
+    OrderResultView,
+    PlaceOrderView,
+    PlaceTaskOrderView,
+)
 
 __all__ = [
     "OrderListView",
     "OrderResultView",
     "PlaceOrderView",
+    "PlaceTaskOrderView",
     "health_view",
     "metrics_view",
     "order_detail_view",

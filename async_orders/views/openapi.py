@@ -11,7 +11,10 @@ URLs are mounted, and so would the generated modules), and the enums carry names
 
 from __future__ import annotations
 
+import inspect
 import re
+import types
+import typing
 import uuid
 from collections.abc import Iterable
 from typing import Any
@@ -28,8 +31,8 @@ from drf_spectacular.utils import (
 )
 from rest_framework import permissions, serializers
 
-from async_orders.envelope import EnvelopeSerializer
-from async_orders.registry import Endpoint, iter_endpoints
+from async_orders.envelope import EnvelopeSerializer, TaskEnvelopeSerializer
+from async_orders.registry import Endpoint, iter_endpoints, iter_tasks
 from async_orders.serializers import ListQuerySerializer, OrderSerializer
 
 
@@ -86,6 +89,38 @@ AUTH_ERRORS = {
     429: _error("throttled"),
 }
 
+#: What placing an order answers, a view's or a task's.
+PLACED_RESPONSES = {
+    302: OpenApiResponse(OrderSerializer, description="Placed; Location is the order."),
+    202: OpenApiResponse(
+        OrderSerializer, description="Placed, with Prefer: respond-async; Location too."
+    ),
+    409: _error("order_conflict: an active order holds a lock key; see blocking_order"),
+    411: _error("length_required: a chunked body this server cannot read"),
+    413: _error("request_too_large"),
+    415: _error("unsupported_media_type: not Content-Type: application/json"),
+    422: _error("idempotency_key_reused"),
+    **AUTH_ERRORS,
+    429: _error("too_many_active_orders (MAX_ACTIVE_ORDERS) or throttled"),
+}
+#: The headers of placing an order.
+PLACING_HEADERS = [
+    OpenApiParameter(
+        "Idempotency-Key",
+        str,
+        OpenApiParameter.HEADER,
+        description="Retrying with the same key and body returns the same order.",
+    ),
+    OpenApiParameter(
+        "Prefer",
+        str,
+        OpenApiParameter.HEADER,
+        description="respond-async: answer 202 instead of the 302 (RFC 7240).",
+    ),
+    _header("Location", "The order's URL.", [302, 202]),
+    _header("Preference-Applied", "respond-async when it was honoured.", [202]),
+]
+
 place_order_schema = extend_schema(
     operation_id="place_async_order",
     tags=[TAG],
@@ -94,39 +129,14 @@ place_order_schema = extend_schema(
     "answers 302 to it: follow the Location, then poll until 201.",
     request=EnvelopeSerializer,
     responses={
-        302: OpenApiResponse(OrderSerializer, description="Placed; Location is the order."),
-        202: OpenApiResponse(
-            OrderSerializer, description="Placed, with Prefer: respond-async; Location too."
-        ),
+        **PLACED_RESPONSES,
         400: _error(
             "invalid_envelope (see fields), parse_error, invalid_idempotency_key, "
             "view_shadowed, or the view's input serializer rejected data/query"
         ),
         404: _error("unknown_view: no such URL name, or not schedulable"),
-        409: _error("order_conflict: an active order holds a lock key; see blocking_order"),
-        411: _error("length_required: a chunked body this server cannot read"),
-        413: _error("request_too_large"),
-        415: _error("unsupported_media_type: not Content-Type: application/json"),
-        422: _error("idempotency_key_reused"),
-        **AUTH_ERRORS,
-        429: _error("too_many_active_orders (MAX_ACTIVE_ORDERS) or throttled"),
     },
-    parameters=[
-        OpenApiParameter(
-            "Idempotency-Key",
-            str,
-            OpenApiParameter.HEADER,
-            description="Retrying with the same key and body returns the same order.",
-        ),
-        OpenApiParameter(
-            "Prefer",
-            str,
-            OpenApiParameter.HEADER,
-            description="respond-async: answer 202 instead of the 302 (RFC 7240).",
-        ),
-        _header("Location", "The order's URL.", [302, 202]),
-        _header("Preference-Applied", "respond-async when it was honoured.", [202]),
-    ],
+    parameters=PLACING_HEADERS,
 )
 
 poll_order_schema = extend_schema(
@@ -239,6 +249,24 @@ list_orders_schema = extend_schema_view(
 )
 
 
+place_task_order_schema = extend_schema(
+    operation_id="place_async_task_order",
+    tags=[TAG],
+    summary="Place an order of a django.tasks task: run it in a worker, for you",
+    description="Binds args/kwargs to the task's signature, places the order (enqueued "
+    "with the task's backend) and answers 302 to it: follow the Location, then poll "
+    "until 201; the result endpoint answers 200 with the task's JSON return value. "
+    "x-task-parameters gives each task's parameters, typed from its annotations.",
+    request=TaskEnvelopeSerializer,
+    responses={
+        **PLACED_RESPONSES,
+        400: _error("invalid_envelope (see fields), parse_error, invalid_idempotency_key"),
+        404: _error("unknown_view: no such task, or not schedulable"),
+    },
+    parameters=PLACING_HEADERS,
+)
+
+
 class OrderSchema(AutoSchema):
     """The schema of every order endpoint."""
 
@@ -313,6 +341,76 @@ class PlaceOrderSchema(OrderSchema):
                 if typed:
                     documented.setdefault(endpoint.name, {})[method] = typed
         return documented
+
+
+class PlaceTaskOrderSchema(PlaceOrderSchema):
+    """Which tasks can be ordered: their dotted paths as the enum of ``path``, and in
+    ``x-task-parameters`` each one's parameters as a JSON schema, typed from the
+    task function's annotations where they are JSON types."""
+
+    def get_override_parameters(self) -> list[Any]:
+        paths = [opted_in.path for opted_in in iter_tasks()]
+        schema: dict[str, Any] = {"type": "string"}
+        if paths:  # an enum may not be empty
+            schema.update(enum=paths, **{"x-enum-varnames": enum_member_names(paths)})
+        path = OpenApiParameter(
+            "path",
+            schema,
+            OpenApiParameter.PATH,
+            required=True,
+            description="Dotted path of a schedulable django.tasks task.",
+        )
+        return [*OrderSchema.get_override_parameters(self), path]
+
+    def get_examples(self) -> list[OpenApiExample]:
+        return OrderSchema.get_examples(self)
+
+    def get_operation(self, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
+        operation = OrderSchema.get_operation(self, *args, **kwargs)
+        if operation is not None:
+            operation["x-task-parameters"] = {
+                opted_in.path: task_parameters(opted_in.task.func, opted_in.task.takes_context)
+                for opted_in in iter_tasks()
+            }
+        return operation
+
+
+#: JSON schema types of the annotations that are JSON types.
+JSON_TYPES: dict[Any, dict[str, Any]] = {
+    str: {"type": "string"},
+    int: {"type": "integer"},
+    float: {"type": "number"},
+    bool: {"type": "boolean"},
+    list: {"type": "array"},
+    tuple: {"type": "array"},
+    dict: {"type": "object"},
+    type(None): {"type": "null"},
+}
+
+
+def task_parameters(function: Any, takes_context: bool) -> dict[str, Any]:
+    """The parameters of a task function as a JSON schema object: each typed when its
+    annotation is a JSON type (``int``, ``list[str]``, ``str | None``), else any value;
+    required unless it has a default. ``*args``/``**kwargs`` are left out."""
+    try:
+        hints = typing.get_type_hints(function)
+    except Exception:  # an annotation that does not resolve here: leave them untyped
+        hints = {}
+    parameters = list(inspect.signature(function).parameters.values())[int(takes_context) :]
+    named = [p for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    return {
+        "type": "object",
+        "properties": {p.name: _json_schema(hints.get(p.name)) for p in named},
+        "required": [p.name for p in named if p.default is p.empty],
+    }
+
+
+def _json_schema(annotation: Any) -> dict[str, Any]:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        options = [_json_schema(member) for member in typing.get_args(annotation)]
+        return {} if {} in options else {"anyOf": options}
+    return dict(JSON_TYPES.get(origin or annotation, {}))
 
 
 #: The envelope's keys that hold a JSON object of any keys, described without

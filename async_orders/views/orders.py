@@ -37,7 +37,7 @@ from async_orders.ownership import (
     requester_key,
 )
 from async_orders.placing import place_order
-from async_orders.registry import find_endpoint
+from async_orders.registry import find_endpoint, find_task
 from async_orders.serializers import ListQuerySerializer, OrderSerializer, represent
 from async_orders.views.base import OrderAPIView, session_key
 from async_orders.views.body import has_body, json_body, require_json
@@ -84,6 +84,11 @@ class PlaceOrderView(OrderAPIView):
             )
         except Locked as locked:
             raise OrderConflict(self._blocking_url(locked.order)) from None
+        return self.placed(order, requester)
+
+    def placed(self, order: Order, requester: str) -> Response:
+        """The answer to a placed order: 302 to it (202 with ``Prefer: respond-async``)."""
+        request = self.request
         remember_session_requester(request, requester)
         body = represent(order, request)
         headers = {"Location": body["url"], "Vary": "Prefer"}
@@ -91,6 +96,36 @@ class PlaceOrderView(OrderAPIView):
             headers["Preference-Applied"] = "respond-async"
             return Response(body, status=status.HTTP_202_ACCEPTED, headers=headers)
         return Response(body, status=status.HTTP_302_FOUND, headers=headers)
+
+
+class PlaceTaskOrderView(PlaceOrderView):
+    """``POST /async/tasks/<dotted.path>/order/``: the same for an opted-in ``django.tasks``
+    task (:mod:`async_orders.task_orders`); the Tasks framework is imported only here,
+    so a project without it serves its views' orders."""
+
+    schema = openapi.PlaceTaskOrderSchema()
+
+    @openapi.place_task_order_schema
+    def post(self, request: Request, path: str) -> Response:
+        opted_in = find_task(path)
+        if opted_in is None:
+            raise UnknownView(path)
+        from async_orders import task_orders
+
+        envelope = task_orders.parse_task_envelope(opted_in, json_body(request._request))
+        requester = requester_key(request.user, session_key(request))
+        try:
+            order = task_orders.place_task_order(
+                opted_in,
+                envelope,
+                request.user,
+                _origin(request),
+                requester=requester,
+                idempotency_key=idempotency_key(request),
+            )
+        except Locked as locked:
+            raise OrderConflict(self._blocking_url(locked.order)) from None
+        return self.placed(order, requester)
 
 
 class OrderDetailView(OrderAPIView):
@@ -103,6 +138,8 @@ class OrderDetailView(OrderAPIView):
     def get(self, request: Request, pk: str) -> HttpResponse:
         requested_wait(request)
         order = self.get_order(pk, shown_only=True)
+        if order.is_followed:
+            _follow(order)
         etag = order_etag(order, request)
         if etag_matches(request, etag):
             return HttpResponseNotModified(headers={"ETag": etag})
@@ -117,7 +154,7 @@ class OrderDetailView(OrderAPIView):
         if has_body(request._request):
             require_json(request._request)
         order = self.get_order(pk)
-        if not order.cancel():
+        if not (_cancel_followed(order) if order.is_followed else order.cancel()):
             order.refresh_from_db(fields=["status"])
             raise OrderFinished(order.status)
         body = OrderSerializer(order, context={"request": request}).data
@@ -187,6 +224,19 @@ def _retry_after(order: Order) -> int:
         due_in = (order.run_at - timezone.now()).total_seconds()
         return max(conf.RETRY_AFTER, math.ceil(due_in))
     return conf.RETRY_AFTER
+
+
+def _follow(order: Order) -> None:
+    """An order of a task another backend runs, brought up to date with its result."""
+    from async_orders.followed_tasks import follow
+
+    follow(order)
+
+
+def _cancel_followed(order: Order) -> bool:
+    from async_orders.followed_tasks import cancel_followed
+
+    return cancel_followed(order)
 
 
 def _replay(order: Order) -> HttpResponse:

@@ -133,7 +133,8 @@ def _republish_unsent(report: Reconciliation) -> None:
 def _republish(which: Q, report: Reconciliation) -> None:
     """Publish the startable orders ``which`` selects again, each claimed first (its
     ``published_at`` moved on) so that two reconcilers never both send it."""
-    waiting = Order.objects.filter(which, status__in=STARTABLE).order_by("pk")
+    # An order following another backend's task has no message of ours to resend.
+    waiting = Order.objects.filter(which, status__in=STARTABLE, external_id="").order_by("pk")
     after = Q()
     while batch := list(waiting.filter(after)[:BATCH]):
         after = Q(pk__gt=batch[-1].pk)
@@ -151,7 +152,9 @@ def _recover_lost(report: Reconciliation) -> None:
         OrderStatus.FAILED: report.failed,
         OrderStatus.CANCELED: report.canceled,
     }
-    for order in Order.objects.filter(lost, status=OrderStatus.RUNNING)[:BATCH]:
+    # Another backend's worker runs the orders that follow its tasks: none of ours lost them.
+    running = Order.objects.filter(lost, status=OrderStatus.RUNNING, external_id="")
+    for order in running[:BATCH]:
         with log_context.about(order):
             outcome = order.recover_lost(lost)
             if outcome == OrderStatus.QUEUED:

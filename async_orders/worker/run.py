@@ -84,12 +84,41 @@ class OrderRun:
         self.lease.check()  # raises LeaseLost
 
 
+class Unleased(OrderLease):
+    """The lease of an order another ``TASKS`` backend's worker runs: it holds none of
+    ours, so a checkpoint has nothing to check and a write nothing to record."""
+
+    def check(self) -> None:
+        return None
+
+    def record(self, renewed: bool, asked_at: float) -> None:
+        return None
+
+
+@dataclass
+class FollowedRun(OrderRun):
+    """An order whose task another backend's worker runs: the helpers write its
+    progress and name its failure; there is no lease, so no fencing, and no cancel to
+    notice (such an order is canceled only before it starts)."""
+
+    def __post_init__(self) -> None:
+        self.lease = Unleased(self.order)
+
+
 _current_run: ContextVar[OrderRun | None] = ContextVar("async_orders_run", default=None)
 
 
 def current_run() -> OrderRun | None:
     """The run of the order the calling code runs in, or ``None`` outside one."""
     return _current_run.get()
+
+
+def follow_run(order: Order | None) -> OrderRun | None:
+    """In another backend's worker, make ``order`` the current order from the task's
+    start (``None``: none, at its end); the run that was current before."""
+    before = _current_run.get()
+    _current_run.set(FollowedRun(order) if order is not None else None)
+    return before
 
 
 @contextmanager

@@ -88,7 +88,7 @@ class TaskCall:
     def options(self) -> ViewOptions:
         from async_orders import task_results
 
-        return task_results.retry_options(self.order.task_backend)
+        return task_results.task_options(self.order.view_name, self.order.task_backend)
 
 
 def unit_of(order: Order) -> UnitOfWork:

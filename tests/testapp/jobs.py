@@ -10,16 +10,44 @@ import time
 from pathlib import Path
 from typing import Any
 
-from async_orders import ProgressItems, current_order, fail_on_error
+from async_orders import ProgressItems, current_order, fail_on_error, schedulable
 from async_orders.task_compat import TaskContext, task
 
 #: Calls of :func:`flaky`, by key: its first call fails, the next succeeds.
 CALLS: dict[str, int] = {}
 
 
+@schedulable
 @task
 def add(a: int, b: int) -> int:
     return a + b
+
+
+@task
+def subtract(a: int, b: int) -> int:
+    """Not opted in: orderable in code only, never over HTTP."""
+    return a - b
+
+
+@schedulable(locks=lambda envelope: [f"greeting:{envelope.kwargs.get('name')}"])
+@task(takes_context=True)
+def greet(context: TaskContext, name: str, punctuation: str | None = "!") -> dict[str, Any]:
+    """Opted in, with a lock per name, and its context."""
+    return {"greeting": f"Hello, {name}{punctuation or ''}", "attempt": context.attempt}
+
+
+@schedulable
+@task(backend="db")
+def add_in_db(a: int, b: int) -> int:
+    """Run by django-tasks-db's ``db_worker`` (the ``db`` backend): an order placed
+    over HTTP follows its result."""
+    return a + b
+
+
+@schedulable
+@task(backend="db")
+def fail_in_db(message: str) -> None:
+    raise ValueError(message)
 
 
 @task
@@ -93,3 +121,28 @@ def cancels_itself(items: int) -> int:
     assert order is not None
     type(order).objects.filter(pk=order.pk).update(cancel_requested=True)
     return sum(1 for _ in ProgressItems(range(items)))
+
+
+@schedulable
+@task(backend="immediate")
+def add_at_once(a: int, b: int) -> int:
+    """Run by Django's ImmediateBackend as it is enqueued."""
+    return a + b
+
+
+@schedulable
+@task(backend="dummy")
+def add_never(a: int, b: int) -> int:
+    """Kept by Django's DummyBackend, which runs nothing and cannot drop a task."""
+    return a + b
+
+
+@schedulable
+@task(backend="db")
+def count_in_db(items: int) -> int:
+    """Counts with ``ProgressItems`` in django-tasks-db's worker, where it reports on
+    the order that follows it; fails as ``fail_on_error`` names it past 100 items."""
+    with fail_on_error("Too many to count."):
+        if items > 100:
+            raise ValueError(items)
+    return sum(1 for _ in ProgressItems(range(items), message="counting elsewhere"))

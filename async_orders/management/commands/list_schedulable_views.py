@@ -1,8 +1,10 @@
-"""``manage.py list_schedulable_views``: what the order endpoint exposes.
+"""``manage.py list_schedulable_views``: what the order endpoints expose.
 
-There is no registry to read: views are opted in where they are written, so this
-command walks the URLconf the same way ``POST /async/<view_name>/order/`` does and
-shows developers (and reviewers) every view a client may order.
+There is no registry of views to read: views are opted in where they are written, so
+this command walks the URLconf the same way ``POST /async/<view_name>/order/`` does
+and shows developers (and reviewers) every view a client may order; then every
+``django.tasks`` task opted in (``POST /async/tasks/<path>/order/``) among the
+modules this process imported (the URLconf's, and the apps' ``ready()``).
 """
 
 from __future__ import annotations
@@ -13,22 +15,33 @@ import re
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
+from django.urls import NoReverseMatch, reverse
 
-from async_orders.registry import Endpoint, ViewOptions, iter_endpoints
+from async_orders.registry import (
+    Endpoint,
+    SchedulableTask,
+    ViewOptions,
+    iter_endpoints,
+    iter_tasks,
+)
 
 
 class Command(BaseCommand):
-    help = "List every schedulable view: URL name, URL pattern, default method and options."
+    help = (
+        "List every schedulable view (URL name, URL pattern, default method and options) "
+        "and every schedulable task (dotted path, backend and options)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--json", action="store_true", help="One JSON document, for scripts.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         rows = [describe(endpoint) for endpoint in iter_endpoints() if endpoint.is_schedulable]
+        rows += [describe_task(opted_in) for opted_in in iter_tasks()]
         if options["json"]:
             self.stdout.write(json.dumps(rows, indent=2))
         elif not rows:
-            self.stdout.write("No schedulable views. Opt one in with @schedulable.")
+            self.stdout.write("No schedulable views or tasks. Opt one in with @schedulable.")
         else:
             self.stdout.write("\n".join(_as_text(row) for row in rows))
 
@@ -37,12 +50,34 @@ def describe(endpoint: Endpoint) -> dict[str, Any]:
     """One schedulable view as plain data: what a client needs to order it."""
     by_method = endpoint.options_by_method()
     return {
+        "kind": "view",
         "name": endpoint.name,
         "route": readable_route(endpoint.route),
         # The method an order gets when its envelope names none, as envelope.py picks it.
         "default_method": next(iter(by_method.values())).default_method,
         "methods": {method: _options(by_method[method]) for method in sorted(by_method)},
     }
+
+
+def describe_task(opted_in: SchedulableTask) -> dict[str, Any]:
+    """One schedulable task as plain data: where to order it and how it runs."""
+    task = opted_in.task
+    return {
+        "kind": "task",
+        "name": opted_in.path,
+        "route": _order_path(opted_in.path),
+        "backend": task.backend,
+        "queue": task.queue_name,
+        "options": _options(opted_in.options),
+    }
+
+
+def _order_path(path: str) -> str | None:
+    """Where the task is ordered; ``None`` when the order endpoints are not mounted."""
+    try:
+        return reverse("async_orders:task-order-create", kwargs={"path": path})
+    except NoReverseMatch:
+        return None
 
 
 #: A named regex group, ``(?P<pk>[^/.]+)``, as DRF's routers write them.
@@ -74,6 +109,9 @@ def _shown(value: Any) -> str:
 
 
 def _as_text(row: dict[str, Any]) -> str:
+    if row["kind"] == "task":
+        options = "".join(f"  {name}={value}" for name, value in row["options"].items())
+        return f"{row['name']}  {row['route']}  task of backend {row['backend']!r}{options}"
     methods = ", ".join(row["methods"])
     lines = [f"{row['name']}  {row['route']}  default {row['default_method']}  methods {methods}"]
     for method, options in row["methods"].items():
