@@ -234,3 +234,19 @@ class DatabaseUnavailable(APIException):
     def __init__(self, retry_after: int) -> None:
         self.wait = retry_after  # DRF's exception handler turns it into Retry-After
         super().__init__()
+
+
+class TaskBackendUnavailable(APIException):
+    """Another ``TASKS`` backend failed to enqueue an ordered task (its broker or store
+    down): try again shortly. The order's transaction was rolled back with it, so
+    nothing was stored and a retry places the order once."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "task_backend_unavailable"
+
+    def __init__(self, alias: str, retry_after: int) -> None:
+        self.wait = retry_after  # DRF's exception handler turns it into Retry-After
+        message = gettext(
+            "The tasks backend %(alias)s could not enqueue the task; try again shortly."
+        )
+        super().__init__(message % {"alias": repr(alias)})

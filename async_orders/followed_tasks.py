@@ -23,12 +23,16 @@ helpers (``ProgressItems``), which the receivers make work in that worker.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from django.db import DatabaseError
+
 from async_orders import task_compat
-from async_orders.exceptions import CancelUnsupported
+from async_orders.conf import conf
+from async_orders.exceptions import CancelUnsupported, TaskBackendUnavailable
 from async_orders.models import ACTIVE, STARTABLE, FailureCode, Order, failure
 from async_orders.paths import RESULT, order_path
 from async_orders.placing import Submit
@@ -36,6 +40,8 @@ from async_orders.task_backend import OrderBackend
 from async_orders.task_compat import Task, TaskResult, TaskResultDoesNotExist, TaskResultStatus
 from async_orders.task_results import NotJSON, json_text
 from async_orders.view_response import ViewResponse
+
+logger = logging.getLogger("async_orders")
 
 
 def is_ours(alias: str) -> bool:
@@ -54,7 +60,13 @@ def enqueue_followed(
     that runs at once) is followed there and then."""
 
     def submit(order: Order) -> None:
-        result = (task.using(run_after=run_at) if run_at else task).enqueue(*args, **kwargs)
+        try:
+            result = (task.using(run_after=run_at) if run_at else task).enqueue(*args, **kwargs)
+        except (task_compat.InvalidTask, DatabaseError):
+            raise  # a 400 naming the task's refusal; our own database's 503
+        except Exception as error:  # the backend's broker or store: the client may retry
+            logger.warning("Tasks backend %r failed to enqueue: %r", task.backend, error)
+            raise TaskBackendUnavailable(task.backend, conf.RETRY_AFTER) from error
         order.external_id = str(result.id)
         Order.objects.filter(pk=order.pk).update(external_id=order.external_id)
         follow_result(order, result)

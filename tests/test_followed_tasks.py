@@ -21,7 +21,7 @@ from django_tasks_db.models import DBTaskResult
 from rest_framework.test import APIClient
 
 from async_orders.models import FOLLOWED_LIMITATIONS, Order, OrderStatus
-from async_orders.task_compat import TaskResultStatus
+from async_orders.task_compat import TaskResultStatus, task_backends
 from async_orders.worker import reconciler
 from tests.helpers import ROOT
 
@@ -161,6 +161,22 @@ def test_a_backend_that_cannot_drop_a_task_refuses_cancel(client: APIClient) -> 
     assert (refused.status_code, refused.json()["code"]) == (409, "cancel_unsupported")
     assert "cannot cancel" in refused.json()["detail"]
     assert Order.objects.get().status == OrderStatus.QUEUED
+
+
+def test_a_backend_that_fails_to_enqueue_answers_503_and_stores_nothing(
+    client: APIClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broker_down(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("Connection refused")
+
+    monkeypatch.setattr(task_backends["dummy"], "enqueue", broker_down)
+
+    refused = order_task(client, "tests.testapp.jobs.add_never")
+
+    assert (refused.status_code, refused.json()["code"]) == (503, "task_backend_unavailable")
+    assert "'dummy'" in refused.json()["detail"]
+    assert refused["Retry-After"]
+    assert not Order.objects.exists()
 
 
 def test_a_task_its_backend_ran_at_once_is_completed_at_once(client: APIClient) -> None:
