@@ -326,6 +326,10 @@ PLAIN_OBJECTS: dict[str, dict[str, Any]] = {
         "description": "A JSON object: query-string parameters, each a string, a "
         "number or a list of them.",
     },
+    "labels": {
+        "description": "A JSON object of at most 16 string labels (keys of 1-64 "
+        "characters, values of at most 256), to find the order by (?label=key:value).",
+    },
 }
 
 #: How many schedulable views the schema gives as examples.

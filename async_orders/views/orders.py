@@ -13,12 +13,14 @@ from typing import Any
 from django.http import HttpResponse, HttpResponseNotModified
 from django.utils import timezone
 from rest_framework import generics, status
-from rest_framework.pagination import PageNumberPagination
+from rest_framework.pagination import CursorPagination, PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.utils.urls import remove_query_param
 
 import async_orders.views.openapi as openapi
 from async_orders.conf import conf
+from async_orders.deprecation import deprecated_form
 from async_orders.envelope import parse_envelope
 from async_orders.exceptions import (
     InvalidQuery,
@@ -29,6 +31,7 @@ from async_orders.exceptions import (
     ResultNotStored,
     UnknownView,
 )
+from async_orders.labels import having, parse_filters
 from async_orders.locks import Locked
 from async_orders.models import Order, OrderStatus
 from async_orders.ownership import (
@@ -139,6 +142,31 @@ class OrderResultView(OrderAPIView):
 
 
 class OrderPagination(PageNumberPagination):
+    """The page-number form (``?page=``) of the listing, deprecated: it COUNTs every
+    matching order on each page, and a page shifts as orders are placed. Kept for
+    one release, answering with a ``Deprecation`` header."""
+
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+    def get_paginated_response(self, data: Any) -> Response:
+        response = super().get_paginated_response(data)
+        successor = remove_query_param(self.request.build_absolute_uri(), self.page_query_param)
+        return deprecated_form(response, PAGE_FORM_DEPRECATED, successor)
+
+
+#: When ``?page=`` was deprecated (2026-12-06), for the ``Deprecation`` header.
+PAGE_FORM_DEPRECATED = 1796515200
+
+
+class OrderCursorPagination(CursorPagination):
+    """The listing's pages: newest first, each page the orders older than the last one
+    seen, so no page COUNTs and none shifts when orders are placed meanwhile. The
+    cursor is opaque; follow ``next``. Ties of ``created_at`` are told apart by DRF's
+    offset in the cursor."""
+
+    ordering = ("-created_at", "-id")
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500
@@ -146,26 +174,47 @@ class OrderPagination(PageNumberPagination):
 
 @openapi.list_orders_schema
 class OrderListView(OrderAPIView, generics.ListAPIView):
-    """``GET /async/orders/``: the caller's orders, newest first; ``?status=`` and
-    ``?view=``; ``?all=1`` everyone's, for holders of ``async_orders.view_order``."""
+    """``GET /async/orders/``: the caller's orders, newest first, a page at a time
+    (``?cursor=``); ``?status=``, ``?view=``, ``?label=key:value`` (repeatable: all of
+    them), ``?created_after=``/``?created_before=``; ``?all=1`` everyone's, for
+    holders of ``async_orders.view_order``."""
 
     serializer_class = OrderSerializer
-    pagination_class = OrderPagination
+    pagination_class = OrderCursorPagination
+
+    @property
+    def paginator(self) -> Any:
+        """The cursor form, unless the client asked for a page number (deprecated)."""
+        if not hasattr(self, "_paginator"):
+            old = "page" in self.request.query_params
+            self._paginator = OrderPagination() if old else self.pagination_class()
+        return self._paginator
 
     def get_queryset(self) -> Any:
         # A plain dict: given a QueryDict, DRF would treat "?view=" as no filter at all.
         query = ListQuerySerializer(data=self.request.query_params.dict())
-        if not query.is_valid():
-            raise InvalidQuery(query.errors)
+        wanted, label_errors = parse_filters(self.request.query_params.getlist("label"))
+        if not query.is_valid() or label_errors:
+            raise InvalidQuery({**query.errors, **label_errors})
         filters = {
             field: query.validated_data[name]
-            for name, field in (("status", "status"), ("view", "view_name"))
+            for name, field in LIST_FILTERS
             if name in query.validated_data
         }
         everyone = query.validated_data["all"]
         if everyone and not may_see_everyones(self.request.user):
             raise ListingEveryoneDenied()
-        return self.listed_orders(everyone=everyone).shown().filter(**filters)
+        listed = self.listed_orders(everyone=everyone).shown().filter(**filters)
+        return having(listed, wanted)
+
+
+#: The listing's filters: query parameter -> the lookup it is.
+LIST_FILTERS = (
+    ("status", "status"),
+    ("view", "view_name"),
+    ("created_after", "created_at__gt"),
+    ("created_before", "created_at__lt"),
+)
 
 
 def order_response(order: Order, request: Request) -> Response:
