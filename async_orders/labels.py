@@ -13,7 +13,7 @@ from typing import Any
 
 from django.db import connections
 from django.db.models import QuerySet
-from django.db.models.fields.json import KeyTextTransform
+from django.db.models.fields.json import KeyTransform
 from django.utils.translation import gettext
 
 MAX_LABELS = 16
@@ -69,6 +69,6 @@ def having(queryset: QuerySet[Any], wanted: dict[str, str]) -> QuerySet[Any]:
         return queryset.filter(labels__contains=wanted)
     for index, (key, value) in enumerate(wanted.items()):
         alias = f"_label_{index}"
-        queryset = queryset.alias(**{alias: KeyTextTransform(key, "labels")})
+        queryset = queryset.alias(**{alias: KeyTransform(key, "labels")})
         queryset = queryset.filter(**{alias: value})
     return queryset

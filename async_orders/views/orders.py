@@ -12,7 +12,9 @@ from typing import Any
 
 from django.http import HttpResponse, HttpResponseNotModified
 from django.utils import timezone
+from django.utils.translation import gettext
 from rest_framework import generics, status
+from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination, PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -170,6 +172,13 @@ class OrderCursorPagination(CursorPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500
+
+    def decode_cursor(self, request: Request) -> Any:
+        """A cursor this server did not write is a bad value (400), not a missing page."""
+        try:
+            return super().decode_cursor(request)
+        except NotFound:
+            raise InvalidQuery({"cursor": [gettext("Not a cursor of this listing.")]}) from None
 
 
 @openapi.list_orders_schema
