@@ -80,7 +80,7 @@ class Batch:
         rows = list(rows)
         if not rows:
             return None
-        items = tuple(BatchItem(pk, status, current, total) for pk, status, current, total, *_ in rows)
+        items = tuple(BatchItem(*row[:4]) for row in rows)
         return cls(batch_id, rows[0][4], rows[0][5], items)
 
     @property
@@ -145,7 +145,7 @@ def place_batch(envelopes: list[Envelope], owner: Any, origin: str, *, requester
             place_order(envelope, owner, origin, requester=requester, batch_id=batch_id)[0]
             for envelope in envelopes
         ]
-    batch = Batch.of(batch_id, ([getattr(o, f) for f in ITEM_FIELDS] for o in orders))
+    batch = Batch.of(batch_id, (tuple(getattr(o, f) for f in ITEM_FIELDS) for o in orders))
     assert batch is not None  # a batch has at least one order
     return batch
 

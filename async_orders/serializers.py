@@ -196,7 +196,9 @@ class ListQuerySerializer(serializers.Serializer):
     created_before = serializers.DateTimeField(
         required=False, help_text="Only orders placed before this moment (ISO 8601)."
     )
-    label = serializers.CharField(
+    # DRF's metaclass takes declared fields off the class, so this parameter does not
+    # replace Field.label; mypy sees only the assignment.
+    label = serializers.CharField(  # type: ignore[assignment]
         required=False,
         help_text="key:value; only orders with this label. Repeat it: orders with all of them.",
     )

@@ -123,7 +123,11 @@ def test_a_batch_is_202_while_unfinished_and_200_once_every_order_is(
     assert [item["percent"] for item in midway.json()["orders"]] == [100.0, None]
     assert done.status_code == 200
     assert done.json()["finished"] is True
-    assert done.json()["counts"] == {**dict.fromkeys(OrderStatus.values, 0), "completed": 1, "failed": 1}
+    assert done.json()["counts"] == {
+        **dict.fromkeys(OrderStatus.values, 0),
+        "completed": 1,
+        "failed": 1,
+    }
     assert done.json()["percent"] == 100.0
 
 

@@ -15,7 +15,7 @@ from async_orders.views.openapi import AUTH_ERRORS, PLAIN_OBJECTS, TAG, OrderSch
 
 
 class BatchOrderSerializer(EnvelopeSerializer):
-    """One order of a batch: the envelope of ``POST /async/<view>/order/`` and its view."""
+    """One order of a batch: an order request, and the view it orders."""
 
     view = serializers.CharField(help_text="URL name of a schedulable view, with its namespace.")
 

@@ -187,4 +187,3 @@ def _batch_id(pk: str) -> uuid.UUID | None:
         return uuid.UUID(pk)
     except ValueError:
         return None
-

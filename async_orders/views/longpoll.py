@@ -165,4 +165,3 @@ class UntilChange:
         current, finished = self.state()
         left = self.deadline - time.monotonic()
         return [], None if finished or current != self.etag or left <= 0 else left
-

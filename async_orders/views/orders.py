@@ -154,6 +154,7 @@ class OrderPagination(PageNumberPagination):
 
     def get_paginated_response(self, data: Any) -> Response:
         response = super().get_paginated_response(data)
+        assert self.request is not None  # set by paginate_queryset, which DRF calls first
         successor = remove_query_param(self.request.build_absolute_uri(), self.page_query_param)
         return deprecated_form(response, PAGE_FORM_DEPRECATED, successor)
 

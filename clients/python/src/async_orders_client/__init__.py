@@ -102,7 +102,8 @@ class Batch:
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> Batch:
         names = ("id", "url", "total", "counts", "percent", "finished", "orders")
-        return cls(**{name: body.get(name) for name in names}, raw=body)
+        fields: dict[str, Any] = {name: body.get(name) for name in names}
+        return cls(**fields, raw=body)
 
     @property
     def is_finished(self) -> bool:
