@@ -9,11 +9,11 @@ there are (celery#10530: a group's progress read item by item is N reads).
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from django.db import transaction
@@ -27,19 +27,20 @@ from async_orders.placing import place_order
 from async_orders.registry import find_endpoint
 
 #: The columns a batch's read loads, of each of its orders.
-ITEM_FIELDS = ("id", "status", "progress_current", "progress_total", "requester", "created_at")
+ITEM_FIELDS = ("id", "status", "progress_current", "progress_total", "requester")
 
 
 @dataclass(frozen=True)
 class BatchItem:
     """One order of a batch, as the batch shows it."""
 
-    id: uuid.UUID
+    #: The order's id, as text: what the representation and the ETag show.
+    id: str
     status: str
     current: int
     total: int | None
 
-    @property
+    @functools.cached_property
     def percent(self) -> float | None:
         """As the order's own ``progress.percent``: 100 once completed, null until a
         total is known."""
@@ -64,7 +65,6 @@ class Batch:
 
     id: uuid.UUID
     requester: str
-    created_at: datetime
     items: tuple[BatchItem, ...]
 
     @classmethod
@@ -80,8 +80,8 @@ class Batch:
         rows = list(rows)
         if not rows:
             return None
-        items = tuple(BatchItem(*row[:4]) for row in rows)
-        return cls(batch_id, rows[0][4], rows[0][5], items)
+        items = tuple(BatchItem(str(pk), *row[:3]) for pk, *row in rows)
+        return cls(batch_id, rows[0][4], items)
 
     @property
     def is_finished(self) -> bool:

@@ -29,6 +29,9 @@ PLAN = [
     ("table_size", "postgres"),
     ("peers", "postgres"),
     ("metrics_overhead", "postgres"),
+    ("batch_placing", "postgres"),
+    ("batch_poll", "postgres"),
+    ("label_filter", "postgres"),
 ]
 
 
