@@ -21,9 +21,7 @@ ROWS = 1_000_000
 REQUESTS = 100
 RUNS = 5
 
-LABELS = (
-    "jsonb_build_object('tenant', 't' || (n %% 100), 'run', 'r' || (n %% 20000))"
-)
+LABELS = "jsonb_build_object('tenant', 't' || (n %% 100), 'run', 'r' || (n %% 20000))"
 
 
 def fill(requester: str) -> None:

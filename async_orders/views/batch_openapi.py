@@ -11,7 +11,15 @@ from rest_framework import serializers
 
 from async_orders.batch_serializers import BatchSerializer
 from async_orders.envelope import EnvelopeSerializer
-from async_orders.views.openapi import AUTH_ERRORS, PLAIN_OBJECTS, TAG, OrderSchema, _error
+from async_orders.views.openapi import (
+    AUTH_ERRORS,
+    IF_NONE_MATCH,
+    LAST_EVENT_ID,
+    PLAIN_OBJECTS,
+    TAG,
+    OrderSchema,
+    _error,
+)
 
 
 class BatchOrderSerializer(EnvelopeSerializer):
@@ -88,9 +96,7 @@ poll_batch_schema = extend_schema(
             description="Long-poll: answer once any order of it changes, or after this "
             "many seconds (capped by LONG_POLL_MAX_WAIT).",
         ),
-        OpenApiParameter(
-            "If-None-Match", str, OpenApiParameter.HEADER, description="A previous ETag."
-        ),
+        IF_NONE_MATCH,
     ],
 )
 
@@ -122,8 +128,6 @@ batch_events_schema = extend_schema(
     },
     parameters=[
         BATCH_ID,
-        OpenApiParameter(
-            "Last-Event-ID", str, OpenApiParameter.HEADER, description="Resume after this event."
-        ),
+        LAST_EVENT_ID,
     ],
 )

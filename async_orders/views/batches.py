@@ -16,6 +16,7 @@ from functools import partial
 from typing import Any
 
 from django.http import HttpResponse, HttpResponseNotModified, StreamingHttpResponse
+from drf_spectacular.utils import extend_schema_view
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -31,9 +32,9 @@ from async_orders.ownership import may_see, remember_session_requester, requeste
 from async_orders.views.base import OrderAPIView, session_key
 from async_orders.views.body import has_body, json_body, require_json
 from async_orders.views.events import Snapshot, event_stream
-from async_orders.views.headers import etag_matches, prefers_respond_async, requested_wait
+from async_orders.views.headers import etag_matches, requested_wait
 from async_orders.views.longpoll import WaitsInThread, waiting_view
-from async_orders.views.orders import _origin
+from async_orders.views.orders import _origin, placed_answer
 from async_orders.views.waiting import released
 
 
@@ -51,12 +52,7 @@ class PlaceBatchView(OrderAPIView):
         except Locked as locked:
             raise OrderConflict(self._blocking_url(locked.order)) from None
         remember_session_requester(request, requester)
-        body = represent_batch(batch, request)
-        headers = {"Location": body["url"], "Vary": "Prefer"}
-        if prefers_respond_async(request):
-            headers["Preference-Applied"] = "respond-async"
-            return Response(body, status=status.HTTP_202_ACCEPTED, headers=headers)
-        return Response(body, status=status.HTTP_302_FOUND, headers=headers)
+        return placed_answer(request, represent_batch(batch, request))
 
 
 class BatchView(OrderAPIView):
@@ -133,15 +129,12 @@ def batch_orders(pk: str) -> list[uuid.UUID]:
     return list(Order.objects.filter(batch_id=batch_id).values_list("pk", flat=True))
 
 
+@extend_schema_view(get=openapi.poll_batch_schema)
 class WaitingBatchDetailView(WaitsInThread, BatchDetailView):
     """The batch's detail view that waits in its own thread when asked to (WSGI)."""
 
     state = staticmethod(batch_state)
     watched = staticmethod(batch_orders)
-
-    @openapi.poll_batch_schema
-    def get(self, request: Any, pk: str) -> Any:
-        return super().get(request, pk)
 
 
 def batch_detail_view() -> Callable[..., Any]:

@@ -28,6 +28,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.utils import extend_schema_view
 
 import async_orders.views.openapi as openapi
 from async_orders.conf import conf
@@ -96,15 +97,12 @@ def the_order(pk: str) -> tuple[str]:
     return (pk,)
 
 
+@extend_schema_view(get=openapi.poll_order_schema)
 class WaitingOrderDetailView(WaitsInThread, OrderDetailView):
     """The order's detail view that waits in its own thread when asked to (WSGI)."""
 
     state = staticmethod(order_state)
     watched = staticmethod(the_order)
-
-    @openapi.poll_order_schema
-    def get(self, request: Any, pk: str) -> Any:
-        return super().get(request, pk)
 
 
 def waiting_view(detail: type[Any], waiting: type[Any]) -> Callable[..., Any]:

@@ -78,6 +78,12 @@ NOT_FOUND = _error("order_not_found: no such order, a malformed id, or not yours
 ORDER_ID = OpenApiParameter(
     "id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The order's id."
 )
+IF_NONE_MATCH = OpenApiParameter(
+    "If-None-Match", str, OpenApiParameter.HEADER, description="A previous ETag."
+)
+LAST_EVENT_ID = OpenApiParameter(
+    "Last-Event-ID", str, OpenApiParameter.HEADER, description="Resume after this event."
+)
 #: The tag of every order endpoint: a generated client's module (``api.async_orders``).
 TAG = "async-orders"
 AUTH_ERRORS = {
@@ -152,9 +158,7 @@ poll_order_schema = extend_schema(
             description="Long-poll: answer once the order changes, or after this many "
             "seconds (capped by LONG_POLL_MAX_WAIT).",
         ),
-        OpenApiParameter(
-            "If-None-Match", str, OpenApiParameter.HEADER, description="A previous ETag."
-        ),
+        IF_NONE_MATCH,
         _header("Retry-After", "Seconds to wait before polling again.", [202]),
         _header("Location", "The resource_url of a completed order.", [201]),
         _header("ETag", "Changes whenever the order does.", [200, 201, 202, 304]),
@@ -177,9 +181,7 @@ order_events_schema = extend_schema(
     },
     parameters=[
         ORDER_ID,
-        OpenApiParameter(
-            "Last-Event-ID", str, OpenApiParameter.HEADER, description="Resume after this event."
-        ),
+        LAST_EVENT_ID,
     ],
 )
 

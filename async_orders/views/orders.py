@@ -90,12 +90,7 @@ class PlaceOrderView(OrderAPIView):
         except Locked as locked:
             raise OrderConflict(self._blocking_url(locked.order)) from None
         remember_session_requester(request, requester)
-        body = represent(order, request)
-        headers = {"Location": body["url"], "Vary": "Prefer"}
-        if prefers_respond_async(request):
-            headers["Preference-Applied"] = "respond-async"
-            return Response(body, status=status.HTTP_202_ACCEPTED, headers=headers)
-        return Response(body, status=status.HTTP_302_FOUND, headers=headers)
+        return placed_answer(request, represent(order, request))
 
 
 class OrderDetailView(OrderAPIView):
@@ -225,6 +220,16 @@ LIST_FILTERS = (
     ("created_after", "created_at__gt"),
     ("created_before", "created_at__lt"),
 )
+
+
+def placed_answer(request: Request, body: dict[str, Any]) -> Response:
+    """``302`` to what was placed (an order, a batch), whose representation is ``body``;
+    ``202`` with the same ``Location`` when the client prefers ``respond-async``."""
+    headers = {"Location": body["url"], "Vary": "Prefer"}
+    if prefers_respond_async(request):
+        headers["Preference-Applied"] = "respond-async"
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers=headers)
+    return Response(body, status=status.HTTP_302_FOUND, headers=headers)
 
 
 def order_response(order: Order, request: Request) -> Response:
