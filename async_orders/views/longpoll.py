@@ -1,4 +1,6 @@
-"""``GET /async/orders/<id>/?wait=N``: answer as soon as the order changes, or after N s.
+"""``GET /async/orders/<id>/?wait=N``: answer as soon as the order changes, or after N s;
+and the same for a batch (``GET /async/batches/<id>/?wait=N``), which follows all its
+orders at once (:func:`waiting_view` makes either endpoint).
 
 The DRF detail view does authentication, ownership, the status table, ETags and
 ``DELETE``; waiting is added around it, in one of two shapes, chosen once by the
