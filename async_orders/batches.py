@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
+from django.db import connections, transaction
 from django.utils.translation import gettext
 
 from async_orders.conf import conf
@@ -70,9 +70,16 @@ class Batch:
     @classmethod
     def read(cls, batch_id: uuid.UUID) -> Batch | None:
         """The batch, in one query; ``None`` when no order of it exists (never placed,
-        or purged)."""
-        rows = Order.objects.filter(batch_id=batch_id).order_by("created_at", "id")
-        return cls.of(batch_id, rows.values_list(*ITEM_FIELDS))
+        or purged). The statement is compiled once per database, as a poll's is
+        (:meth:`~async_orders.models.OrderQuerySet.shown_one`): the ORM took three
+        times as long to build it and read 100 rows as the database took to run it."""
+        alias = Order.objects.db
+        connection = connections[alias]
+        batch = Order._meta.get_field("batch_id").get_db_prep_value(batch_id, connection)
+        with connection.cursor() as cursor:
+            cursor.execute(_select(alias), [batch])
+            rows = cursor.fetchall()
+        return cls.of(batch_id, ((_as_uuid(pk), *rest) for pk, *rest in rows))
 
     @classmethod
     def of(cls, batch_id: uuid.UUID, rows: Iterable[tuple[Any, ...]]) -> Batch | None:
@@ -96,6 +103,21 @@ class Batch:
     def percent(self) -> float:
         """How much of the whole batch is behind it, 0 to 100."""
         return round(sum(item.done for item in self.items) / len(self.items) * 100, 1)
+
+
+@functools.cache
+def _select(alias: str) -> str:
+    """The read of a batch's orders, as the ORM writes it for the database ``alias``."""
+    orders = Order.objects.using(alias).filter(batch_id=uuid.UUID(int=0))
+    query = orders.order_by("created_at", "id").values_list(*ITEM_FIELDS).query
+    sql, params = query.sql_with_params()
+    assert len(params) == 1, "the batch's id is the statement's only parameter"
+    return sql
+
+
+def _as_uuid(value: Any) -> uuid.UUID:
+    """An id as the database driver gave it: a UUID (PostgreSQL), or its hex (SQLite)."""
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(value)
 
 
 def parse_batch(body: Any) -> list[Envelope]:
