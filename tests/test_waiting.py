@@ -424,7 +424,8 @@ def test_a_batch_long_poll_answers_when_any_of_its_orders_changes(
         started = body["counts"]["completed"] == 1 and body["orders"][1]["percent"] == 0.0
         return polled.headers["ETag"] if started else None
 
-    etag = wait_until(midway, what="the first order done and the second started")
+    # The worker may finish another test's order first: it is shared by the session.
+    etag = wait_until(midway, timeout=30, what="the first order done and the second started")
     with ThreadPoolExecutor(1) as pool:
         waiting = pool.submit(long_poll, batch_url, etag)
         wait_until(lambda: subscribers(second) == 1, what="the long-poll to wait on its orders")
