@@ -13,6 +13,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
 from django.utils.html import format_html
 
 from async_orders.exceptions import TooManyActiveOrders
@@ -52,13 +53,14 @@ class OrderAdmin(admin.ModelAdmin):
     list_filter = ["status", "kind", "view_name", "created_at", "finished_at"]
     list_select_related = ["owner"]
     date_hierarchy = "created_at"
-    search_fields = ["id", "owner__username", "owner__email", "requester"]
+    search_fields = ["id", "owner__username", "owner__email", "requester", "=batch_id"]
     actions = ["cancel_orders", "rerun_failed_orders"]
     fieldsets = [
         (None, {"fields": ["id", "kind", "view_name", "status", "owner", "requester", "attempts"]}),
         # A task that another TASKS backend runs: its alias and that backend's result id.
         ("Task", {"fields": ["task_backend", "external_id"]}),
         ("Envelope", {"fields": ["envelope", "origin", "idempotency_key"]}),
+        ("Batch and labels", {"fields": ["batch", "labels"]}),
         ("Progress", {"fields": ["progress_bar", "message", "cancel_requested"]}),
         (
             "Outcome",
@@ -120,6 +122,16 @@ class OrderAdmin(admin.ModelAdmin):
             "data": order.data,
         }
         return _pre(json.dumps(envelope, indent=2, sort_keys=True))
+
+    @admin.display(description="batch")
+    def batch(self, order: Order) -> str:
+        """The batch it was placed in, as the list of that batch's orders."""
+        if not order.batch_id:
+            return "-"
+        changelist = reverse("admin:async_orders_order_changelist")
+        return format_html(
+            '<a href="{}?batch_id={}">{}</a>', changelist, order.batch_id, order.batch_id
+        )
 
     @admin.display(description="error")
     def error_json(self, order: Order) -> str:

@@ -28,6 +28,7 @@ DEFAULTS: dict[str, Any] = {
     "THROTTLE_CLASSES": None,
     "MAX_BODY_BYTES": 1024 * 1024,
     "MAX_ACTIVE_ORDERS": 100,
+    "MAX_BATCH": 100,
     "MAX_RESULT_BYTES": 10 * 1024 * 1024,
     "RESULT_ALLOWED_HOSTS": [],
     "MAX_SCHEDULE_SECONDS": 7 * 24 * 3600,
@@ -144,6 +145,7 @@ KINDS: dict[str, Kind] = {
     "THROTTLE_CLASSES": _CLASSES,
     "MAX_BODY_BYTES": _count(1),
     "MAX_ACTIVE_ORDERS": _count(1, optional=True),
+    "MAX_BATCH": _count(1),
     "MAX_RESULT_BYTES": _count(0),
     "RESULT_ALLOWED_HOSTS": _NAMES,
     "MAX_SCHEDULE_SECONDS": _seconds(),
@@ -240,6 +242,11 @@ class Settings:
         """Most unfinished orders one user (or session) may have; more get 429. ``None``: no cap."""
         value = self._get("MAX_ACTIVE_ORDERS")
         return None if value is None else int(value)
+
+    @property
+    def MAX_BATCH(self) -> int:
+        """Most orders one ``POST /async/batches/`` may place; a larger batch is a 400."""
+        return int(self._get("MAX_BATCH"))
 
     @property
     def MAX_RESULT_BYTES(self) -> int:

@@ -23,6 +23,7 @@ from rest_framework import serializers
 from async_orders.callback_policy import check_callback_url
 from async_orders.conf import conf
 from async_orders.exceptions import InvalidEnvelope, ViewShadowed
+from async_orders.labels import label_errors
 from async_orders.locks import MAX_KEY_LENGTH, lock_key
 from async_orders.registry import Endpoint, ShadowedRoute, ViewOptions, route_to
 
@@ -53,6 +54,7 @@ ORDER_FIELDS = (
     "queue",
     "priority",
     "task_backend",
+    "labels",
 )
 
 
@@ -84,6 +86,8 @@ class Envelope:
     priority: int | None = None
     #: The ``TASKS`` alias a task was enqueued with.
     task_backend: str = ""
+    #: The client's labels (:mod:`async_orders.labels`).
+    labels: dict[str, str] = field(default_factory=dict)
 
     def order_fields(self) -> dict[str, Any]:
         """The fields of an :class:`~async_orders.models.Order` this envelope fills."""
@@ -119,6 +123,7 @@ class EnvelopeSerializer(serializers.Serializer):
     countdown = SecondsField(required=False, min_value=0)
     eta = serializers.DateTimeField(required=False)
     callback_url = serializers.URLField(required=False, max_length=2000)
+    labels = serializers.JSONField(required=False, default=dict)
 
     def get_fields(self) -> dict[str, serializers.Field]:
         """The declared fields, each copied shallowly. DRF deep-copies them for every
@@ -190,6 +195,8 @@ def parse_envelope(endpoint: Endpoint, body: Any) -> Envelope:
     if not serializer.is_valid():
         raise InvalidEnvelope(flatten(serializer.errors))
     fields = serializer.validated_data
+    if errors := label_errors(fields["labels"]):
+        raise InvalidEnvelope(errors)
     by_method = endpoint.options_by_method()
     method = _method(endpoint, by_method, fields.get("method"))
     _reverse(endpoint, fields["args"], fields["kwargs"])
@@ -206,6 +213,7 @@ def parse_envelope(endpoint: Endpoint, body: Any) -> Envelope:
         fingerprint=fingerprint(endpoint.name, body),
         max_attempts=1 + options.retries,
         callback_url=fields.get("callback_url", ""),
+        labels=fields["labels"],
     )
     return replace(envelope, lock_keys=keys_for(options, envelope))
 

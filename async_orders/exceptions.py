@@ -250,3 +250,27 @@ class TaskBackendUnavailable(APIException):
             "The tasks backend %(alias)s could not enqueue the task; try again shortly."
         )
         super().__init__(message % {"alias": repr(alias)})
+
+
+class InvalidBatch(FieldErrors):
+    """A batch with an invalid item (or none, or too many): nothing of it was placed.
+    Each field is named ``orders.<index>.<field>``, so a client can fix every item."""
+
+    default_code = "invalid_batch"
+    lead = gettext_lazy("Invalid batch; no order of it was placed.")
+
+
+class BatchNotFound(APIException):
+    """Unknown batch id, or a batch the caller may not see."""
+
+    status_code = status.HTTP_404_NOT_FOUND
+    default_code = "batch_not_found"
+    default_detail = gettext_lazy("No such batch.")
+
+
+class BatchFinished(APIException):
+    """Every order of the batch has finished: there is nothing to cancel."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "batch_finished"
+    default_detail = gettext_lazy("Every order of the batch has finished; nothing to cancel.")

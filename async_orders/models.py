@@ -23,6 +23,7 @@ from django.utils import timezone
 from async_orders import signals
 from async_orders.conf import conf
 from async_orders.deprecation import renamed
+from async_orders.labels import label_errors
 from async_orders.order_statements import (
     RowReader,
     advisory_lock,
@@ -31,12 +32,7 @@ from async_orders.order_statements import (
     update_attempt,
     upsert_row,
 )
-from async_orders.ownership import (
-    ANONYMOUS,
-    listed_requesters,
-    requester_key,
-    visible_requesters,
-)
+from async_orders.ownership import ANONYMOUS, listed_requesters, may_see
 
 if TYPE_CHECKING:
     from async_orders.view_response import ViewResponse
@@ -109,6 +105,8 @@ SHOWN_FIELDS = (
     "kind",
     "task_backend",
     "external_id",
+    "labels",
+    "batch_id",
 )
 
 #: What an order of a task run by another ``TASKS`` backend lacks, as its
@@ -309,6 +307,14 @@ class Order(models.Model):
     callback_url = models.URLField(
         max_length=2000, blank=True, help_text="Where the finished order is POSTed (webhook)."
     )
+    labels = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="The client's (and the view's) string labels, to find the order by.",
+    )
+    batch_id = models.UUIDField(
+        null=True, blank=True, help_text="The batch it was placed in (POST /async/batches/)."
+    )
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     run_at = models.DateTimeField(null=True, blank=True, help_text="Not before this time.")
@@ -345,6 +351,12 @@ class Order(models.Model):
                 fields=["task_backend", "external_id"],
                 condition=~Q(external_id=""),
                 name="async_order_external_task",
+            ),
+            # Partial: the orders placed alone, most of them, cost it nothing.
+            models.Index(
+                fields=["batch_id"],
+                condition=Q(batch_id__isnull=False),
+                name="async_order_batch",
             ),
         ]
         constraints = [
@@ -383,12 +395,8 @@ class Order(models.Model):
         return list(FOLLOWED_LIMITATIONS) if self.is_followed else []
 
     def is_visible_to(self, user: Any, session_key: str | None) -> bool:
-        """Whether this requester may see the order (see :func:`visible_requesters`).
-        Its owner is told first: that needs no permission lookup, which costs queries."""
-        if self.requester != ANONYMOUS and self.requester == requester_key(user, session_key):
-            return True
-        requesters = visible_requesters(user, session_key)
-        return requesters is None or self.requester in requesters
+        """Whether this requester may see the order (see :func:`may_see`)."""
+        return may_see(self.requester, user, session_key)
 
     @property
     def attempt(self) -> int:
@@ -428,6 +436,22 @@ class Order(models.Model):
         """Changes a worker makes hold only for the attempt it claimed: a worker taken
         for dead, whose order was queued again and claimed by another, changes nothing."""
         return Q(attempts=self.attempts)
+
+    def add_labels(self, labels: dict[str, str]) -> bool:
+        """Add (or change) labels from the view running this order (``ValueError`` when
+        they break the bounds of :mod:`~async_orders.labels`); ``False`` when the
+        attempt has lost the order. Only the running attempt writes labels once the
+        order is placed, so merging them here loses none."""
+        if errors := label_errors(labels):
+            raise ValueError("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
+        merged = {**self.labels, **labels}
+        if errors := label_errors(merged):
+            raise ValueError(" ".join(errors["labels"]))
+        mine = Order.objects.filter(self._this_attempt(), pk=self.pk, status=OrderStatus.RUNNING)
+        if not mine.update(labels=merged):
+            return False
+        self.labels = merged  # no signal: labels are not progress, and wake no waiter
+        return True
 
     def schedule_retry(self, run_at: datetime) -> bool:
         """running -> scheduled until ``run_at``: another attempt, unless asked to cancel."""

@@ -120,8 +120,9 @@ def _client(url: str) -> redis.Redis:
 
 
 @contextmanager
-def listening(order_id: uuid.UUID | str) -> Iterator[NextChange]:
-    """Blocking listener for one order (one Redis connection while it is open)."""
+def listening(*order_ids: uuid.UUID | str) -> Iterator[NextChange]:
+    """Blocking listener for one order, or any of several (a batch's): one Redis
+    connection while it is open, however many orders."""
     url = redis_url()
     if url is None:
         yield _sleep
@@ -129,13 +130,13 @@ def listening(order_id: uuid.UUID | str) -> Iterator[NextChange]:
     with redis_clients.opened(url) as client:
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:
-            yield _subscribed(pubsub, order_id)
+            yield _subscribed(pubsub, order_ids)
         finally:
             pubsub.close()
 
 
 @asynccontextmanager
-async def alistening(order_id: uuid.UUID | str) -> AsyncIterator[AsyncNextChange]:
+async def alistening(*order_ids: uuid.UUID | str) -> AsyncIterator[AsyncNextChange]:
     """The asyncio shell of :func:`listening`: waiting holds no thread."""
     url = redis_url()
     if url is None:
@@ -144,24 +145,24 @@ async def alistening(order_id: uuid.UUID | str) -> AsyncIterator[AsyncNextChange
     async with redis_clients.aopened(url) as client:
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:
-            yield await _asubscribed(pubsub, order_id)
+            yield await _asubscribed(pubsub, order_ids)
         finally:
             await pubsub.aclose()
 
 
-def _subscribed(pubsub: Any, order_id: uuid.UUID | str) -> NextChange:
+def _subscribed(pubsub: Any, order_ids: tuple[uuid.UUID | str, ...]) -> NextChange:
     try:
-        pubsub.subscribe(channel(order_id))
+        pubsub.subscribe(*map(channel, order_ids))
     except redis.RedisError:
-        return _cannot_subscribe(order_id, _sleep)
+        return _cannot_subscribe(order_ids, _sleep)
     return partial(_next_message, pubsub)
 
 
-async def _asubscribed(pubsub: Any, order_id: uuid.UUID | str) -> AsyncNextChange:
+async def _asubscribed(pubsub: Any, order_ids: tuple[uuid.UUID | str, ...]) -> AsyncNextChange:
     try:
-        await pubsub.subscribe(channel(order_id))
+        await pubsub.subscribe(*map(channel, order_ids))
     except redis.RedisError:
-        return _cannot_subscribe(order_id, _asleep)
+        return _cannot_subscribe(order_ids, _asleep)
     return partial(_anext_message, pubsub)
 
 
@@ -194,8 +195,9 @@ def _message_waits(timeout: float) -> Iterator[float]:
 Sleep = TypeVar("Sleep", NextChange, AsyncNextChange)
 
 
-def _cannot_subscribe(order_id: uuid.UUID | str, sleep: Sleep) -> Sleep:
-    logger.warning("Cannot subscribe to order %s; polling it.", order_id, exc_info=True)
+def _cannot_subscribe(order_ids: tuple[uuid.UUID | str, ...], sleep: Sleep) -> Sleep:
+    shown = ", ".join(map(str, order_ids))
+    logger.warning("Cannot subscribe to order %s; polling it.", shown, exc_info=True)
     return sleep
 
 

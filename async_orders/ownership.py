@@ -54,6 +54,15 @@ def visible_requesters(user: Any, session_key: str | None) -> set[str] | None:
     return {mine, ANONYMOUS}
 
 
+def may_see(requester: str, user: Any, session_key: str | None) -> bool:
+    """Whether this caller may see what ``requester`` placed (an order, a batch). Its
+    owner is told first: that needs no permission lookup, which costs queries."""
+    if requester != ANONYMOUS and requester == requester_key(user, session_key):
+        return True
+    requesters = visible_requesters(user, session_key)
+    return requesters is None or requester in requesters
+
+
 def listed_requesters(
     user: Any, session_key: str | None, *, everyone: bool = False
 ) -> set[str] | None:

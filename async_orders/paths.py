@@ -1,4 +1,4 @@
-"""The paths of an order's own endpoints (its detail, its result), reversed once.
+"""The paths of an order's own endpoints (its detail, its result, its batch), reversed once.
 
 Every poll names the order's URL and every completed order its result's, so
 ``reverse()`` runs once per URLconf, script prefix and URL name, and each order's
@@ -15,12 +15,20 @@ from django.urls import get_resolver, get_script_prefix, get_urlconf, reverse
 
 DETAIL = "async_orders:order-detail"
 RESULT = "async_orders:order-result"
+BATCH = "async_orders:batch-detail"
 
 
 def order_path(order_id: uuid.UUID, name: str = DETAIL) -> str:
-    """``reverse(name, kwargs={"pk": order_id})``, of :data:`DETAIL` or :data:`RESULT`."""
+    """``reverse(name, kwargs={"pk": order_id})``, of :data:`DETAIL` or :data:`RESULT`
+    (or :data:`BATCH`, with a batch's id)."""
     resolver, prefix = get_resolver(get_urlconf()), get_script_prefix()
     return _pattern(resolver, prefix, name).format(order_id)
+
+
+def path_pattern(name: str = DETAIL) -> str:
+    """The path of ``name`` with ``{}`` where the id goes: to name many orders (a
+    batch's) for the cost of one lookup."""
+    return _pattern(get_resolver(get_urlconf()), get_script_prefix(), name)
 
 
 @functools.lru_cache(maxsize=16)

@@ -8,6 +8,7 @@ What the web layer and the admin call; it publishes through
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
@@ -37,6 +38,7 @@ def place_order(
     requester: str = ANONYMOUS,
     idempotency_key: str = "",
     submit: Submit | None = None,
+    batch_id: uuid.UUID | None = None,
 ) -> tuple[Order, bool]:
     """Create the order and publish its message once the order's row is committed.
 
@@ -46,7 +48,8 @@ def place_order(
     database's unique constraint decides between concurrent duplicates. An anonymous
     requester without a session may not send a key: nothing would tell two such
     clients apart. The order's conflict locks are taken in the same transaction
-    (:class:`~async_orders.locks.Locked` if one is held).
+    (:class:`~async_orders.locks.Locked` if one is held). ``batch_id`` names the
+    batch it is an item of (:mod:`async_orders.batches`).
 
     ``submit`` sends the new order on its way, last in its transaction: by default
     its message, published once the row is committed; a task of another ``TASKS``
@@ -56,7 +59,9 @@ def place_order(
     if idempotency_key and requester == ANONYMOUS:
         raise IdempotencyKeyNeedsClient()
     with log_context.about(view=envelope.view_name):
-        return _place(envelope, owner, origin, requester, idempotency_key, submit or _publish)
+        return _place(
+            envelope, owner, origin, requester, idempotency_key, submit or _publish, batch_id
+        )
 
 
 #: Sends a new order on its way, inside the transaction that inserts it.
@@ -74,6 +79,7 @@ def _place(
     requester: str,
     idempotency_key: str,
     submit: Submit,
+    batch_id: uuid.UUID | None,
 ) -> tuple[Order, bool]:
     try:
         with transaction.atomic():
@@ -85,6 +91,7 @@ def _place(
             if idempotency_key and (existing := _keyed(requester, idempotency_key)):
                 return _same_request(existing, envelope), False
             order = _new_order(envelope, owner, origin, requester, idempotency_key)
+            order.batch_id = batch_id
             if not insert_row(order, below=cap):
                 assert cap is not None  # only the cap can refuse the INSERT
                 raise TooManyActiveOrders(cap.most, retry_after=conf.RETRY_AFTER)

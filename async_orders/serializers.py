@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from async_orders.conf import conf
 from async_orders.models import FOLLOWED_LIMITATIONS, FailureCode, Order, OrderKind, OrderStatus
-from async_orders.paths import order_path
+from async_orders.paths import BATCH, order_path
 
 # The serializers below describe the order for the OpenAPI schema only; their
 # docstrings and help texts are the schema's descriptions, so they speak to clients.
@@ -91,6 +92,20 @@ class OrderSerializer(serializers.ModelSerializer):
     callback = serializers.DictField(
         allow_null=True, read_only=True, help_text="The webhook and its deliveries, if any."
     )
+    labels = serializers.DictField(
+        child=serializers.CharField(),
+        read_only=True,
+        help_text="The labels the client placed it with, and those its view added.",
+    )
+    batch = serializers.URLField(
+        allow_null=True, read_only=True, help_text="The batch it was placed in, if any."
+    )
+    expires_at = serializers.DateTimeField(
+        allow_null=True,
+        read_only=True,
+        help_text="When retention deletes it (RETENTION_SECONDS after it finished); "
+        "null while it is unfinished.",
+    )
 
     class Meta:
         model = Order
@@ -112,6 +127,9 @@ class OrderSerializer(serializers.ModelSerializer):
             "run_at",
             "started_at",
             "finished_at",
+            "expires_at",
+            "labels",
+            "batch",
         ]
         read_only_fields = fields
 
@@ -147,7 +165,18 @@ def represent(order: Order, request: Any) -> dict[str, Any]:
         "run_at": _when(order.run_at),
         "started_at": _when(order.started_at),
         "finished_at": _when(order.finished_at),
+        "expires_at": _when(expires_at(order.finished_at)),
+        "labels": order.labels,
+        "batch": absolute(order_path(order.batch_id, BATCH)) if order.batch_id else None,
     }
+
+
+def expires_at(finished_at: datetime | None) -> datetime | None:
+    """When :mod:`async_orders.retention` deletes a finished order: published, as
+    AIP-151 advises, so that a client knows how long its result stays."""
+    if finished_at is None:
+        return None
+    return finished_at + timedelta(seconds=conf.RETENTION_SECONDS)
 
 
 def _percent(order: Order) -> float | None:
@@ -180,7 +209,26 @@ class ListQuerySerializer(serializers.Serializer):
 
     status = serializers.ChoiceField(choices=OrderStatus.choices, required=False)
     view = serializers.CharField(required=False, max_length=200)
-    page = serializers.IntegerField(required=False, min_value=1)
+    created_after = serializers.DateTimeField(
+        required=False, help_text="Only orders placed after this moment (ISO 8601)."
+    )
+    created_before = serializers.DateTimeField(
+        required=False, help_text="Only orders placed before this moment (ISO 8601)."
+    )
+    # DRF's metaclass takes declared fields off the class, so this parameter does not
+    # replace Field.label; mypy sees only the assignment.
+    label = serializers.CharField(  # type: ignore[assignment]
+        required=False,
+        help_text="key:value; only orders with this label. Repeat it: orders with all of them.",
+    )
+    cursor = serializers.CharField(
+        required=False, help_text="The page after (or before) one: follow next / previous."
+    )
+    page = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        help_text="Deprecated: the page-number form (with count); use cursor.",
+    )
     page_size = serializers.IntegerField(required=False, min_value=1, max_value=500)
     all = serializers.BooleanField(
         required=False,

@@ -32,6 +32,9 @@ urlpatterns = [
     path("orders/<async_order:pk>/", views.order_detail_view(), name="order-detail"),
     path("orders/<async_order:pk>/result/", views.OrderResultView.as_view(), name="order-result"),
     path("orders/<async_order:pk>/events/", views.order_events_view(), name="order-events"),
+    path("batches/", views.PlaceBatchView.as_view(), name="batch-create"),
+    path("batches/<async_order:pk>/", views.batch_detail_view(), name="batch-detail"),
+    path("batches/<async_order:pk>/events/", views.batch_events_view(), name="batch-events"),
     path("health/", views.health_view, name="health"),
     path("metrics/", views.metrics_view, name="metrics"),
 ]

@@ -30,6 +30,9 @@ PLAN = [
     ("peers", "postgres"),
     ("task_drain", "postgres"),
     ("metrics_overhead", "postgres"),
+    ("batch_placing", "postgres"),
+    ("batch_poll", "postgres"),
+    ("label_filter", "postgres"),
 ]
 
 

@@ -25,11 +25,13 @@ VARYING = {
 }
 
 
-def insert_sql() -> str:
+def insert_sql(varying: dict[str, str] = VARYING) -> str:
+    """Copies of the template order; ``varying`` gives the SQL of the columns that
+    differ (of ``n``, the copy's number)."""
     from async_orders.models import Order
 
     columns = [field.column for field in Order._meta.concrete_fields]
-    values = [VARYING.get(column, f'template."{column}"') for column in columns]
+    values = [varying.get(column, f'template."{column}"') for column in columns]
     quoted = ", ".join(f'"{column}"' for column in columns)
     return (
         f"INSERT INTO async_orders_order ({quoted}) "

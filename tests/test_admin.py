@@ -201,3 +201,20 @@ def test_rerun_of_an_order_whose_objects_are_locked_is_counted_not_placed(
 
     assert set(Order.objects.values_list("pk", flat=True)) == {failed.pk, holder.pk}
     assert "1 not placed now (locked or too many active)" in response.content.decode()
+
+
+def test_an_order_page_shows_its_labels_and_links_its_batchs_orders(admin_client: Client) -> None:
+    from async_orders.batches import parse_batch, place_batch
+
+    items = [{"view": "echo", "labels": {"tenant": "acme"}}, {"view": "echo"}]
+    batch = place_batch(parse_batch({"orders": items}), None, "http://testserver", requester="x")
+    make_order("echo")  # not in the batch
+    first = Order.objects.get(pk=batch.items[0].id)
+
+    page = admin_client.get(f"{CHANGELIST}{first.pk}/change/").content.decode()
+
+    assert "&quot;tenant&quot;: &quot;acme&quot;" in page
+    assert f'?batch_id={batch.id}"' in page
+    assert listed(admin_client, f"?batch_id={batch.id}") == set(
+        Order.objects.filter(batch_id=batch.id)
+    )

@@ -296,3 +296,24 @@ def test_poll_delay_honours_retry_after_with_a_cap_and_backs_off_without(
     )
 
     assert delay == expected_ms
+
+
+def test_a_batch_shows_one_bar_per_order_and_one_for_the_batch(page: Any) -> None:
+    page.fill("#batch-count", "3")
+    page.fill("#batch-size", "15")  # sizes 15, 16, 17: none is the unlucky one
+
+    page.click("#start-batch")
+
+    def overall() -> float:
+        return float(page.eval_on_selector("#batch-bar", "bar => bar.value"))
+
+    wait_until(lambda: 0 < overall() < 100, what="the batch's bar to move")
+    wait_until(
+        lambda: page.get_attribute("#batch-status", "data-status") == "finished",
+        timeout=30,
+        what="the batch to finish",
+    )
+    item_bars = page.eval_on_selector_all("#batch-bars progress", "bars => bars.map(b => b.value)")
+    assert item_bars == [100, 100, 100]
+    assert overall() == 100
+    assert page.text_content("#batch-status") == "3 of 3 finished (100%)"

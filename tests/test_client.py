@@ -12,6 +12,7 @@ from django.contrib.auth.models import User
 
 from async_orders.client import (
     APIError,
+    Batch,
     Client,
     Order,
     OrderCanceled,
@@ -233,3 +234,40 @@ def test_an_idempotency_key_returns_the_same_order(live_server: Any) -> None:
 
         assert again.id == first.id
         orders_client.wait(first, timeout=30)
+
+
+def test_place_batch_then_wait_batch_sees_every_order_finish(
+    orders_client: Client, tmp_path: Path
+) -> None:
+    seen: list[float] = []
+    orders = [
+        {"view": "gated", "kwargs": {"steps": 2}, "data": {"gate": str(tmp_path)}},
+        {"view": "echo-int", "kwargs": {"number": 3}, "labels": {"run": "r1"}},
+        {"view": "answers-404"},
+    ]
+
+    batch = orders_client.place_batch(orders)
+
+    def on_progress(state: Batch) -> None:
+        seen.append(state.percent)
+        if state.counts["running"] or state.counts["completed"]:
+            open_gates(tmp_path, 2)
+
+    done = orders_client.wait_batch(batch, timeout=30, on_progress=on_progress)
+    assert batch.total == 3
+    assert done.finished
+    assert (done.counts["completed"], done.counts["failed"]) == (2, 1)
+    assert done.percent == 100.0
+    assert seen == sorted(seen)
+    assert orders_client.get(done.orders[1]["url"]).labels == {"run": "r1"}
+    with pytest.raises(APIError) as finished:
+        orders_client.cancel_batch(done)
+    assert finished.value.code == "batch_finished"
+
+
+def test_an_invalid_batch_item_is_an_api_error_naming_it(orders_client: Client) -> None:
+    with pytest.raises(APIError) as refused:
+        orders_client.place_batch([{"view": "echo"}, {"view": "no-such-view"}])
+
+    assert refused.value.code == "invalid_batch"
+    assert list(refused.value.fields) == ["orders.1.view"]

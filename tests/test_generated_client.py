@@ -97,6 +97,9 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
                 "place": "api.async_orders.place_async_order",
                 "poll": "api.async_orders.poll_async_order",
                 "result": "api.async_orders.async_order_result",
+                "list": "api.async_orders.list_async_orders",
+                "place_batch": "api.async_orders.place_async_batch",
+                "poll_batch": "api.async_orders.poll_async_batch",
             }.items()
         }
         yield SimpleNamespace(site=site, **modules)
@@ -262,3 +265,30 @@ def test_a_refused_order_request_is_a_typed_4xx(api: SimpleNamespace, generated:
     assert isinstance(refused.parsed, api.models.Error)
     assert refused.parsed.code == "invalid_envelope"
     assert "kwargs.number" in refused.parsed.fields.to_dict()
+
+
+def test_a_batch_is_placed_then_polled_to_200_and_its_labels_filter_the_list(
+    api: SimpleNamespace, generated: Any
+) -> None:
+    orders = [
+        api.models.BatchOrder(view="echo-int", kwargs={"number": n}, labels={"run": "gen"})
+        for n in range(3)
+    ]
+
+    placed = api.place_batch.sync_detailed(client=generated, body=api.models.BatchRequest(orders))
+
+    assert placed.status_code == 302
+    assert isinstance(placed.parsed, api.models.Batch)
+    assert placed.parsed.total == 3
+
+    def poll() -> Any:
+        answer = api.poll_batch.sync_detailed(id=placed.parsed.id, client=generated)
+        return answer if answer.status_code == 200 else None
+
+    done = wait_until(poll, timeout=30, what="the batch to finish").parsed
+    assert done.finished is True
+    assert done.counts.to_dict()["completed"] == 3
+    assert [item.percent for item in done.orders] == [100.0] * 3
+    listed = api.list.sync_detailed(client=generated, label="run:gen").parsed
+    assert {order.id for order in listed.results} == {item.id for item in done.orders}
+    assert all(order.labels.to_dict() == {"run": "gen"} for order in listed.results)

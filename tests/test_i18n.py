@@ -97,3 +97,14 @@ def test_the_shipped_mo_file_is_compiled_from_the_po_file() -> None:
 
 def _joined(lines: str) -> str:
     return "".join(re.findall(r'"(.*)"', lines)).replace('\\"', '"')
+
+
+@pytest.mark.usefixtures("german")
+def test_an_invalid_batch_is_answered_in_german(api: APIClient) -> None:
+    refused = api.post("/async/batches/", {"orders": []}, format="json")
+
+    assert refused.json()["code"] == "invalid_batch"
+    assert refused.json()["detail"].startswith("Ungültiger Stapel;")
+    assert refused.json()["fields"]["orders"] == [
+        "Eine Liste von 1 bis 100 Aufträgen (MAX_BATCH), jeder mit seinem View."
+    ]

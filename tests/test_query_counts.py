@@ -115,6 +115,18 @@ def test_polling_an_order_costs_at_most_two_queries(api: APIClient) -> None:
     assert len(seen) <= MAX_POLL_QUERIES, seen.statements
 
 
+def test_polling_a_batch_of_100_orders_costs_one_query(api: APIClient, user: User) -> None:
+    """celery#10530: a group's progress read order by order costs N reads; a batch's is
+    one SELECT of its orders' shown columns, ownership checked on the rows it returns."""
+    api.force_authenticate(user)
+    placed = api.post("/async/batches/", {"orders": [{"view": "echo"}] * 100}, format="json")
+
+    seen = count(lambda: api.get(placed["Location"]))
+
+    assert len(seen) == 1, seen.statements
+    assert len(api.get(placed["Location"]).json()["orders"]) == 100
+
+
 def test_polling_as_a_signed_in_user_costs_at_most_two_queries(api: APIClient, user: User) -> None:
     order = make_order(owner=user)
     api.force_authenticate(user)

@@ -22,6 +22,7 @@ pytestmark = pytest.mark.django_db
 INTEGERS_FROM_1 = [
     "MAX_BODY_BYTES",
     "MAX_ACTIVE_ORDERS",
+    "MAX_BATCH",
     "PURGE_BATCH_SIZE",
     "WEBHOOK_MAX_ATTEMPTS",
 ]

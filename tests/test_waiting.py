@@ -403,3 +403,36 @@ def test_a_webhook_is_retried_after_a_500_then_delivered_signed(
 
 def _deliveries(order_url: str) -> list[dict[str, Any]]:
     return requests.get(order_url, timeout=10).json()["callback"]["deliveries"]
+
+
+def test_a_batch_long_poll_answers_when_any_of_its_orders_changes(
+    server: str, gate: Path, subscribers: Callable[[str], int]
+) -> None:
+    orders = [
+        {"view": "gated", "kwargs": {"steps": 2}, "data": {"gate": str(gate / "first")}},
+        {"view": "gated", "kwargs": {"steps": 2}, "data": {"gate": str(gate)}},
+    ]
+    (gate / "first").mkdir()
+    for step in range(2):
+        (gate / "first" / str(step)).touch()  # the first runs through at once
+    placed = requests.post(f"{server}/async/batches/", json={"orders": orders}, timeout=30)
+    batch_url, second = placed.url, placed.json()["orders"][1]["url"]
+
+    def midway() -> str | None:
+        polled = requests.get(batch_url, timeout=10)
+        body = polled.json()
+        started = body["counts"]["completed"] == 1 and body["orders"][1]["percent"] == 0.0
+        return polled.headers["ETag"] if started else None
+
+    # The worker may finish another test's order first: it is shared by the session.
+    etag = wait_until(midway, timeout=30, what="the first order done and the second started")
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(long_poll, batch_url, etag)
+        wait_until(lambda: subscribers(second) == 1, what="the long-poll to wait on its orders")
+        opened = time.perf_counter()
+        (gate / "0").touch()
+        response, answered = waiting.result(timeout=20)
+
+    assert response.status_code == 202
+    assert response.json()["orders"][1]["percent"] == 50.0
+    assert answered - opened < 5  # woken by the change, not by the end of the wait

@@ -46,5 +46,6 @@ urlpatterns = [
     path("redirects/", views.redirects, name="redirects"),
     path("members/", views.members_only, name="members-only"),
     path("csrf/", views.csrf_token, name="csrf-token"),
+    path("labels-itself/", views.labels_itself, name="labels-itself"),
     path("shop/", include((router.urls, "shop"), namespace="shop")),
 ]

@@ -5,11 +5,13 @@ and shapes the answer. ``async_orders.urls`` routes to these names only.
 - :mod:`.orders`: place, poll and cancel, replay the result, list;
 - :mod:`.longpoll`: the poll that waits for a change (``?wait=``), under WSGI or ASGI;
 - :mod:`.events`: the order as server-sent events;
+- :mod:`.batches`: place, poll (and wait for), cancel a batch of orders, its events;
 - :mod:`.health` and :mod:`.metrics`: for operators' probes and scrapers.
 """
 
 from __future__ import annotations
 
+from async_orders.views.batches import PlaceBatchView, batch_detail_view, batch_events_view
 from async_orders.views.events import order_events_view
 from async_orders.views.health import health_view
 from async_orders.views.longpoll import order_detail_view
@@ -24,8 +26,11 @@ from async_orders.views.orders import (
 __all__ = [
     "OrderListView",
     "OrderResultView",
+    "PlaceBatchView",
     "PlaceOrderView",
     "PlaceTaskOrderView",
+    "batch_detail_view",
+    "batch_events_view",
     "health_view",
     "metrics_view",
     "order_detail_view",

@@ -17,7 +17,10 @@ of :mod:`async_orders.views.waiting`, and ends after ``SSE_MAX_LIFETIME`` second
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -29,7 +32,7 @@ from rest_framework.request import Request
 import async_orders.views.openapi as openapi
 from async_orders.conf import conf
 from async_orders.models import Order
-from async_orders.serializers import OrderSerializer
+from async_orders.serializers import represent
 from async_orders.views.base import OrderAPIView
 from async_orders.views.headers import order_etag
 from async_orders.views.waiting import Waiter, afollow, follow, released, room
@@ -49,15 +52,52 @@ class OrderEventsView(OrderAPIView):
     @openapi.order_events_schema
     def get(self, request: Request, pk: str) -> HttpResponse | StreamingHttpResponse:
         order = self.get_order(pk, shown_only=True)
-        asynchronous = isinstance(request._request, ASGIRequest)
-        waiter = Waiter.of(request, blocking=not asynchronous)
-        stream = EventStream(pk, request, request.headers.get("Last-Event-ID"), waiter)
-        if order.is_finished and stream.has_seen(order):
-            return HttpResponse(status=204)
-        chunks = stream.aiter() if asynchronous else iter(stream)
-        response = StreamingHttpResponse(chunks, content_type="text/event-stream")
-        response["X-Accel-Buffering"] = "no"  # nginx: pass events on as they come
-        return response
+        read = partial(read_order, pk, request)
+        return event_stream(request, order_snapshot(order, request), read, (pk,))
+
+
+def event_stream(
+    request: Request, first: Snapshot, read: Read, watched: Sequence[str | uuid.UUID]
+) -> HttpResponse | StreamingHttpResponse:
+    """The streaming answer of an events endpoint (an order's, a batch's) whose state was
+    ``first`` when the request was checked; :class:`EventStream` has the logic."""
+    asynchronous = isinstance(request._request, ASGIRequest)
+    waiter = Waiter.of(request, blocking=not asynchronous)
+    stream = EventStream(read, watched, request.headers.get("Last-Event-ID"), waiter)
+    if first.finished and stream.has_seen(first):
+        return HttpResponse(status=204)
+    chunks = stream.aiter() if asynchronous else iter(stream)
+    response = StreamingHttpResponse(chunks, content_type="text/event-stream")
+    response["X-Accel-Buffering"] = "no"  # nginx: pass events on as they come
+    return response
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What one read found, as an event would say it."""
+
+    #: The event's id: the ETag, without quotes.
+    id: str
+    #: ``progress`` while active, else the final status (``completed``, ``finished``...).
+    name: str
+    finished: bool
+    #: The event's JSON body; built only when the event is sent.
+    body: Callable[[], Any]
+
+
+#: One read of what a stream follows: a :class:`Snapshot`, ``None`` once it is gone.
+Read = Callable[[], "Snapshot | None"]
+
+
+def order_snapshot(order: Order, request: Request) -> Snapshot:
+    name = order.status if order.is_finished else "progress"
+    etag = order_etag(order, request).strip('"')
+    return Snapshot(etag, name, order.is_finished, lambda: represent(order, request))
+
+
+def read_order(pk: str, request: Request) -> Snapshot | None:
+    order = Order.objects.shown_one(pk)
+    return None if order is None else order_snapshot(order, request)
 
 
 def order_events_view() -> Callable[..., Any]:
@@ -68,7 +108,7 @@ def order_events_view() -> Callable[..., Any]:
 
 
 class EventStream:
-    """The events of one order for one client; :meth:`step` holds all the logic.
+    """The events of one order (or batch) for one client; :meth:`step` holds all the logic.
 
     The stream lasts ``SSE_MAX_LIFETIME`` seconds at most, then ends; ``EventSource``
     reconnects after ``retry`` with ``Last-Event-ID`` and misses nothing. A stream with
@@ -77,10 +117,14 @@ class EventStream:
     """
 
     def __init__(
-        self, pk: str, request: Request, last_event_id: str | None, waiter: Waiter
+        self,
+        read: Read,
+        watched: Sequence[str | uuid.UUID],
+        last_event_id: str | None,
+        waiter: Waiter,
     ) -> None:
-        self.pk = pk
-        self.request = request
+        self.read = read
+        self.watched = watched
         self.last_id = last_event_id
         self.waiter = waiter
         self.last_sent = time.monotonic()
@@ -89,7 +133,7 @@ class EventStream:
     def __iter__(self) -> Iterator[str]:
         yield self._preamble()
         with room.admit(self.waiter) as admitted:
-            yield from follow(self.pk, self) if admitted else released(self.step)()[0]
+            yield from follow(self.watched, self) if admitted else released(self.step)()[0]
 
     async def aiter(self) -> AsyncIterator[str]:
         yield self._preamble()
@@ -99,36 +143,31 @@ class EventStream:
                 for chunk in chunks:
                     yield chunk
                 return
-            async for chunk in afollow(self.pk, self):
+            async for chunk in afollow(self.watched, self):
                 yield chunk
 
     def step(self) -> tuple[list[str], float | None]:
-        """Read the order once: what to send now, and how long to wait for the next
-        change (``None`` once the order is finished or gone, or the stream is over)."""
-        order = Order.objects.shown_one(self.pk)
-        if order is None:
+        """Read once: what to send now, and how long to wait for the next change
+        (``None`` once what it follows is finished or gone, or the stream is over)."""
+        snapshot = self.read()
+        if snapshot is None:
             return [], None
         chunks = []
-        if not self.has_seen(order):
-            chunks.append(self._event(order))
+        if not self.has_seen(snapshot):
+            chunks.append(self._event(snapshot))
         elif time.monotonic() - self.last_sent >= conf.SSE_HEARTBEAT:
             chunks.append(HEARTBEAT)
         if chunks:
             self.last_sent = time.monotonic()
-        return chunks, None if order.is_finished else self._pause()
+        return chunks, None if snapshot.finished else self._pause()
 
-    def has_seen(self, order: Order) -> bool:
-        return self.last_id == self._id(order)
+    def has_seen(self, snapshot: Snapshot) -> bool:
+        return self.last_id == snapshot.id
 
-    def _event(self, order: Order) -> str:
-        self.last_id = self._id(order)
-        name = order.status if order.is_finished else "progress"
-        body: Any = OrderSerializer(order, context={"request": self.request}).data
-        data = JSONRenderer().render(body).decode()
-        return f"id: {self.last_id}\nevent: {name}\ndata: {data}\n\n"
-
-    def _id(self, order: Order) -> str:
-        return order_etag(order, self.request).strip('"')
+    def _event(self, snapshot: Snapshot) -> str:
+        self.last_id = snapshot.id
+        data = JSONRenderer().render(snapshot.body()).decode()
+        return f"id: {self.last_id}\nevent: {snapshot.name}\ndata: {data}\n\n"
 
     def _preamble(self) -> str:
         """Tell ``EventSource`` how long to wait before reconnecting, as ``Retry-After`` does."""

@@ -81,6 +81,12 @@ NOT_FOUND = _error("order_not_found: no such order, a malformed id, or not yours
 ORDER_ID = OpenApiParameter(
     "id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The order's id."
 )
+IF_NONE_MATCH = OpenApiParameter(
+    "If-None-Match", str, OpenApiParameter.HEADER, description="A previous ETag."
+)
+LAST_EVENT_ID = OpenApiParameter(
+    "Last-Event-ID", str, OpenApiParameter.HEADER, description="Resume after this event."
+)
 #: The tag of every order endpoint: a generated client's module (``api.async_orders``).
 TAG = "async-orders"
 AUTH_ERRORS = {
@@ -162,9 +168,7 @@ poll_order_schema = extend_schema(
             description="Long-poll: answer once the order changes, or after this many "
             "seconds (capped by LONG_POLL_MAX_WAIT).",
         ),
-        OpenApiParameter(
-            "If-None-Match", str, OpenApiParameter.HEADER, description="A previous ETag."
-        ),
+        IF_NONE_MATCH,
         _header("Retry-After", "Seconds to wait before polling again.", [202]),
         _header("Location", "The resource_url of a completed order.", [201]),
         _header("ETag", "Changes whenever the order does.", [200, 201, 202, 304]),
@@ -187,9 +191,7 @@ order_events_schema = extend_schema(
     },
     parameters=[
         ORDER_ID,
-        OpenApiParameter(
-            "Last-Event-ID", str, OpenApiParameter.HEADER, description="Resume after this event."
-        ),
+        LAST_EVENT_ID,
     ],
 )
 
@@ -423,6 +425,10 @@ PLAIN_OBJECTS: dict[str, dict[str, Any]] = {
     "query": {
         "description": "A JSON object: query-string parameters, each a string, a "
         "number or a list of them.",
+    },
+    "labels": {
+        "description": "A JSON object of at most 16 string labels (keys of 1-64 "
+        "characters, values of at most 256), to find the order by (?label=key:value).",
     },
 }
 

@@ -12,13 +12,17 @@ from typing import Any
 
 from django.http import HttpResponse, HttpResponseNotModified
 from django.utils import timezone
+from django.utils.translation import gettext
 from rest_framework import generics, status
-from rest_framework.pagination import PageNumberPagination
+from rest_framework.exceptions import NotFound
+from rest_framework.pagination import CursorPagination, PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.utils.urls import remove_query_param
 
 import async_orders.views.openapi as openapi
 from async_orders.conf import conf
+from async_orders.deprecation import deprecated_form
 from async_orders.envelope import parse_envelope
 from async_orders.exceptions import (
     InvalidQuery,
@@ -29,6 +33,7 @@ from async_orders.exceptions import (
     ResultNotStored,
     UnknownView,
 )
+from async_orders.labels import having, parse_filters
 from async_orders.locks import Locked
 from async_orders.models import Order, OrderStatus
 from async_orders.ownership import (
@@ -90,12 +95,7 @@ class PlaceOrderView(OrderAPIView):
         """The answer to a placed order: 302 to it (202 with ``Prefer: respond-async``)."""
         request = self.request
         remember_session_requester(request, requester)
-        body = represent(order, request)
-        headers = {"Location": body["url"], "Vary": "Prefer"}
-        if prefers_respond_async(request):
-            headers["Preference-Applied"] = "respond-async"
-            return Response(body, status=status.HTTP_202_ACCEPTED, headers=headers)
-        return Response(body, status=status.HTTP_302_FOUND, headers=headers)
+        return placed_answer(request, represent(order, request))
 
 
 class PlaceTaskOrderView(PlaceOrderView):
@@ -176,33 +176,97 @@ class OrderResultView(OrderAPIView):
 
 
 class OrderPagination(PageNumberPagination):
+    """The page-number form (``?page=``) of the listing, deprecated: it COUNTs every
+    matching order on each page, and a page shifts as orders are placed. Kept for
+    one release, answering with a ``Deprecation`` header."""
+
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500
 
+    def get_paginated_response(self, data: Any) -> Response:
+        response = super().get_paginated_response(data)
+        assert self.request is not None  # set by paginate_queryset, which DRF calls first
+        successor = remove_query_param(self.request.build_absolute_uri(), self.page_query_param)
+        return deprecated_form(response, PAGE_FORM_DEPRECATED, successor)
+
+
+#: When ``?page=`` was deprecated (2026-12-06), for the ``Deprecation`` header.
+PAGE_FORM_DEPRECATED = 1796515200
+
+
+class OrderCursorPagination(CursorPagination):
+    """The listing's pages: newest first, each page the orders older than the last one
+    seen, so no page COUNTs and none shifts when orders are placed meanwhile. The
+    cursor is opaque; follow ``next``. Ties of ``created_at`` are told apart by DRF's
+    offset in the cursor."""
+
+    ordering = ("-created_at", "-id")
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+    def decode_cursor(self, request: Request) -> Any:
+        """A cursor this server did not write is a bad value (400), not a missing page."""
+        try:
+            return super().decode_cursor(request)
+        except NotFound:
+            raise InvalidQuery({"cursor": [gettext("Not a cursor of this listing.")]}) from None
+
 
 @openapi.list_orders_schema
 class OrderListView(OrderAPIView, generics.ListAPIView):
-    """``GET /async/orders/``: the caller's orders, newest first; ``?status=`` and
-    ``?view=``; ``?all=1`` everyone's, for holders of ``async_orders.view_order``."""
+    """``GET /async/orders/``: the caller's orders, newest first, a page at a time
+    (``?cursor=``); ``?status=``, ``?view=``, ``?label=key:value`` (repeatable: all of
+    them), ``?created_after=``/``?created_before=``; ``?all=1`` everyone's, for
+    holders of ``async_orders.view_order``."""
 
     serializer_class = OrderSerializer
-    pagination_class = OrderPagination
+    pagination_class = OrderCursorPagination
+
+    @property
+    def paginator(self) -> Any:
+        """The cursor form, unless the client asked for a page number (deprecated)."""
+        if not hasattr(self, "_paginator"):
+            old = "page" in self.request.query_params
+            self._paginator = OrderPagination() if old else self.pagination_class()
+        return self._paginator
 
     def get_queryset(self) -> Any:
         # A plain dict: given a QueryDict, DRF would treat "?view=" as no filter at all.
         query = ListQuerySerializer(data=self.request.query_params.dict())
-        if not query.is_valid():
-            raise InvalidQuery(query.errors)
+        wanted, label_errors = parse_filters(self.request.query_params.getlist("label"))
+        if not query.is_valid() or label_errors:
+            raise InvalidQuery({**query.errors, **label_errors})
         filters = {
             field: query.validated_data[name]
-            for name, field in (("status", "status"), ("view", "view_name"))
+            for name, field in LIST_FILTERS
             if name in query.validated_data
         }
         everyone = query.validated_data["all"]
         if everyone and not may_see_everyones(self.request.user):
             raise ListingEveryoneDenied()
-        return self.listed_orders(everyone=everyone).shown().filter(**filters)
+        listed = self.listed_orders(everyone=everyone).shown().filter(**filters)
+        return having(listed, wanted)
+
+
+#: The listing's filters: query parameter -> the lookup it is.
+LIST_FILTERS = (
+    ("status", "status"),
+    ("view", "view_name"),
+    ("created_after", "created_at__gt"),
+    ("created_before", "created_at__lt"),
+)
+
+
+def placed_answer(request: Request, body: dict[str, Any]) -> Response:
+    """``302`` to what was placed (an order, a batch), whose representation is ``body``;
+    ``202`` with the same ``Location`` when the client prefers ``respond-async``."""
+    headers = {"Location": body["url"], "Vary": "Prefer"}
+    if prefers_respond_async(request):
+        headers["Preference-Applied"] = "respond-async"
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers=headers)
+    return Response(body, status=status.HTTP_302_FOUND, headers=headers)
 
 
 def order_response(order: Order, request: Request) -> Response:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import wraps
@@ -158,14 +158,15 @@ class Follower(Protocol):
         next change (``None``: stop following)."""
 
 
-def follow(pk: uuid.UUID | str, follower: Follower) -> Iterator[str]:
-    """Follow the order in this thread: subscribe, then read, send, wait, read again.
+def follow(watched: Sequence[uuid.UUID | str], follower: Follower) -> Iterator[str]:
+    """Follow the ``watched`` orders (one, or a batch's) in this thread: subscribe, then
+    read, send, wait for a change of any, read again.
 
     Reading after subscribing means a change between the caller's last read and the
     subscription is never missed. The connection is closed after every read.
     """
     read = released(follower.step)
-    with listening(pk) as next_change:
+    with listening(*watched) as next_change:
         while True:
             chunks, pause = read()
             yield from chunks
@@ -174,11 +175,11 @@ def follow(pk: uuid.UUID | str, follower: Follower) -> Iterator[str]:
             next_change(pause)
 
 
-async def afollow(pk: uuid.UUID | str, follower: Follower) -> AsyncIterator[str]:
+async def afollow(watched: Sequence[uuid.UUID | str], follower: Follower) -> AsyncIterator[str]:
     """The asyncio shell of :func:`follow`: waiting holds no thread; reads run in the
     request's thread for sync code, whose connection is closed after each one."""
     read = sync_to_async(released(follower.step))
-    async with alistening(pk) as next_change:
+    async with alistening(*watched) as next_change:
         while True:
             chunks, pause = await read()
             for chunk in chunks:

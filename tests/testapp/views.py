@@ -291,3 +291,12 @@ def ledgered(request: HttpRequest, steps: int) -> JsonResponse:
 @schedulable(retries=1)
 def ledgered_retrying(request: HttpRequest, steps: int) -> JsonResponse:
     return _ledgered(request, steps)
+
+
+@schedulable
+def labels_itself(request: HttpRequest) -> JsonResponse:
+    """Adds the labels its body names to its own order, as a view may."""
+    order = current_order()
+    if order is not None:
+        order.add_labels(json.loads(request.body))
+    return JsonResponse({"labeled": True})

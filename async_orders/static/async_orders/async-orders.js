@@ -16,6 +16,11 @@
  *   });
  *   location.href = order.resource_url;                // completed; else it rejected with
  *                                                      // OrderFailedError / OrderCanceledError
+ *
+ *   // Several orders at once, all or none; one bar each and one for the whole batch:
+ *   const batch = await client.runBatch([{ view: "shop:report", kwargs: { size: 40 } }, ...], {
+ *     onProgress: (batch) => render(batch.percent, batch.orders.map((o) => o.percent)),
+ *   });                                                // resolves once every order finished
  */
 (function (root) {
   "use strict";
@@ -79,6 +84,10 @@
     }
   }
 
+  // What _follow needs to know of what it follows: when it is over, and what that means.
+  const ORDER = { done: (order) => FINISHED.includes(order.status), settle: (o) => settle(o) };
+  const BATCH = { done: (batch) => batch.finished, settle: (batch) => batch };
+
   /** Milliseconds before the next poll: Retry-After (seconds) when the server sent it,
    * else `interval * backoff ** attempt`; never more than `maxInterval`. */
   function pollDelay(retryAfter, attempt, options) {
@@ -126,17 +135,47 @@
       return body;
     }
 
+    /** Place several orders at once, all or none: each `{view, ...envelope}`. Resolves
+     * with the batch as first polled; an invalid order rejects with HttpError
+     * `invalid_batch`, whose `body.fields` names `orders.<index>.<field>`. */
+    async placeBatch(orders, { signal } = {}) {
+      return (await this._post(`${this.options.baseUrl}batches/`, { orders }, { signal })).order;
+    }
+
+    /** Place a batch and follow it until every order finished, however each ended:
+     * resolves with the batch (see its `counts`). `onProgress` gets each new state;
+     * aborting `signal` cancels the batch's unfinished orders. */
+    async runBatch(orders, options = {}) {
+      const placed = await this._post(`${this.options.baseUrl}batches/`, { orders }, options);
+      return this._follow(placed, options, BATCH);
+    }
+
+    /** Wait for a batch (a batch object or its URL) until every order finished. */
+    async waitBatch(batch, options = {}) {
+      return this._follow(await this._poll(urlOf(batch), options.signal), options, BATCH);
+    }
+
+    /** DELETE the batch: cancels its unfinished orders; resolves with the batch. */
+    async cancelBatch(batch) {
+      return this.cancel(batch);
+    }
+
     delay(retryAfter, attempt) {
       return pollDelay(retryAfter, attempt, this.options);
     }
 
     async _place(viewName, envelope, { signal, idempotencyKey } = {}) {
       const name = encodeURIComponent(viewName).replace(/%3A/gi, ":");
+      const url = `${this.options.baseUrl}${name}/order/`;
+      return this._post(url, envelope, { signal, idempotencyKey });
+    }
+
+    async _post(url, body, { signal, idempotencyKey } = {}) {
       const headers = { "Content-Type": "application/json" };
       if (idempotencyKey) headers["Idempotency-Key"] = idempotencyKey;
-      // fetch follows the 302 with a GET: the answer is the order's first poll.
-      const response = await this._fetch(`${this.options.baseUrl}${name}/order/`, {
-        method: "POST", headers, body: JSON.stringify(envelope), signal,
+      // fetch follows the 302 with a GET: the answer is the first poll.
+      const response = await this._fetch(url, {
+        method: "POST", headers, body: JSON.stringify(body), signal,
       });
       const order = await readJson(response);
       if (!response.redirected || response.status >= 400) throw new HttpError(response, order);
@@ -158,7 +197,7 @@
       }
     }
 
-    async _follow({ url, response, order }, { onProgress, signal } = {}) {
+    async _follow({ url, response, order }, { onProgress, signal } = {}, kind = ORDER) {
       let etag = null; // the state this client has, as the server names it
       let changed = true; // the last answer brought a new state (not a 304)
       let took = 0; // ms the last poll took
@@ -167,7 +206,7 @@
           if (changed) {
             etag = response.headers.get("ETag");
             if (onProgress) onProgress(order);
-            if (FINISHED.includes(order.status)) return settle(order);
+            if (kind.done(order)) return kind.settle(order);
           }
           const longPoll = this.options.longPoll > 0 && etag !== null;
           // Long-polling: ask again at once after a change or a real wait; otherwise
@@ -186,19 +225,19 @@
         }
       } catch (error) {
         if (!(signal && signal.aborted)) throw error;
-        return this._abort(url, onProgress);
+        return this._abort(url, onProgress, kind);
       }
     }
 
-    /** The caller aborted: cancel the order, and settle by what the order became. */
-    async _abort(url, onProgress) {
+    /** The caller aborted: cancel the order (the batch), and settle by what it became. */
+    async _abort(url, onProgress, kind) {
       const response = await this._fetch(url, { method: "DELETE" });
       const order = await readJson(response);
-      if (response.status === 200) throw new OrderCanceledError(order);
-      if (response.status === 409 || response.status === 202) {
+      if (response.status === 200 && kind === ORDER) throw new OrderCanceledError(order);
+      if ([200, 202, 409].includes(response.status)) {
         // Finished meanwhile, or running until its next progress step: follow it
         // (without the aborted signal) to the state it really ends in.
-        return this._follow(await this._poll(url), { onProgress });
+        return this._follow(await this._poll(url), { onProgress }, kind);
       }
       throw new HttpError(response, order);
     }

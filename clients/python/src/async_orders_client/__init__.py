@@ -23,7 +23,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urljoin
 
 import requests
@@ -32,6 +32,7 @@ __all__ = [
     "RETRY_STATUSES",
     "UNSAFE_METHODS",
     "APIError",
+    "Batch",
     "Client",
     "Order",
     "OrderCanceled",
@@ -78,6 +79,40 @@ class Order:
     def percent(self) -> float | None:
         return self.progress.get("percent")
 
+    @property
+    def labels(self) -> dict[str, str]:
+        """The labels it was placed with (``labels=``), and those its view added."""
+        return dict(self.raw.get("labels") or {})
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A batch as the server last described it: its orders' statuses and bars."""
+
+    id: str
+    url: str
+    total: int
+    counts: dict[str, int]
+    percent: float
+    finished: bool
+    #: Each order: ``id``, ``url``, ``status`` and ``percent``, in the order placed.
+    orders: list[dict[str, Any]]
+    raw: dict[str, Any] = field(repr=False)
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> Batch:
+        names = ("id", "url", "total", "counts", "percent", "finished", "orders")
+        fields: dict[str, Any] = {name: body.get(name) for name in names}
+        return cls(**fields, raw=body)
+
+    @property
+    def is_finished(self) -> bool:
+        return bool(self.finished)
+
+    @property
+    def status(self) -> str:
+        return "finished" if self.finished else "active"
+
 
 class APIError(Exception):
     """An endpoint answered with an error body: ``{"code": ..., "detail": ...}``."""
@@ -88,6 +123,8 @@ class APIError(Exception):
         self.status_code = response.status_code
         self.code: str = body.get("code", "http_error")
         self.detail: str = body.get("detail", response.reason or "")
+        #: For a 400: the messages of each bad field (``kwargs.pk``, ``orders.2.view``).
+        self.fields: dict[str, list[str]] = body.get("fields") or {}
         super().__init__(f"{self.status_code} {self.code}: {self.detail}")
 
 
@@ -110,14 +147,16 @@ class OrderCanceled(OrderError):
 
 
 class OrderTimeout(TimeoutError):
-    """:meth:`Client.wait` ran out of time. The order goes on; ``order`` is its last state."""
+    """:meth:`Client.wait` (or :meth:`Client.wait_batch`) ran out of time. The order (the
+    batch) goes on; ``order`` is its last state."""
 
-    def __init__(self, order: Order, timeout: float) -> None:
+    def __init__(self, order: Order | Batch, timeout: float) -> None:
         self.order = order
         super().__init__(f"Order {order.id} still {order.status} after {timeout}s.")
 
 
 ProgressCallback = Callable[[Order], Any]
+Followed = TypeVar("Followed", Order, Batch)
 
 
 class Client:
@@ -161,7 +200,8 @@ class Client:
         self, view_name: str, *, idempotency_key: str | None = None, **envelope: Any
     ) -> Order:
         """Order ``view_name``; ``envelope`` takes the keys of the order request
-        (``kwargs``, ``args``, ``method``, ``query``, ``data``, ``countdown``, ``eta``)."""
+        (``kwargs``, ``args``, ``method``, ``query``, ``data``, ``countdown``, ``eta``,
+        ``labels``: a dict of strings to find it by)."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         url = self.order_url(view_name)
         response = self._request("POST", url, json=envelope, headers=headers)
@@ -192,25 +232,35 @@ class Client:
         :class:`OrderFailed`, :class:`OrderCanceled` or, after ``timeout`` seconds,
         :class:`OrderTimeout` (the order itself is not canceled by that).
         """
+        return _settle(self._follow(_url_of(order), Order.from_json, timeout, on_progress))
+
+    def _follow(
+        self,
+        url: str,
+        parse: Callable[[dict[str, Any]], Followed],
+        timeout: float | None,
+        on_progress: Callable[[Followed], Any] | None,
+    ) -> Followed:
+        """Poll ``url`` (an order, a batch) until it is finished; see :meth:`wait`."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        url, etag, wait = _url_of(order), None, 0.0
+        etag, wait, last = None, 0.0, None
         for attempt in itertools.count():
             asked = time.monotonic()
             response = self._poll(url, wait, etag)
             changed = response.status_code != 304
             if changed:
-                order, etag = Order.from_json(response.json()), response.headers.get("ETag")
+                last, etag = parse(response.json()), response.headers.get("ETag")
                 if on_progress is not None:
-                    on_progress(order)
-                if order.is_finished:
-                    return _settle(order)
+                    on_progress(last)
+                if last.is_finished:
+                    return last
             long_poll = bool(self.long_poll and etag)
             delay = self._pause(response, attempt, long_poll, changed, time.monotonic() - asked)
             left = math.inf if deadline is None else deadline - time.monotonic() - delay
             if left <= 0:
-                # The first poll sends no ETag, so it always answers with the order.
-                assert isinstance(order, Order)
-                raise OrderTimeout(order, timeout or 0)
+                # The first poll sends no ETag, so it always answers with the state.
+                assert last is not None
+                raise OrderTimeout(last, timeout or 0)
             self.sleep(delay)
             wait = min(self.long_poll, left) if long_poll else 0.0
         raise AssertionError("unreachable")  # pragma: no cover (count() never ends)
@@ -247,6 +297,38 @@ class Client:
         if response.status_code >= 400 and order.resource_url.startswith(order.url):
             raise APIError(response)  # our result endpoint refused (e.g. 410)
         return response
+
+    def place_batch(self, orders: list[dict[str, Any]]) -> Batch:
+        """Place several orders at once, all or none: each a dict of the envelope's
+        keys and ``view``. An invalid one refuses them all: :class:`APIError`
+        ``invalid_batch``, whose ``fields`` name ``orders.<index>.<field>``."""
+        response = self._request("POST", f"{self.base}batches/", json={"orders": orders})
+        if response.status_code != 302:
+            raise APIError(response)
+        return Batch.from_json(response.json())
+
+    def get_batch(self, batch: Batch | str) -> Batch:
+        """The batch's current state, polled once (``batch``: a Batch or its URL)."""
+        return Batch.from_json(self._poll(_url_of(batch)).json())
+
+    def wait_batch(
+        self,
+        batch: Batch | str,
+        *,
+        timeout: float | None = None,
+        on_progress: Callable[[Batch], Any] | None = None,
+    ) -> Batch:
+        """Poll until every order of the batch has finished, however each ended (see
+        ``counts``); :class:`OrderTimeout` after ``timeout`` seconds."""
+        return self._follow(_url_of(batch), Batch.from_json, timeout, on_progress)
+
+    def cancel_batch(self, batch: Batch | str) -> Batch:
+        """Cancel every unfinished order of the batch; :class:`APIError`
+        ``batch_finished`` (409) when none was."""
+        response = self._request("DELETE", _url_of(batch))
+        if response.status_code not in (200, 202):
+            raise APIError(response)
+        return Batch.from_json(response.json())
 
     def _pause(
         self,
@@ -308,8 +390,8 @@ def _settle(order: Order) -> Order:
     return order
 
 
-def _url_of(order: Order | str) -> str:
-    return order.url if isinstance(order, Order) else order
+def _url_of(order: Order | Batch | str) -> str:
+    return order if isinstance(order, str) else order.url
 
 
 def _seconds(retry_after: str | None) -> float | None:
