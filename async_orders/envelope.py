@@ -53,6 +53,8 @@ ORDER_FIELDS = (
     "queue",
     "priority",
     "task_backend",
+    "timeout",
+    "start_deadline",
 )
 
 
@@ -84,6 +86,9 @@ class Envelope:
     priority: int | None = None
     #: The ``TASKS`` alias a task was enqueued with.
     task_backend: str = ""
+    #: Time limits in seconds (the order's, else the view's); ``None``: none.
+    timeout: float | None = None
+    start_deadline: float | None = None
 
     def order_fields(self) -> dict[str, Any]:
         """The fields of an :class:`~async_orders.models.Order` this envelope fills."""
@@ -119,6 +124,8 @@ class EnvelopeSerializer(serializers.Serializer):
     countdown = SecondsField(required=False, min_value=0)
     eta = serializers.DateTimeField(required=False)
     callback_url = serializers.URLField(required=False, max_length=2000)
+    timeout = SecondsField(required=False, min_value=0.001)
+    start_deadline = SecondsField(required=False, min_value=0.001)
 
     def get_fields(self) -> dict[str, serializers.Field]:
         """The declared fields, each copied shallowly. DRF deep-copies them for every
@@ -187,8 +194,25 @@ def parse_envelope(endpoint: Endpoint, body: Any) -> Envelope:
         fingerprint=_fingerprint(endpoint.name, body),
         max_attempts=1 + options.retries,
         callback_url=fields.get("callback_url", ""),
+        **_time_limits(options, fields),
     )
     return replace(envelope, lock_keys=keys_for(options, envelope))
+
+
+def _time_limits(options: ViewOptions, fields: dict[str, Any]) -> dict[str, float | None]:
+    """The order's ``timeout`` and ``start_deadline``: as asked, never above the
+    view's (a client may shorten a limit, never lift it), else the view's."""
+    limits: dict[str, float | None] = {}
+    errors: dict[str, list[str]] = {}
+    for name in ("timeout", "start_deadline"):
+        asked, most = fields.get(name), getattr(options, name)
+        if asked is not None and most is not None and asked > most:
+            message = gettext("At most %(seconds)s seconds for this view.")
+            errors[name] = [message % {"seconds": f"{most:g}"}]
+        limits[name] = asked if asked is not None else most
+    if errors:
+        raise InvalidEnvelope(errors)
+    return limits
 
 
 def keys_for(options: ViewOptions, envelope: Envelope) -> list[str]:

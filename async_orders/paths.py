@@ -1,4 +1,4 @@
-"""The paths of an order's own endpoints (its detail, its result), reversed once.
+"""The paths of an order's own endpoints (its detail, its result, its attempts), reversed once.
 
 Every poll names the order's URL and every completed order its result's, so
 ``reverse()`` runs once per URLconf, script prefix and URL name, and each order's
@@ -15,10 +15,12 @@ from django.urls import get_resolver, get_script_prefix, get_urlconf, reverse
 
 DETAIL = "async_orders:order-detail"
 RESULT = "async_orders:order-result"
+ATTEMPTS = "async_orders:order-attempts"
 
 
 def order_path(order_id: uuid.UUID, name: str = DETAIL) -> str:
-    """``reverse(name, kwargs={"pk": order_id})``, of :data:`DETAIL` or :data:`RESULT`."""
+    """``reverse(name, kwargs={"pk": order_id})``, of :data:`DETAIL`, :data:`RESULT`
+    or :data:`ATTEMPTS`."""
     resolver, prefix = get_resolver(get_urlconf()), get_script_prefix()
     return _pattern(resolver, prefix, name).format(order_id)
 

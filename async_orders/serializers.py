@@ -8,8 +8,9 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from async_orders.attempts import AttemptOutcome, OrderAttempt
 from async_orders.models import FailureCode, Order, OrderStatus
-from async_orders.paths import order_path
+from async_orders.paths import ATTEMPTS, order_path
 
 # The serializers below describe the order for the OpenAPI schema only; their
 # docstrings and help texts are the schema's descriptions, so they speak to clients.
@@ -76,6 +77,26 @@ class OrderSerializer(serializers.ModelSerializer):
     callback = serializers.DictField(
         allow_null=True, read_only=True, help_text="The webhook and its deliveries, if any."
     )
+    attempts = serializers.IntegerField(
+        read_only=True, help_text="How many attempts started; each is listed at attempts_url."
+    )
+    attempts_url = serializers.URLField(read_only=True, help_text="This order's attempts.")
+    timeout = serializers.FloatField(
+        allow_null=True, read_only=True, help_text="Seconds an attempt may run; null: no limit."
+    )
+    start_deadline = serializers.FloatField(
+        allow_null=True,
+        read_only=True,
+        help_text="Seconds after it was due within which it had to start; null: none.",
+    )
+    rerun_of = serializers.URLField(
+        allow_null=True, read_only=True, help_text="The order this one re-runs, if any."
+    )
+    reruns = serializers.ListField(
+        child=serializers.URLField(),
+        read_only=True,
+        help_text="The orders that re-ran this one (failed or canceled orders only), oldest first.",
+    )
 
     class Meta:
         model = Order
@@ -90,6 +111,11 @@ class OrderSerializer(serializers.ModelSerializer):
             "error",
             "callback",
             "attempts",
+            "attempts_url",
+            "timeout",
+            "start_deadline",
+            "rerun_of",
+            "reruns",
             "cancel_requested",
             "created_at",
             "run_at",
@@ -123,6 +149,11 @@ def represent(order: Order, request: Any) -> dict[str, Any]:
         "error": order.error,
         "callback": _callback(order),
         "attempts": order.attempts,
+        "attempts_url": absolute(order_path(order.pk, ATTEMPTS)),
+        "timeout": order.timeout,
+        "start_deadline": order.start_deadline,
+        "rerun_of": absolute(order_path(order.rerun_of_id)) if order.rerun_of_id else None,
+        "reruns": [absolute(order_path(pk)) for pk in order.rerun_ids],
         "cancel_requested": order.cancel_requested,
         "created_at": _when(order.created_at),
         "run_at": _when(order.run_at),
@@ -168,3 +199,26 @@ class ListQuerySerializer(serializers.Serializer):
         default=False,
         help_text="Everyone's orders, not only yours: needs async_orders.view_order.",
     )
+
+
+class AttemptSerializer(serializers.Serializer):
+    """One attempt of an order, oldest first; the running one last, without an end."""
+
+    number = serializers.IntegerField(help_text="1 for the first: the attempt's fencing token.")
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True, help_text="null while it runs.")
+    worker = serializers.CharField(help_text="The process that ran it: <celery node>:<pid>.")
+    outcome = serializers.ChoiceField(choices=AttemptOutcome.choices)
+    error = OrderErrorSerializer(allow_null=True, help_text="Why it failed; else null.")
+
+
+def represent_attempt(attempt: OrderAttempt) -> dict[str, Any]:
+    """An attempt's JSON; its traceback and exception class stay for operators."""
+    return {
+        "number": attempt.number,
+        "started_at": _when(attempt.started_at),
+        "finished_at": _when(attempt.finished_at),
+        "worker": attempt.worker,
+        "outcome": attempt.outcome,
+        "error": attempt.error,
+    }

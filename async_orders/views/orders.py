@@ -32,6 +32,7 @@ from async_orders.exceptions import (
 from async_orders.locks import Locked
 from async_orders.models import Order, OrderStatus
 from async_orders.ownership import (
+    CANCEL_PERMISSION,
     may_see_everyones,
     remember_session_requester,
     requester_key,
@@ -85,12 +86,7 @@ class PlaceOrderView(OrderAPIView):
         except Locked as locked:
             raise OrderConflict(self._blocking_url(locked.order)) from None
         remember_session_requester(request, requester)
-        body = represent(order, request)
-        headers = {"Location": body["url"], "Vary": "Prefer"}
-        if prefers_respond_async(request):
-            headers["Preference-Applied"] = "respond-async"
-            return Response(body, status=status.HTTP_202_ACCEPTED, headers=headers)
-        return Response(body, status=status.HTTP_302_FOUND, headers=headers)
+        return placed_response(order, request)
 
 
 class OrderDetailView(OrderAPIView):
@@ -116,7 +112,7 @@ class OrderDetailView(OrderAPIView):
         is not needed, but one that is not JSON is refused, as for placing an order."""
         if has_body(request._request):
             require_json(request._request)
-        order = self.get_order(pk)
+        order = self.get_order(pk, acting=CANCEL_PERMISSION)
         if not order.cancel():
             order.refresh_from_db(fields=["status"])
             raise OrderFinished(order.status)
@@ -166,6 +162,16 @@ class OrderListView(OrderAPIView, generics.ListAPIView):
         if everyone and not may_see_everyones(self.request.user):
             raise ListingEveryoneDenied()
         return self.listed_orders(everyone=everyone).shown().filter(**filters)
+
+
+def placed_response(order: Order, request: Request) -> Response:
+    """A placed order's answer: ``302`` to it, or ``202`` with ``Prefer: respond-async``."""
+    body = represent(order, request)
+    headers = {"Location": body["url"], "Vary": "Prefer"}
+    if prefers_respond_async(request):
+        headers["Preference-Applied"] = "respond-async"
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers=headers)
+    return Response(body, status=status.HTTP_302_FOUND, headers=headers)
 
 
 def order_response(order: Order, request: Request) -> Response:
