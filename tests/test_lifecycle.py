@@ -152,7 +152,11 @@ def test_a_lost_attempt_is_listed_as_failed_with_worker_lost() -> None:
     assert order.recover_lost(order._this_attempt()) == OrderStatus.QUEUED
 
     (attempt,) = OrderAttempt.objects.filter(order=order)
-    assert (attempt.number, attempt.worker, attempt.error["code"]) == (1, "node@host:1", "worker_lost")
+    assert (attempt.number, attempt.worker, attempt.error["code"]) == (
+        1,
+        "node@host:1",
+        "worker_lost",
+    )
 
 
 def test_attempts_are_seen_only_by_those_who_see_the_order(api: APIClient, user: User) -> None:
@@ -197,7 +201,9 @@ def test_a_rerun_changes_the_etag_of_the_order_it_reruns(api: APIClient, user: U
 
     rerun(api, failed)
 
-    assert api.get(f"/async/orders/{failed.pk}/", headers={"If-None-Match": etag}).status_code == 200
+    assert (
+        api.get(f"/async/orders/{failed.pk}/", headers={"If-None-Match": etag}).status_code == 200
+    )
 
 
 def test_a_rerun_with_an_idempotency_key_is_placed_once(api: APIClient, user: User) -> None:
