@@ -15,10 +15,10 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html
 
+from async_orders.attempts import OrderAttempt
 from async_orders.exceptions import TooManyActiveOrders
 from async_orders.locks import Locked
 from async_orders.models import Order, OrderStatus, WebhookDelivery
-from async_orders.attempts import OrderAttempt
 from async_orders.ownership import CANCEL_PERMISSION, RERUN_PERMISSION
 from async_orders.placing import RERUNNABLE, rerun_order
 
@@ -32,7 +32,7 @@ class OrderAttemptInline(admin.TabularInline):
     model = OrderAttempt
     extra = 0
     can_delete = False
-    fields = readonly_fields = [
+    fields = readonly_fields = (
         "number",
         "started_at",
         "finished_at",
@@ -40,7 +40,7 @@ class OrderAttemptInline(admin.TabularInline):
         "outcome",
         "error",
         "attempt_traceback",
-    ]
+    )
 
     def has_add_permission(self, request: object, obj: object = None) -> bool:
         return False
@@ -186,9 +186,7 @@ class OrderAdmin(admin.ModelAdmin):
                 outcomes["asked to stop"] += 1
         self.message_user(request, _summary(outcomes), _level(outcomes, "already finished"))
 
-    @admin.action(
-        description="Re-run selected failed or canceled orders", permissions=["rerun"]
-    )
+    @admin.action(description="Re-run selected failed or canceled orders", permissions=["rerun"])
     def rerun_failed_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
         """Place each failed or canceled order again, as ``POST .../rerun/`` does (the
         same function: same envelope and owner, linked by ``rerun_of``). One that

@@ -81,7 +81,9 @@ def history(order: Order) -> list[OrderAttempt]:
     """Every attempt of ``order``, oldest first: the ended ones stored, then the one
     running now, read from the order itself (not saved)."""
     ended = list(OrderAttempt.objects.filter(order_id=order.pk).order_by("number"))
-    if order.status == AttemptOutcome.RUNNING and not any(row.number == order.attempts for row in ended):
+    if order.status == AttemptOutcome.RUNNING and not any(
+        row.number == order.attempts for row in ended
+    ):
         ended.append(
             OrderAttempt(
                 order_id=order.pk,

@@ -194,25 +194,20 @@ def parse_envelope(endpoint: Endpoint, body: Any) -> Envelope:
         fingerprint=_fingerprint(endpoint.name, body),
         max_attempts=1 + options.retries,
         callback_url=fields.get("callback_url", ""),
-        **_time_limits(options, fields),
+        timeout=_time_limit(options, fields, "timeout"),
+        start_deadline=_time_limit(options, fields, "start_deadline"),
     )
     return replace(envelope, lock_keys=keys_for(options, envelope))
 
 
-def _time_limits(options: ViewOptions, fields: dict[str, Any]) -> dict[str, float | None]:
-    """The order's ``timeout`` and ``start_deadline``: as asked, never above the
-    view's (a client may shorten a limit, never lift it), else the view's."""
-    limits: dict[str, float | None] = {}
-    errors: dict[str, list[str]] = {}
-    for name in ("timeout", "start_deadline"):
-        asked, most = fields.get(name), getattr(options, name)
-        if asked is not None and most is not None and asked > most:
-            message = gettext("At most %(seconds)s seconds for this view.")
-            errors[name] = [message % {"seconds": f"{most:g}"}]
-        limits[name] = asked if asked is not None else most
-    if errors:
-        raise InvalidEnvelope(errors)
-    return limits
+def _time_limit(options: ViewOptions, fields: dict[str, Any], name: str) -> float | None:
+    """The order's ``timeout`` or ``start_deadline`` (``name``): as asked, never above
+    the view's (a client may shorten a limit, never lift it), else the view's."""
+    asked, most = fields.get(name), getattr(options, name)
+    if asked is not None and most is not None and asked > most:
+        message = gettext("At most %(seconds)s seconds for this view.")
+        raise InvalidEnvelope({name: [message % {"seconds": f"{most:g}"}]})
+    return asked if asked is not None else most
 
 
 def keys_for(options: ViewOptions, envelope: Envelope) -> list[str]:

@@ -114,9 +114,7 @@ class OrderNotRerunnable(APIException):
     default_code = "order_not_rerunnable"
 
     def __init__(self, order_status: str) -> None:
-        message = gettext(
-            "The order is %(status)s; only a failed or canceled order can be re-run."
-        )
+        message = gettext("The order is %(status)s; only a failed or canceled order can be re-run.")
         super().__init__(message % {"status": order_status})
 
 

@@ -474,7 +474,7 @@ class Order(models.Model):
         if self.ran_past_timeout(timezone.now()):
             return failure(
                 FailureCode.TIMED_OUT,
-                f"The order ran longer than its timeout of {self.timeout:g} s and was abandoned {of}.",
+                f"The order ran past its timeout of {self.timeout:g} s and was abandoned {of}.",
             )
         return failure(
             FailureCode.WORKER_LOST,

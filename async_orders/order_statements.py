@@ -346,7 +346,9 @@ def _end_attempt_sql(
 ) -> str:
     quote = connections[alias].ops.quote_name
     columns = ", ".join(
-        quote(f.column) for f in row_model._meta.local_concrete_fields if f is not row_model._meta.pk
+        quote(f.column)
+        for f in row_model._meta.local_concrete_fields
+        if f is not row_model._meta.pk
     )
     returning = quote(model._meta.pk.column)
     return (

@@ -44,7 +44,6 @@ class OrderRequest(Request):
                 self.args[0], f"{self.hostname}:{self.worker_pid}"
             )
 
-
     def on_timeout(self, soft: bool, timeout: float) -> None:
         """Past Celery's hard time limit (the order's timeout, plus ``LEASE_MARGIN``:
         :func:`~async_orders.broker.publishing.hard_time_limit`) the pool process is
@@ -55,9 +54,7 @@ class OrderRequest(Request):
         if soft or not self.worker_pid:
             return
         abandon_process(self.worker_pid)
-        reconciler.recover_order_of_dead_process(
-            self.args[0], f"{self.hostname}:{self.worker_pid}"
-        )
+        reconciler.recover_order_of_dead_process(self.args[0], f"{self.hostname}:{self.worker_pid}")
 
 
 def abandon_process(pid: int, wait: float = 5.0) -> None:

@@ -32,7 +32,9 @@ urlpatterns = [
     path("orders/<async_order:pk>/result/", views.OrderResultView.as_view(), name="order-result"),
     path("orders/<async_order:pk>/events/", views.order_events_view(), name="order-events"),
     path(
-        "orders/<async_order:pk>/attempts/", views.OrderAttemptsView.as_view(), name="order-attempts"
+        "orders/<async_order:pk>/attempts/",
+        views.OrderAttemptsView.as_view(),
+        name="order-attempts",
     ),
     path("orders/<async_order:pk>/rerun/", views.RerunOrderView.as_view(), name="order-rerun"),
     path("health/", views.health_view, name="health"),

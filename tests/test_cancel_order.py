@@ -80,7 +80,8 @@ def test_rerun_places_a_new_order_with_the_same_envelope(user: User) -> None:
 
     again, created = rerun_order(failed)
 
-    assert created and again.pk != failed.pk
+    assert created
+    assert again.pk != failed.pk
     assert again.rerun_of == failed
     assert again.status == OrderStatus.QUEUED
     assert (again.view_name, again.kwargs, again.query, again.owner) == (

@@ -248,7 +248,8 @@ def test_a_task_result_has_one_error_per_failed_attempt_and_each_attempts_worker
     assert result.worker_ids == ["first@host:1", "second@host:2"]
     (error,) = result.errors  # the first attempt's, though the task then succeeded
     assert error.exception_class is ConnectionError
-    assert "first call fails" in error.traceback and "Traceback" in error.traceback
+    assert "first call fails" in error.traceback
+    assert "Traceback" in error.traceback
 
 
 def test_a_lost_worker_fails_the_task_with_celerys_worker_lost_error() -> None:

@@ -93,9 +93,7 @@ class OrderAPIView(APIView):
         path = reverse("async_orders:order-detail", args=[order.pk])
         return self.request.build_absolute_uri(path)
 
-    def get_order(
-        self, pk: str, *, shown_only: bool = False, acting: str | None = None
-    ) -> Order:
+    def get_order(self, pk: str, *, shown_only: bool = False, acting: str | None = None) -> Order:
         """The order ``pk`` if the caller may see it; a 404 otherwise, whichever the reason
         (malformed id, unknown id, somebody else's order). ``shown_only`` loads just
         what the representation shows, for reading, not for changing, the order.
@@ -110,7 +108,9 @@ class OrderAPIView(APIView):
         order = Order.objects.shown_one(order_id) if shown_only else Order.objects.one(order_id)
         if order is None or not order.is_visible_to(self.request.user, self._session_key()):
             raise OrderNotFound()
-        if acting and not may_act_on(order.requester, self.request.user, self._session_key(), acting):
+        if acting and not may_act_on(
+            order.requester, self.request.user, self._session_key(), acting
+        ):
             raise OrderNotFound()
         return order
 

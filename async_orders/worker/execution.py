@@ -78,7 +78,8 @@ def _claim(order_id: uuid.UUID | str, worker: str) -> Order | None:
 def _fail_unstarted(order: Order) -> None:
     """Fail an order claimed after its ``start_deadline``, calling nothing: what it
     was for is late already (a report nobody waits for, a slot that has passed)."""
-    late = (order.started_at - (order.run_at or order.created_at)).total_seconds()
+    started = order.started_at or timezone.now()
+    late = (started - (order.run_at or order.created_at)).total_seconds()
     message = (
         f"No worker started the order within its start deadline of {order.start_deadline:g} s "
         f"(it started {late:.1f} s after it was due)."
@@ -146,18 +147,18 @@ def _store_outcome(run: OrderRun, write: Callable[[], object]) -> None:
 def _retry_or_fail(unit: UnitOfWork, run: OrderRun, error: Exception) -> None:
     order, options = run.order, unit.options()
     message = run.failure_message or unit.raised_message
-    why = {
+    why: dict[str, Any] = {
         "error": failure(FailureCode.EXCEPTION, message),
         "traceback": _traceback_of(error),
         "error_class": _class_path(error),
     }
-    if order.attempts < order.max_attempts and options.retries_for(error):
-        if _retry(order, options, why):
-            logger.warning(
-                "Order %s: attempt %d of %d raised %r; retrying.",
-                *(order.pk, order.attempts, order.max_attempts, error),
-            )
-            return
+    retried = order.attempts < order.max_attempts and options.retries_for(error)
+    if retried and _retry(order, options, why):
+        logger.warning(
+            "Order %s: attempt %d of %d raised %r; retrying.",
+            *(order.pk, order.attempts, order.max_attempts, error),
+        )
+        return
     logger.error("Order %s failed: %s", order.pk, message, exc_info=error)
     order.fail(why.pop("error"), **why, progress=run.progress)
 
@@ -170,7 +171,7 @@ def _timed_out(unit: UnitOfWork, run: OrderRun) -> None:
     of = f"(attempt {order.attempts} of {order.max_attempts})"
     message = f"The order ran longer than its timeout of {order.timeout:g} s {of}."
     logger.warning("Order %s: %s", order.pk, message)
-    why = {"error": failure(FailureCode.TIMED_OUT, message)}
+    why: dict[str, Any] = {"error": failure(FailureCode.TIMED_OUT, message)}
     if order.attempts < order.max_attempts and _retry(order, unit.options(), why):
         return
     order.fail(why["error"], progress=run.progress)
