@@ -87,6 +87,8 @@ def test_the_order_and_envelope_schemas_are_components(openapi: dict) -> None:
         "countdown",
         "eta",
         "callback_url",
+        "timeout",
+        "start_deadline",
     }
 
 
