@@ -65,5 +65,5 @@ def test_imports_run_down_the_layers_the_architecture_page_draws() -> None:
         if high > low
     ]
 
-    assert len(layers) == 23
+    assert len(layers) == 24
     assert upward == []
