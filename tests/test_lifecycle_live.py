@@ -9,7 +9,11 @@ its retry.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +23,7 @@ from django.contrib.auth.models import User
 from async_orders.locks import lock_key
 from async_orders.models import OrderLock
 from tests.faultstack import Stack
-from tests.helpers import place_live, wait_until
+from tests.helpers import ROOT, place_live, wait_until
 from tests.testapp.models import Execution
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -135,3 +139,51 @@ def test_an_order_no_worker_started_in_time_fails_without_running(
     assert (body["status"], body["error"]["code"]) == ("failed", "start_deadline_exceeded")
     assert [a["error"]["code"] for a in attempts_of(body)] == ["start_deadline_exceeded"]
     assert not Execution.objects.filter(order_id=body["id"]).exists()
+
+
+def node() -> str:
+    """Node.js, which the machines come with: skip without it, except under CI=true."""
+    found = shutil.which("node")
+    if found is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true needs Node.js for the JavaScript client's test")
+        pytest.skip("needs Node.js (its fetch) to run the JavaScript client")
+    return found
+
+
+@pytest.mark.usefixtures("celery_worker")
+def test_the_javascript_client_reruns_an_order_and_lists_its_attempts(
+    live_server: Any, tmp_path: Path
+) -> None:
+    User.objects.create_user("dora", password="pw")
+    script = tmp_path / "rerun.mjs"
+    script.write_text(
+        f"""
+import {{ Client, OrderFailedError }} from "{ROOT}/async_orders/static/async_orders/async-orders.mjs";
+const client = new Client({{
+  baseUrl: "{live_server.url}/async/",
+  headers: {{ Authorization: "Basic " + btoa("dora:pw") }},
+  interval: 50,
+}});
+let failed;
+try {{
+  await client.run("flaky", {{ data: {{ succeed_on: 9 }}, timeout: 60 }});
+}} catch (error) {{
+  if (!(error instanceof OrderFailedError)) throw error;
+  failed = error.order;
+}}
+const attempts = await client.attempts(failed);
+const again = await client.rerun(failed, {{ idempotencyKey: "js-1" }});
+const same = await client.rerun(failed, {{ idempotencyKey: "js-1" }});
+console.log(JSON.stringify({{ failed, attempts, again, same: same.id }}));
+"""
+    )
+
+    ran = subprocess.run([node(), str(script)], capture_output=True, text=True, timeout=60)
+
+    assert ran.returncode == 0, ran.stderr
+    out = json.loads(ran.stdout)
+    assert (out["failed"]["timeout"], out["failed"]["error"]["code"]) == (60, "exception")
+    assert [attempt["outcome"] for attempt in out["attempts"]] == ["failed"] * 3
+    assert out["again"]["rerun_of"] == out["failed"]["url"]
+    assert out["same"] == out["again"]["id"]
