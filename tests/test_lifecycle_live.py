@@ -26,6 +26,8 @@ from tests.faultstack import Stack
 from tests.helpers import ROOT, place_live, wait_until
 from tests.testapp.models import Execution
 
+CLIENT_MODULE = ROOT / "async_orders" / "static" / "async_orders" / "async-orders.mjs"
+
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
@@ -159,7 +161,7 @@ def test_the_javascript_client_reruns_an_order_and_lists_its_attempts(
     script = tmp_path / "rerun.mjs"
     script.write_text(
         f"""
-import {{ Client, OrderFailedError }} from "{ROOT}/async_orders/static/async_orders/async-orders.mjs";
+import {{ Client, OrderFailedError }} from "{CLIENT_MODULE}";
 const client = new Client({{
   baseUrl: "{live_server.url}/async/",
   headers: {{ Authorization: "Basic " + btoa("dora:pw") }},
