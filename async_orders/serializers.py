@@ -201,6 +201,17 @@ class ListQuerySerializer(serializers.Serializer):
     )
 
 
+@extend_schema_field(
+    serializers.ChoiceField(choices=AttemptOutcome.choices), component_name="AttemptOutcome"
+)
+class AttemptOutcomeField(serializers.ChoiceField):
+    """An attempt's outcome, a schema component named after its enum (as
+    :class:`FailureCodeField` is, for the same reason)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(AttemptOutcome.choices, **kwargs)
+
+
 class AttemptSerializer(serializers.Serializer):
     """One attempt of an order, oldest first; the running one last, without an end."""
 
@@ -208,7 +219,7 @@ class AttemptSerializer(serializers.Serializer):
     started_at = serializers.DateTimeField(allow_null=True)
     finished_at = serializers.DateTimeField(allow_null=True, help_text="null while it runs.")
     worker = serializers.CharField(help_text="The process that ran it: <celery node>:<pid>.")
-    outcome = serializers.ChoiceField(choices=AttemptOutcome.choices)
+    outcome = AttemptOutcomeField(help_text="running, completed, failed or canceled.")
     error = OrderErrorSerializer(allow_null=True, help_text="Why it failed; else null.")
 
 
