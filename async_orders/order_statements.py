@@ -283,6 +283,22 @@ def update_attempt(
     still ``running`` this ``attempt`` (and, ``unless_canceled``, was not asked to
     cancel); whether it was. An attempt's outcome and its progress writes."""
     connection = connections[router.db_for_write(model)]
+    sql, params = _attempt_update(model, connection, pk, attempt, running, changes, unless_canceled)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount == 1
+
+
+def _attempt_update(
+    model: type[Order],
+    connection: BaseDatabaseWrapper,
+    pk: uuid.UUID | str,
+    attempt: int,
+    running: str,
+    changes: dict[str, Any],
+    unless_canceled: bool,
+) -> tuple[str, list[Any]]:
+    """:func:`update_attempt`'s statement and its parameters."""
     fields = _fields_by_name(model)
     values = [fields[name].get_db_prep_save(v, connection) for name, v in changes.items()]
     params = [*values, model._meta.pk.get_db_prep_value(pk, connection), running, attempt]
@@ -291,10 +307,7 @@ def update_attempt(
     assignments = tuple(
         (name, _placeholder(fields[name], value, connection)) for name, value in changes.items()
     )
-    sql = _update_attempt_sql(model, connection.alias, assignments, unless_canceled)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.rowcount == 1
+    return _update_attempt_sql(model, connection.alias, assignments, unless_canceled), params
 
 
 def end_attempt(
@@ -318,13 +331,7 @@ def end_attempt(
             if won:
                 row.save(force_insert=True, using=connection.alias)
             return won
-    fields = _fields_by_name(model)
-    values = [fields[name].get_db_prep_save(v, connection) for name, v in changes.items()]
-    params = [*values, model._meta.pk.get_db_prep_value(pk, connection), running, attempt]
-    assignments = tuple(
-        (name, _placeholder(fields[name], value, connection)) for name, value in changes.items()
-    )
-    update = _update_attempt_sql(model, connection.alias, assignments, False)
+    update, params = _attempt_update(model, connection, pk, attempt, running, changes, False)
     inserted = [f for f in type(row)._meta.local_concrete_fields if f is not type(row)._meta.pk]
     row_values = [f.get_db_prep_save(f.pre_save(row, True), connection) for f in inserted]
     row_placeholders = tuple(

@@ -39,6 +39,7 @@ def attempt_rows() -> int:
     on SQLite, which has no data-modifying WITH (and no network round trip to save)."""
     return 0 if connection.vendor == "postgresql" else 1
 
+
 TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE SAVEPOINT")
 
 

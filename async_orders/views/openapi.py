@@ -62,6 +62,12 @@ def _header(name: str, description: str, responses: list[int]) -> OpenApiParamet
     )
 
 
+def _idempotency_key(description: str) -> OpenApiParameter:
+    return OpenApiParameter(
+        "Idempotency-Key", str, OpenApiParameter.HEADER, description=description
+    )
+
+
 def _replayed(status: int | str, description: str) -> dict[tuple[int | str, str], Any]:
     """A response of ``/result/``: the view's body in its own content type, as bytes.
     ``*/*`` says any content type; ``application/octet-stream``, one of them, comes
@@ -112,12 +118,7 @@ place_order_schema = extend_schema(
         429: _error("too_many_active_orders (MAX_ACTIVE_ORDERS) or throttled"),
     },
     parameters=[
-        OpenApiParameter(
-            "Idempotency-Key",
-            str,
-            OpenApiParameter.HEADER,
-            description="Retrying with the same key and body returns the same order.",
-        ),
+        _idempotency_key("Retrying with the same key and body returns the same order."),
         OpenApiParameter(
             "Prefer",
             str,
@@ -404,12 +405,7 @@ rerun_order_schema = extend_schema(
     request=None,
     parameters=[
         ORDER_ID,
-        OpenApiParameter(
-            "Idempotency-Key",
-            str,
-            OpenApiParameter.HEADER,
-            description="Retrying with the same key returns the same re-run.",
-        ),
+        _idempotency_key("Retrying with the same key returns the same re-run."),
         _header("Location", "The new order's URL.", [302, 202]),
     ],
     responses={
