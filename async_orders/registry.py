@@ -70,6 +70,10 @@ class ViewOptions:
     def __post_init__(self) -> None:
         if self.method:
             object.__setattr__(self, "method", self.method.upper())
+        for name in ("timeout", "start_deadline"):
+            seconds = getattr(self, name)
+            if seconds is not None and (isinstance(seconds, bool) or not seconds > 0):
+                raise ValueError(f"schedulable({name}=...) takes seconds above 0, or None.")
 
     @property
     def default_method(self) -> str:

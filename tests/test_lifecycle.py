@@ -12,6 +12,7 @@ from django.contrib.auth.models import Permission, User
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from async_orders import schedulable
 from async_orders.attempts import OrderAttempt
 from async_orders.models import Order, OrderStatus
 from async_orders.retention import purge_finished
@@ -266,3 +267,23 @@ def test_permission_holders_cancel_and_rerun_others_orders(api: APIClient) -> No
     assert api.delete(f"/async/orders/{bobs.pk}/").status_code == 200
     assert rerun(api, bobs_failed).status_code == 302
     assert Order.objects.get(rerun_of=bobs_failed).owner == bob  # it runs as its owner
+
+
+@pytest.mark.parametrize("seconds", [0, -5, True])
+def test_a_view_opted_in_with_a_time_limit_that_is_not_positive_is_refused(seconds: Any) -> None:
+    with pytest.raises(ValueError, match="timeout"):
+        schedulable(timeout=seconds)
+
+
+def test_an_attempt_recovered_past_its_timeout_is_timed_out_not_worker_lost() -> None:
+    order = make_order("ledgered-timed", kwargs={"steps": 3}, data={}, timeout=1)
+    order.start("node@host:1")
+    order.max_attempts = 1
+    Order.objects.filter(pk=order.pk).update(max_attempts=1)
+    order.started_at = timezone.now() - timedelta(seconds=5)
+
+    assert order.recover_lost(order._this_attempt()) == OrderStatus.FAILED
+
+    order.refresh_from_db()
+    assert order.error["code"] == "timed_out"
+    assert not order.locks.exists()
