@@ -373,6 +373,21 @@ class Order(models.Model):
             return []
         return list(self.reruns.order_by("created_at").values_list("pk", flat=True))
 
+    @classmethod
+    def load_rerun_ids(cls, orders: list[Order]) -> None:
+        """Fill :attr:`rerun_ids` of each of ``orders`` with one query for them all, so
+        that a page of a listing costs no query per failed order."""
+        rerunnable = [
+            o.pk for o in orders if o.status in (OrderStatus.FAILED, OrderStatus.CANCELED)
+        ]
+        found: dict[uuid.UUID | None, list[uuid.UUID]] = {pk: [] for pk in rerunnable}
+        if rerunnable:
+            reruns = cls.objects.filter(rerun_of__in=rerunnable).order_by("created_at")
+            for original, pk in reruns.values_list("rerun_of", "pk"):
+                found[original].append(pk)
+        for order in orders:
+            order.__dict__["rerun_ids"] = found.get(order.pk, [])
+
     def missed_start_deadline(self) -> bool:
         """Whether its first attempt starts later than ``start_deadline`` after the
         order was due (its ``run_at``, else when it was placed)."""

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import Permission, User
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -287,3 +289,22 @@ def test_an_attempt_recovered_past_its_timeout_is_timed_out_not_worker_lost() ->
     order.refresh_from_db()
     assert order.error["code"] == "timed_out"
     assert not order.locks.exists()
+
+
+def test_listing_failed_orders_costs_one_query_for_all_their_reruns(
+    api: APIClient, user: User
+) -> None:
+    failed = [failed_order(user) for _ in range(3)]
+    api.force_authenticate(user)
+    rerun(api, failed[0])
+    with CaptureQueriesContext(connection) as few:
+        api.get("/async/orders/")
+    failed += [failed_order(user) for _ in range(3)]
+
+    with CaptureQueriesContext(connection) as more:
+        listed = api.get("/async/orders/").json()["results"]
+
+    assert len(more.captured_queries) == len(few.captured_queries)
+    reruns = {order["id"]: order["reruns"] for order in listed}
+    assert len(reruns[str(failed[0].pk)]) == 1
+    assert reruns[str(failed[1].pk)] == []

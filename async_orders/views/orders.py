@@ -163,6 +163,11 @@ class OrderListView(OrderAPIView, generics.ListAPIView):
             raise ListingEveryoneDenied()
         return self.listed_orders(everyone=everyone).shown().filter(**filters)
 
+    def paginate_queryset(self, queryset: Any) -> Any:
+        page = super().paginate_queryset(queryset)
+        Order.load_rerun_ids(page or [])  # the page's reruns in one query
+        return page
+
 
 def placed_response(order: Order, request: Request) -> Response:
     """A placed order's answer: ``302`` to it, or ``202`` with ``Prefer: respond-async``."""
