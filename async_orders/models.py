@@ -391,10 +391,25 @@ class Order(models.Model):
     def missed_start_deadline(self) -> bool:
         """Whether its first attempt starts later than ``start_deadline`` after the
         order was due (its ``run_at``, else when it was placed)."""
-        if self.start_deadline is None or self.attempts != 1 or self.started_at is None:
+        if self.attempts != 1 or self.started_at is None:
             return False
-        due = self.run_at or self.created_at
-        return (self.started_at - due).total_seconds() > self.start_deadline
+        return self.start_deadline_passed(self.started_at)
+
+    def start_deadline_passed(self, now: datetime) -> bool:
+        """Whether a worker starting the order at ``now`` would start it too late."""
+        if self.start_deadline is None:
+            return False
+        return (now - (self.run_at or self.created_at)).total_seconds() > self.start_deadline
+
+    def expire_unstarted(self) -> bool:
+        """scheduled/queued -> failed (``start_deadline_exceeded``): no worker started
+        it in time, and none will; its locks are released. The reconciler calls this,
+        so that a client does not wait on an order no worker came for."""
+        message = (
+            f"No worker started the order within its start deadline of {self.start_deadline:g} s."
+        )
+        late = failure(FailureCode.START_DEADLINE_EXCEEDED, message)
+        return self._move(STARTABLE, OrderStatus.FAILED, error=late)
 
     def ran_past_timeout(self, now: datetime) -> bool:
         """Whether the running attempt has been running longer than ``timeout``."""

@@ -19,6 +19,7 @@ from async_orders.attempts import OrderAttempt
 from async_orders.models import Order, OrderStatus
 from async_orders.retention import purge_finished
 from async_orders.worker.execution import run_order
+from async_orders.worker.reconciler import reconcile
 from tests.factories import make_order
 from tests.helpers import order_of, place
 
@@ -308,3 +309,19 @@ def test_listing_failed_orders_costs_one_query_for_all_their_reruns(
     reruns = {order["id"]: order["reruns"] for order in listed}
     assert len(reruns[str(failed[0].pk)]) == 1
     assert reruns[str(failed[1].pk)] == []
+
+
+def test_the_reconciler_fails_a_waiting_order_no_worker_started_in_time() -> None:
+    late = make_order("ledgered-timed", kwargs={"steps": 4}, data={}, start_deadline=1)
+    on_time = make_order("ledgered-timed", kwargs={"steps": 5}, data={}, start_deadline=30)
+    Order.objects.filter(pk__in=[late.pk, on_time.pk]).update(
+        created_at=timezone.now() - timedelta(seconds=5)
+    )
+
+    report = reconcile()
+
+    late.refresh_from_db()
+    assert report.expired == [late.pk]
+    assert (late.status, late.error["code"]) == (OrderStatus.FAILED, "start_deadline_exceeded")
+    assert not late.locks.exists()
+    assert Order.objects.get(pk=on_time.pk).status == OrderStatus.QUEUED
