@@ -16,13 +16,39 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
+from async_orders.attempts import OrderAttempt
 from async_orders.exceptions import TooManyActiveOrders
 from async_orders.locks import Locked
 from async_orders.models import Order, OrderStatus, WebhookDelivery
-from async_orders.placing import rerun_order
+from async_orders.ownership import CANCEL_PERMISSION, RERUN_PERMISSION
+from async_orders.placing import RERUNNABLE, rerun_order
 
 #: Characters of a stored response shown on the order's page; the rest is cut.
 RESPONSE_PREVIEW_CHARS = 10_000
+
+
+class OrderAttemptInline(admin.TabularInline):
+    """Every ended attempt, with its traceback: the API shows the rest, never that."""
+
+    model = OrderAttempt
+    extra = 0
+    can_delete = False
+    fields = readonly_fields = (
+        "number",
+        "started_at",
+        "finished_at",
+        "worker",
+        "outcome",
+        "error",
+        "attempt_traceback",
+    )
+
+    def has_add_permission(self, request: object, obj: object = None) -> bool:
+        return False
+
+    @admin.display(description="traceback")
+    def attempt_traceback(self, attempt: OrderAttempt) -> str:
+        return _pre(attempt.traceback) if attempt.traceback else "-"
 
 
 class WebhookDeliveryInline(admin.TabularInline):
@@ -39,7 +65,7 @@ class WebhookDeliveryInline(admin.TabularInline):
 
 @admin.register(Order)
 class OrderAdmin(admin.ModelAdmin):
-    inlines = [WebhookDeliveryInline]
+    inlines = [OrderAttemptInline, WebhookDeliveryInline]
     list_display = [
         "order_id",
         "view_name",
@@ -59,6 +85,7 @@ class OrderAdmin(admin.ModelAdmin):
         (None, {"fields": ["id", "kind", "view_name", "status", "owner", "requester", "attempts"]}),
         # A task that another TASKS backend runs: its alias and that backend's result id.
         ("Task", {"fields": ["task_backend", "external_id"]}),
+        ("Lifecycle", {"fields": ["timeout", "start_deadline", "rerun_of"]}),
         ("Envelope", {"fields": ["envelope", "origin", "idempotency_key"]}),
         ("Batch and labels", {"fields": ["batch", "labels"]}),
         ("Progress", {"fields": ["progress_bar", "message", "cancel_requested"]}),
@@ -153,7 +180,13 @@ class OrderAdmin(admin.ModelAdmin):
         head = f"{order.response_status} {order.response_content_type or ''}".strip()
         return _pre(f"{head}\n\n{body}")
 
-    @admin.action(description="Cancel selected orders", permissions=["change"])
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(CANCEL_PERMISSION)
+
+    def has_rerun_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(RERUN_PERMISSION)
+
+    @admin.action(description="Cancel selected orders", permissions=["cancel"])
     def cancel_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
         """Cancel each order as ``DELETE`` would: waiting ones at once, running ones at
         their next progress step; finished ones are left alone and counted."""
@@ -167,20 +200,21 @@ class OrderAdmin(admin.ModelAdmin):
                 outcomes["asked to stop"] += 1
         self.message_user(request, _summary(outcomes), _level(outcomes, "already finished"))
 
-    @admin.action(description="Re-run selected failed orders", permissions=["change"])
+    @admin.action(description="Re-run selected failed or canceled orders", permissions=["rerun"])
     def rerun_failed_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
-        """Place a new order with each failed order's envelope and owner. One that
+        """Place each failed or canceled order again, as ``POST .../rerun/`` does (the
+        same function: same envelope and owner, linked by ``rerun_of``). One that
         cannot be placed now (its objects are locked, its owner has too many active
-        orders) is counted, as the order endpoint would have refused it."""
+        orders) is counted, as the endpoint would have refused it."""
         outcomes = {"re-run": 0, "not placed now (locked or too many active)": 0}
-        failed = queryset.filter(status=OrderStatus.FAILED).select_related("owner")
+        failed = queryset.filter(status__in=RERUNNABLE).select_related("owner")
         for order in failed:
             try:
                 rerun_order(order)
                 outcomes["re-run"] += 1
             except (Locked, TooManyActiveOrders):
                 outcomes["not placed now (locked or too many active)"] += 1
-        outcomes["skipped, not failed"] = queryset.count() - len(failed)
+        outcomes["skipped, not failed or canceled"] = queryset.count() - len(failed)
         level = messages.SUCCESS if outcomes["re-run"] == len(queryset) else messages.WARNING
         self.message_user(request, _summary(outcomes), level)
 

@@ -55,6 +55,8 @@ ORDER_FIELDS = (
     "priority",
     "task_backend",
     "labels",
+    "timeout",
+    "start_deadline",
 )
 
 
@@ -88,6 +90,9 @@ class Envelope:
     task_backend: str = ""
     #: The client's labels (:mod:`async_orders.labels`).
     labels: dict[str, str] = field(default_factory=dict)
+    #: Time limits in seconds (the order's, else the view's); ``None``: none.
+    timeout: float | None = None
+    start_deadline: float | None = None
 
     def order_fields(self) -> dict[str, Any]:
         """The fields of an :class:`~async_orders.models.Order` this envelope fills."""
@@ -124,6 +129,8 @@ class EnvelopeSerializer(serializers.Serializer):
     eta = serializers.DateTimeField(required=False)
     callback_url = serializers.URLField(required=False, max_length=2000)
     labels = serializers.JSONField(required=False, default=dict)
+    timeout = SecondsField(required=False, min_value=0.001)
+    start_deadline = SecondsField(required=False, min_value=0.001)
 
     def get_fields(self) -> dict[str, serializers.Field]:
         """The declared fields, each copied shallowly. DRF deep-copies them for every
@@ -214,8 +221,20 @@ def parse_envelope(endpoint: Endpoint, body: Any) -> Envelope:
         max_attempts=1 + options.retries,
         callback_url=fields.get("callback_url", ""),
         labels=fields["labels"],
+        timeout=_time_limit(options, fields, "timeout"),
+        start_deadline=_time_limit(options, fields, "start_deadline"),
     )
     return replace(envelope, lock_keys=keys_for(options, envelope))
+
+
+def _time_limit(options: ViewOptions, fields: dict[str, Any], name: str) -> float | None:
+    """The order's ``timeout`` or ``start_deadline`` (``name``): as asked, never above
+    the view's (a client may shorten a limit, never lift it), else the view's."""
+    asked, most = fields.get(name), getattr(options, name)
+    if asked is not None and most is not None and asked > most:
+        message = gettext("At most %(seconds)s seconds for this view.")
+        raise InvalidEnvelope({name: [message % {"seconds": f"{most:g}"}]})
+    return asked if asked is not None else most
 
 
 def keys_for(options: ViewOptions, envelope: Envelope) -> list[str]:

@@ -124,6 +124,17 @@ class CancelUnsupported(APIException):
         super().__init__(message % {"backend": repr(backend)})
 
 
+class OrderNotRerunnable(APIException):
+    """Only an order that failed (timed out included) or was canceled can be re-run."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "order_not_rerunnable"
+
+    def __init__(self, order_status: str) -> None:
+        message = gettext("The order is %(status)s; only a failed or canceled order can be re-run.")
+        super().__init__(message % {"status": order_status})
+
+
 class ResultNotStored(APIException):
     """The order completed, but its response was too large to keep."""
 

@@ -21,6 +21,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from async_orders import signals
+from async_orders.attempts import AttemptOutcome, OrderAttempt, ended_attempt
 from async_orders.conf import conf
 from async_orders.deprecation import renamed
 from async_orders.labels import label_errors
@@ -29,6 +30,7 @@ from async_orders.order_statements import (
     advisory_lock,
     claim_row,
     claimed_fields,
+    end_attempt,
     update_attempt,
     upsert_row,
 )
@@ -97,6 +99,8 @@ SHOWN_FIELDS = (
     "error",
     "callback_url",
     "attempts",
+    "timeout",
+    "start_deadline",
     "cancel_requested",
     "created_at",
     "run_at",
@@ -130,6 +134,11 @@ class FailureCode(models.TextChoices):
     VIEW_UNAVAILABLE = "view_unavailable", "View unavailable"
     #: The worker running the order stopped responding, and no attempts were left.
     WORKER_LOST = "worker_lost", "Worker lost"
+    #: The last attempt ran past the order's ``timeout``: it was stopped at its next
+    #: checkpoint, or its process was replaced when it reached none.
+    TIMED_OUT = "timed_out", "Timed out"
+    #: No worker started the order within its ``start_deadline``; nothing was called.
+    START_DEADLINE_EXCEEDED = "start_deadline_exceeded", "Start deadline exceeded"
 
 
 def failure(
@@ -172,7 +181,7 @@ class OrderQuerySet(models.QuerySet["Order"]):
     def shown(self) -> OrderQuerySet:
         """Only the shown columns (and the requester, to check who may see them): a
         poll never loads a stored response of megabytes."""
-        return self.only(*SHOWN_FIELDS, "requester")
+        return self.only(*SHOWN_FIELDS, "requester", "rerun_of")
 
     def one(self, pk: uuid.UUID | str) -> Order | None:
         """The order ``pk`` or None, without the ORDER BY that ``first()`` would add."""
@@ -315,6 +324,22 @@ class Order(models.Model):
     batch_id = models.UUIDField(
         null=True, blank=True, help_text="The batch it was placed in (POST /async/batches/)."
     )
+    timeout = models.FloatField(
+        null=True, blank=True, help_text="Seconds an attempt may run; empty: no limit."
+    )
+    start_deadline = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Seconds after it is due within which a worker must start it; empty: any time.",
+    )
+    rerun_of = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="reruns",
+        help_text="The order this one places again (POST .../rerun/ or the admin's re-run).",
+    )
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     run_at = models.DateTimeField(null=True, blank=True, help_text="Not before this time.")
@@ -341,6 +366,10 @@ class Order(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        permissions = [
+            ("cancel_order", "Can cancel the orders of others"),
+            ("rerun_order", "Can re-run the orders of others"),
+        ]
         indexes = [
             models.Index(fields=["requester", "-created_at"], name="async_order_requester_recent"),
             models.Index(fields=["requester", "status"], name="async_order_requester_status"),
@@ -398,6 +427,58 @@ class Order(models.Model):
         """Whether this requester may see the order (see :func:`may_see`)."""
         return may_see(self.requester, user, session_key)
 
+    @functools.cached_property
+    def rerun_ids(self) -> list[uuid.UUID]:
+        """The orders that re-ran this one, oldest first; asked only of an order that
+        can be re-run (failed or canceled), so a poll of any other costs no query."""
+        if self.status not in (OrderStatus.FAILED, OrderStatus.CANCELED):
+            return []
+        return list(self.reruns.order_by("created_at").values_list("pk", flat=True))
+
+    @classmethod
+    def load_rerun_ids(cls, orders: list[Order]) -> None:
+        """Fill :attr:`rerun_ids` of each of ``orders`` with one query for them all, so
+        that a page of a listing costs no query per failed order."""
+        rerunnable = [
+            o.pk for o in orders if o.status in (OrderStatus.FAILED, OrderStatus.CANCELED)
+        ]
+        found: dict[uuid.UUID | None, list[uuid.UUID]] = {pk: [] for pk in rerunnable}
+        if rerunnable:
+            reruns = cls.objects.filter(rerun_of__in=rerunnable).order_by("created_at")
+            for original, pk in reruns.values_list("rerun_of", "pk"):
+                found[original].append(pk)
+        for order in orders:
+            order.__dict__["rerun_ids"] = found.get(order.pk, [])
+
+    def missed_start_deadline(self) -> bool:
+        """Whether its first attempt starts later than ``start_deadline`` after the
+        order was due (its ``run_at``, else when it was placed)."""
+        if self.attempts != 1 or self.started_at is None:
+            return False
+        return self.start_deadline_passed(self.started_at)
+
+    def start_deadline_passed(self, now: datetime) -> bool:
+        """Whether a worker starting the order at ``now`` would start it too late."""
+        if self.start_deadline is None:
+            return False
+        return (now - (self.run_at or self.created_at)).total_seconds() > self.start_deadline
+
+    def expire_unstarted(self) -> bool:
+        """scheduled/queued -> failed (``start_deadline_exceeded``): no worker started
+        it in time, and none will; its locks are released. The reconciler calls this,
+        so that a client does not wait on an order no worker came for."""
+        message = (
+            f"No worker started the order within its start deadline of {self.start_deadline:g} s."
+        )
+        late = failure(FailureCode.START_DEADLINE_EXCEEDED, message)
+        return self._move(STARTABLE, OrderStatus.FAILED, error=late)
+
+    def ran_past_timeout(self, now: datetime) -> bool:
+        """Whether the running attempt has been running longer than ``timeout``."""
+        if self.timeout is None or self.started_at is None:
+            return False
+        return (now - self.started_at).total_seconds() > self.timeout
+
     @property
     def attempt(self) -> int:
         """The number of the attempt running (or that ran last): the fencing token to
@@ -453,13 +534,16 @@ class Order(models.Model):
         self.labels = merged  # no signal: labels are not progress, and wake no waiter
         return True
 
-    def schedule_retry(self, run_at: datetime) -> bool:
-        """running -> scheduled until ``run_at``: another attempt, unless asked to cancel."""
+    def schedule_retry(self, run_at: datetime, **why: Any) -> bool:
+        """running -> scheduled until ``run_at``: another attempt, unless asked to cancel.
+        ``why`` (``error``, ``traceback``, ``error_class``) this one failed is kept in
+        its attempt's row."""
         return self._move(
             (OrderStatus.RUNNING,),
             OrderStatus.SCHEDULED,
             due=Q(cancel_requested=False),
             fenced=True,
+            attempt_failure=why,
             run_at=run_at,
             published_at=timezone.now(),
         )
@@ -473,21 +557,36 @@ class Order(models.Model):
         Fenced by attempt, so a late decision never touches a newer attempt.
         """
         changes: dict[str, Any]
+        why = self._lost_error()
         if self.cancel_requested:
             target, changes = OrderStatus.CANCELED, {}
         elif self.attempts < self.max_attempts:
             lost &= Q(cancel_requested=False)
             target, changes = OrderStatus.QUEUED, {"run_at": None, "published_at": timezone.now()}
         else:
-            target, changes = OrderStatus.FAILED, {"error": self._worker_lost()}
-        moved = self._move((OrderStatus.RUNNING,), target, lost, fenced=True, **changes)
+            target, changes = OrderStatus.FAILED, {"error": why}
+        moved = self._move(
+            (OrderStatus.RUNNING,),
+            target,
+            lost,
+            fenced=True,
+            attempt_failure={"error": why},
+            **changes,
+        )
         return target if moved else None
 
-    def _worker_lost(self) -> dict[str, Any]:
+    def _lost_error(self) -> dict[str, Any]:
+        """Why a lost attempt ended: its timeout, if it ran past it (its process was
+        replaced, or it stopped renewing its lease), else its worker's silence."""
+        of = f"(attempt {self.attempts} of {self.max_attempts})"
+        if self.ran_past_timeout(timezone.now()):
+            return failure(
+                FailureCode.TIMED_OUT,
+                f"The order ran past its timeout of {self.timeout:g} s and was abandoned {of}.",
+            )
         return failure(
             FailureCode.WORKER_LOST,
-            "The worker running this order stopped responding "
-            f"(attempt {self.attempts} of {self.max_attempts}).",
+            f"The worker running this order stopped responding {of}.",
         )
 
     def mark_unpublished(self) -> None:
@@ -620,18 +719,22 @@ class Order(models.Model):
         due: Q | None = None,
         *,
         fenced: bool = False,
+        attempt_failure: dict[str, Any] | None = None,
         **changes: Any,
     ) -> bool:
         """The one way status changes: a conditional UPDATE that wins or does nothing;
-        ``fenced``, it wins only for the attempt this instance claimed."""
+        ``fenced``, it wins only for the attempt this instance claimed. A fenced move
+        from running ends that attempt: its row (:mod:`async_orders.attempts`) is
+        written with it, ``attempt_failure`` saying why it failed if the order goes on."""
         if target in FINISHED:
             changes["finished_at"] = timezone.now()
         changes["status"] = target
+        ended = self._ended(target, changes, attempt_failure) if fenced else None
         releases = target in FINISHED and bool(self.lock_keys)
         # With locks to release, both in one transaction: a finished order never
         # keeps its locks, whatever dies between the two statements.
         with transaction.atomic() if releases else contextlib.nullcontext():
-            won = self._update_if(sources, due, fenced, changes)
+            won = self._update_if(sources, due, ended, changes)
             if won and releases:
                 OrderLock.objects.filter(order=self).delete()
         if won:
@@ -640,22 +743,43 @@ class Order(models.Model):
             self._announce(previous)
         return won
 
+    def _ended(
+        self, target: OrderStatus, changes: dict[str, Any], attempt_failure: dict[str, Any] | None
+    ) -> OrderAttempt:
+        """The row of the attempt a fenced move ends: a finished order's outcome, or
+        a failed attempt the order outlives (a retry, a requeue)."""
+        if target == OrderStatus.COMPLETED:
+            return ended_attempt(self, AttemptOutcome.COMPLETED)
+        if target == OrderStatus.CANCELED:
+            return ended_attempt(self, AttemptOutcome.CANCELED)
+        if target == OrderStatus.FAILED:
+            kept = ("error", "traceback", "error_class")
+            return ended_attempt(
+                self, AttemptOutcome.FAILED, **{k: changes[k] for k in kept if k in changes}
+            )
+        return ended_attempt(self, AttemptOutcome.FAILED, **(attempt_failure or {}))
+
     def _update_if(
         self,
         sources: tuple[OrderStatus, ...],
         due: Q | None,
-        fenced: bool,
+        ended: OrderAttempt | None,
         changes: dict[str, Any],
     ) -> bool:
-        """The conditional UPDATE of a move. The outcome of a running attempt, which
-        ends every order, is a statement written once (:mod:`order_statements`); other
+        """The conditional UPDATE of a move, and the row of the attempt it ends, if
+        any, written only if it won. The outcome of a running attempt, which ends
+        every order, is a statement written once (:mod:`order_statements`); other
         moves are rarer, and built by the ORM."""
-        if fenced and due is None and sources == (OrderStatus.RUNNING,):
-            return update_attempt(Order, self.pk, self.attempts, OrderStatus.RUNNING, changes)
+        if ended is not None and due is None and sources == (OrderStatus.RUNNING,):
+            return end_attempt(Order, self.pk, self.attempts, OrderStatus.RUNNING, changes, ended)
         condition = Q(pk=self.pk, status__in=sources) & (due or Q())
-        if fenced:
-            condition &= self._this_attempt()
-        return Order.objects.filter(condition).update(**changes) == 1
+        if ended is None:
+            return Order.objects.filter(condition).update(**changes) == 1
+        with transaction.atomic():
+            won = Order.objects.filter(condition & self._this_attempt()).update(**changes) == 1
+            if won:
+                ended.save(force_insert=True)
+        return won
 
     def _announce(self, previous: str) -> None:
         signals.order_status_changed.send(

@@ -32,7 +32,7 @@ from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
-from django.db import NotSupportedError, connections, router
+from django.db import NotSupportedError, connections, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field, Model
 from django.db.models.constants import OnConflict
@@ -283,6 +283,22 @@ def update_attempt(
     still ``running`` this ``attempt`` (and, ``unless_canceled``, was not asked to
     cancel); whether it was. An attempt's outcome and its progress writes."""
     connection = connections[router.db_for_write(model)]
+    sql, params = _attempt_update(model, connection, pk, attempt, running, changes, unless_canceled)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount == 1
+
+
+def _attempt_update(
+    model: type[Order],
+    connection: BaseDatabaseWrapper,
+    pk: uuid.UUID | str,
+    attempt: int,
+    running: str,
+    changes: dict[str, Any],
+    unless_canceled: bool,
+) -> tuple[str, list[Any]]:
+    """:func:`update_attempt`'s statement and its parameters."""
     fields = _fields_by_name(model)
     values = [fields[name].get_db_prep_save(v, connection) for name, v in changes.items()]
     params = [*values, model._meta.pk.get_db_prep_value(pk, connection), running, attempt]
@@ -291,10 +307,62 @@ def update_attempt(
     assignments = tuple(
         (name, _placeholder(fields[name], value, connection)) for name, value in changes.items()
     )
-    sql = _update_attempt_sql(model, connection.alias, assignments, unless_canceled)
+    return _update_attempt_sql(model, connection.alias, assignments, unless_canceled), params
+
+
+def end_attempt(
+    model: type[Order],
+    pk: uuid.UUID | str,
+    attempt: int,
+    running: str,
+    changes: dict[str, Any],
+    row: Model,
+) -> bool:
+    """:func:`update_attempt` for the write that ends an attempt, and the INSERT of
+    that attempt's ``row`` (:mod:`async_orders.attempts`) if, and only if, the UPDATE
+    won. On PostgreSQL one statement (``WITH moved AS (UPDATE ... RETURNING) INSERT
+    ... SELECT ... FROM moved``): a history costs the worker no round trip more. On
+    databases without data-modifying ``WITH`` (SQLite), the INSERT follows in the
+    same transaction."""
+    connection = connections[router.db_for_write(model)]
+    if connection.vendor != "postgresql":
+        with transaction.atomic(using=connection.alias):
+            won = update_attempt(model, pk, attempt, running, changes)
+            if won:
+                row.save(force_insert=True, using=connection.alias)
+            return won
+    update, params = _attempt_update(model, connection, pk, attempt, running, changes, False)
+    inserted = [f for f in type(row)._meta.local_concrete_fields if f is not type(row)._meta.pk]
+    row_values = [f.get_db_prep_save(f.pre_save(row, True), connection) for f in inserted]
+    row_placeholders = tuple(
+        _placeholder(f, v, connection) for f, v in zip(inserted, row_values, strict=True)
+    )
+    sql = _end_attempt_sql(model, type(row), connection.alias, update, row_placeholders)
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, [*params, *row_values])
         return cursor.rowcount == 1
+
+
+@lru_cache(maxsize=64)
+def _end_attempt_sql(
+    model: type[Order],
+    row_model: type[Model],
+    alias: str,
+    update: str,
+    placeholders: tuple[str, ...],
+) -> str:
+    quote = connections[alias].ops.quote_name
+    columns = ", ".join(
+        quote(f.column)
+        for f in row_model._meta.local_concrete_fields
+        if f is not row_model._meta.pk
+    )
+    returning = quote(model._meta.pk.column)
+    return (
+        f"WITH moved AS ({update} RETURNING {returning}) "
+        f"INSERT INTO {quote(row_model._meta.db_table)} ({columns}) "
+        f"SELECT {', '.join(placeholders)} FROM moved"
+    )
 
 
 def _placeholder(field: Field, value: Any, connection: BaseDatabaseWrapper) -> str:

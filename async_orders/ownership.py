@@ -12,6 +12,9 @@ from typing import Any
 
 #: Seeing the orders of others takes this permission.
 VIEW_PERMISSION = "async_orders.view_order"
+#: Canceling and re-running the orders of others take their own: seeing is not acting.
+CANCEL_PERMISSION = "async_orders.cancel_order"
+RERUN_PERMISSION = "async_orders.rerun_order"
 
 #: ``Order.requester`` of anonymous orders placed without a session.
 ANONYMOUS = "anonymous"
@@ -73,6 +76,19 @@ def listed_requesters(
     if everyone and may_see_everyones(user):
         return None
     return {requester_key(user, session_key)} - UNCOUNTED
+
+
+def may_act_on(requester: str, user: Any, session_key: str | None, permission: str) -> bool:
+    """Whether this requester may cancel or re-run (``permission``) an order placed by
+    ``requester``: its owner may, and so may whoever holds the URL of an order without
+    owner (and has no account), as for seeing it; anyone else only with ``permission``.
+    ``view_order`` alone lets a user see others' orders, never change them."""
+    if requester != ANONYMOUS and requester == requester_key(user, session_key):
+        return True
+    signed_in = user is not None and user.is_authenticated
+    if requester == ANONYMOUS and not signed_in:
+        return True
+    return user is not None and user.has_perm(permission)
 
 
 def may_see_everyones(user: Any) -> bool:

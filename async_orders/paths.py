@@ -1,4 +1,5 @@
-"""The paths of an order's own endpoints (its detail, its result, its batch), reversed once.
+"""The paths of an order's own endpoints (its detail, its result, its attempts, its
+batch), reversed once.
 
 Every poll names the order's URL and every completed order its result's, so
 ``reverse()`` runs once per URLconf, script prefix and URL name, and each order's
@@ -16,11 +17,12 @@ from django.urls import get_resolver, get_script_prefix, get_urlconf, reverse
 DETAIL = "async_orders:order-detail"
 RESULT = "async_orders:order-result"
 BATCH = "async_orders:batch-detail"
+ATTEMPTS = "async_orders:order-attempts"
 
 
 def order_path(order_id: uuid.UUID, name: str = DETAIL) -> str:
-    """``reverse(name, kwargs={"pk": order_id})``, of :data:`DETAIL` or :data:`RESULT`
-    (or :data:`BATCH`, with a batch's id)."""
+    """``reverse(name, kwargs={"pk": order_id})``, of :data:`DETAIL`, :data:`RESULT`
+    or :data:`ATTEMPTS` (or :data:`BATCH`, with a batch's id)."""
     resolver, prefix = get_resolver(get_urlconf()), get_script_prefix()
     return _pattern(resolver, prefix, name).format(order_id)
 

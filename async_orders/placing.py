@@ -8,6 +8,7 @@ What the web layer and the admin call; it publishes through
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
@@ -23,6 +24,7 @@ from async_orders.envelope import Envelope
 from async_orders.exceptions import (
     IdempotencyKeyNeedsClient,
     IdempotencyKeyReused,
+    OrderNotRerunnable,
     TooManyActiveOrders,
 )
 from async_orders.models import ACTIVE, Order, OrderStatus, RequesterLock
@@ -39,6 +41,7 @@ def place_order(
     idempotency_key: str = "",
     submit: Submit | None = None,
     batch_id: uuid.UUID | None = None,
+    rerun_of: Order | None = None,
 ) -> tuple[Order, bool]:
     """Create the order and publish its message once the order's row is committed.
 
@@ -60,7 +63,14 @@ def place_order(
         raise IdempotencyKeyNeedsClient()
     with log_context.about(view=envelope.view_name):
         return _place(
-            envelope, owner, origin, requester, idempotency_key, submit or _publish, batch_id
+            envelope,
+            owner,
+            origin,
+            requester,
+            idempotency_key,
+            submit or _publish,
+            batch_id,
+            rerun_of,
         )
 
 
@@ -80,6 +90,7 @@ def _place(
     idempotency_key: str,
     submit: Submit,
     batch_id: uuid.UUID | None,
+    rerun_of: Order | None,
 ) -> tuple[Order, bool]:
     try:
         with transaction.atomic():
@@ -92,6 +103,7 @@ def _place(
                 return _same_request(existing, envelope), False
             order = _new_order(envelope, owner, origin, requester, idempotency_key)
             order.batch_id = batch_id
+            order.rerun_of = rerun_of
             if not insert_row(order, below=cap):
                 assert cap is not None  # only the cap can refuse the INSERT
                 raise TooManyActiveOrders(cap.most, retry_after=conf.RETRY_AFTER)
@@ -148,9 +160,28 @@ def _cap(requester: str) -> Limit | None:
     return Limit(equal=("requester", requester), among=("status", ACTIVE), most=cap)
 
 
-def rerun_order(order: Order) -> Order:
-    """Place a new order with ``order``'s envelope, owner and origin (admin "re-run"),
-    to run now; it takes the same conflict locks and has the same attempts."""
-    envelope = replace(Envelope.of_order(order), run_at=None)
-    again, _ = place_order(envelope, order.owner, order.origin, requester=order.requester)
-    return again
+#: The statuses from which an order may be re-run.
+RERUNNABLE = (OrderStatus.FAILED, OrderStatus.CANCELED)
+
+
+def rerun_order(order: Order, idempotency_key: str = "") -> tuple[Order, bool]:
+    """Place a new order with ``order``'s envelope, owner and origin, to run now, linked
+    to it (``rerun_of``): ``POST .../rerun/`` and the admin's re-run both call this. It
+    takes the same conflict locks, has the same attempts and time limits, and counts
+    against the owner's cap. With an ``idempotency_key`` the owner already used for a
+    re-run of this order, that re-run is returned instead (``created`` False).
+    :class:`~async_orders.exceptions.OrderNotRerunnable` unless it failed or was canceled."""
+    if order.status not in RERUNNABLE:
+        raise OrderNotRerunnable(order.status)
+    # Its own fingerprint: the key of the original order, sent again, is then refused
+    # as a reuse rather than answered with the original.
+    fingerprint = hashlib.sha256(f"rerun:{order.pk}".encode()).hexdigest()
+    envelope = replace(Envelope.of_order(order), run_at=None, fingerprint=fingerprint)
+    return place_order(
+        envelope,
+        order.owner,
+        order.origin,
+        requester=order.requester,
+        idempotency_key=idempotency_key,
+        rerun_of=order,
+    )

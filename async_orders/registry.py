@@ -67,10 +67,20 @@ class ViewOptions:
     #: Conflict locks: ``True`` for one key from the view name and kwargs, or a
     #: callable of the :class:`~async_orders.envelope.Envelope` returning keys.
     locks: bool | Callable[[Any], Iterable[str]] = False
+    #: Seconds an attempt may run: past it the attempt is stopped at its next
+    #: checkpoint, or its pool process replaced; ``None``: no limit.
+    timeout: float | None = None
+    #: Seconds after an order is due within which a worker must start it, else it
+    #: fails without running; ``None``: no deadline.
+    start_deadline: float | None = None
 
     def __post_init__(self) -> None:
         if self.method:
             object.__setattr__(self, "method", self.method.upper())
+        for name in ("timeout", "start_deadline"):
+            seconds = getattr(self, name)
+            if seconds is not None and (isinstance(seconds, bool) or not seconds > 0):
+                raise ValueError(f"schedulable({name}=...) takes seconds above 0, or None.")
 
     @property
     def default_method(self) -> str:

@@ -8,9 +8,10 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from async_orders.attempts import AttemptOutcome, OrderAttempt
 from async_orders.conf import conf
 from async_orders.models import FOLLOWED_LIMITATIONS, FailureCode, Order, OrderKind, OrderStatus
-from async_orders.paths import BATCH, order_path
+from async_orders.paths import ATTEMPTS, BATCH, order_path
 
 # The serializers below describe the order for the OpenAPI schema only; their
 # docstrings and help texts are the schema's descriptions, so they speak to clients.
@@ -106,6 +107,26 @@ class OrderSerializer(serializers.ModelSerializer):
         help_text="When retention deletes it (RETENTION_SECONDS after it finished); "
         "null while it is unfinished.",
     )
+    attempts = serializers.IntegerField(
+        read_only=True, help_text="How many attempts started; each is listed at attempts_url."
+    )
+    attempts_url = serializers.URLField(read_only=True, help_text="This order's attempts.")
+    timeout = serializers.FloatField(
+        allow_null=True, read_only=True, help_text="Seconds an attempt may run; null: no limit."
+    )
+    start_deadline = serializers.FloatField(
+        allow_null=True,
+        read_only=True,
+        help_text="Seconds after it was due within which it had to start; null: none.",
+    )
+    rerun_of = serializers.URLField(
+        allow_null=True, read_only=True, help_text="The order this one re-runs, if any."
+    )
+    reruns = serializers.ListField(
+        child=serializers.URLField(),
+        read_only=True,
+        help_text="The orders that re-ran this one (failed or canceled orders only), oldest first.",
+    )
 
     class Meta:
         model = Order
@@ -121,6 +142,11 @@ class OrderSerializer(serializers.ModelSerializer):
             "error",
             "callback",
             "attempts",
+            "attempts_url",
+            "timeout",
+            "start_deadline",
+            "rerun_of",
+            "reruns",
             "cancel_requested",
             "limitations",
             "created_at",
@@ -159,6 +185,11 @@ def represent(order: Order, request: Any) -> dict[str, Any]:
         "error": order.error,
         "callback": _callback(order),
         "attempts": order.attempts,
+        "attempts_url": absolute(order_path(order.pk, ATTEMPTS)),
+        "timeout": order.timeout,
+        "start_deadline": order.start_deadline,
+        "rerun_of": absolute(order_path(order.rerun_of_id)) if order.rerun_of_id else None,
+        "reruns": [absolute(order_path(pk)) for pk in order.rerun_ids],
         "cancel_requested": order.cancel_requested,
         "limitations": order.limitations,
         "created_at": _when(order.created_at),
@@ -235,3 +266,37 @@ class ListQuerySerializer(serializers.Serializer):
         default=False,
         help_text="Everyone's orders, not only yours: needs async_orders.view_order.",
     )
+
+
+@extend_schema_field(
+    serializers.ChoiceField(choices=AttemptOutcome.choices), component_name="AttemptOutcome"
+)
+class AttemptOutcomeField(serializers.ChoiceField):
+    """An attempt's outcome, a schema component named after its enum (as
+    :class:`FailureCodeField` is, for the same reason)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(AttemptOutcome.choices, **kwargs)
+
+
+class AttemptSerializer(serializers.Serializer):
+    """One attempt of an order, oldest first; the running one last, without an end."""
+
+    number = serializers.IntegerField(help_text="1 for the first: the attempt's fencing token.")
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True, help_text="null while it runs.")
+    worker = serializers.CharField(help_text="The process that ran it: <celery node>:<pid>.")
+    outcome = AttemptOutcomeField(help_text="running, completed, failed or canceled.")
+    error = OrderErrorSerializer(allow_null=True, help_text="Why it failed; else null.")
+
+
+def represent_attempt(attempt: OrderAttempt) -> dict[str, Any]:
+    """An attempt's JSON; its traceback and exception class stay for operators."""
+    return {
+        "number": attempt.number,
+        "started_at": _when(attempt.started_at),
+        "finished_at": _when(attempt.finished_at),
+        "worker": attempt.worker,
+        "outcome": attempt.outcome,
+        "error": attempt.error,
+    }

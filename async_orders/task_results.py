@@ -28,6 +28,7 @@ from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
 from async_orders import signals
+from async_orders.attempts import AttemptOutcome, history
 from async_orders.envelope import check_text
 from async_orders.exceptions import InvalidEnvelope
 from async_orders.models import FINISHED, FailureCode, Order, OrderStatus
@@ -61,6 +62,8 @@ CANCELED_CLASS = "async_orders.worker.run.CancelRequested"
 #: The exception class of failures no exception of the task caused, by error code.
 FAILURE_CLASSES = {
     FailureCode.WORKER_LOST.value: "billiard.exceptions.WorkerLostError",
+    FailureCode.TIMED_OUT.value: "async_orders.worker.order_lease.AttemptTimedOut",
+    FailureCode.START_DEADLINE_EXCEEDED.value: "builtins.TimeoutError",
 }
 
 
@@ -165,8 +168,7 @@ def task_result(order: Order) -> TaskResult[Any]:
         args=order.args,
         kwargs=order.kwargs,
         backend=task.backend,
-        errors=_errors(order),
-        worker_ids=[""] * max(order.attempts - 1, 0) + ([order.worker] if order.attempts else []),
+        **_attempts_of(order),
     )
     if status == TaskResultStatus.SUCCESSFUL:
         object.__setattr__(result, "_return_value", return_value(order))
@@ -180,14 +182,36 @@ def return_value(order: Order) -> Any:
     return None if body is None else json.loads(bytes(body))
 
 
-def _errors(order: Order) -> list[TaskError]:
+def _attempts_of(order: Order) -> dict[str, list[Any]]:
+    """``errors``, one per failed attempt with its traceback (and one for a cancel),
+    and ``worker_ids``, one per attempt: from the attempt history
+    (:mod:`async_orders.attempts`), which is read only when there was more than one
+    attempt; a single attempt's facts are all on the order itself."""
+    if order.attempts <= 1:
+        failed = [(order.error, order.error_class, order.traceback)]
+        if order.status != OrderStatus.FAILED:
+            failed = []
+        workers = [order.worker] if order.attempts else []
+    else:
+        attempts = history(order)
+        failed = [
+            (row.error, row.error_class, row.traceback)
+            for row in attempts
+            if row.outcome == AttemptOutcome.FAILED
+        ]
+        workers = [row.worker for row in attempts]
+    errors = [_task_error(*failure) for failure in failed]
     if order.status == OrderStatus.CANCELED:
-        return [TaskError(exception_class_path=CANCELED_CLASS, traceback="Canceled.")]
-    if order.status != OrderStatus.FAILED:
-        return []
-    error = order.error or {}
-    path = order.error_class or FAILURE_CLASSES.get(error.get("code", ""), "builtins.Exception")
-    return [TaskError(exception_class_path=path, traceback=order.traceback or error["message"])]
+        errors.append(TaskError(exception_class_path=CANCELED_CLASS, traceback="Canceled."))
+    return {"errors": errors, "worker_ids": workers}
+
+
+def _task_error(error: dict[str, Any] | None, error_class: str, traceback: str) -> TaskError:
+    """A failure as ``django.tasks`` tells it: the exception's class (for failures no
+    exception of the task caused, the class standing for their code) and traceback."""
+    error = error or {}
+    path = error_class or FAILURE_CLASSES.get(error.get("code", ""), "builtins.Exception")
+    return TaskError(exception_class_path=path, traceback=traceback or error.get("message", ""))
 
 
 @receiver(signals.order_status_changed, dispatch_uid="async_orders.task_results")

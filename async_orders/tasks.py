@@ -10,8 +10,11 @@ message is :mod:`async_orders.broker.publishing`'s job.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
+import time
 from typing import Any
 
 from billiard.exceptions import WorkerLostError
@@ -40,6 +43,37 @@ class OrderRequest(Request):
             reconciler.recover_order_of_dead_process(
                 self.args[0], f"{self.hostname}:{self.worker_pid}"
             )
+
+    def on_timeout(self, soft: bool, timeout: float) -> None:
+        """Past Celery's hard time limit (the order's timeout, plus ``LEASE_MARGIN``:
+        :func:`~async_orders.broker.publishing.hard_time_limit`) the pool process is
+        replaced. Billiard calls this before it kills the process, so the process is
+        killed and seen dead here first; only then is the order recovered (as
+        ``timed_out``), and its next attempt cannot overlap the abandoned one."""
+        super().on_timeout(soft, timeout)
+        if soft or not self.worker_pid:
+            return
+        abandon_process(self.worker_pid)
+        reconciler.recover_order_of_dead_process(self.args[0], f"{self.hostname}:{self.worker_pid}")
+
+
+def abandon_process(pid: int, wait: float = 5.0) -> None:
+    """SIGKILL the pool process ``pid`` and wait until it has died (a zombie, or
+    gone): a killed process runs nothing more, whatever it was stuck in."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.01)
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` still runs, by its state in ``/proc`` (Linux)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
+    except FileNotFoundError:  # reaped already, or no /proc to ask
+        return False
 
 
 def _lost_its_process(error: BaseException) -> bool:

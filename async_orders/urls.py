@@ -35,6 +35,12 @@ urlpatterns = [
     path("batches/", views.PlaceBatchView.as_view(), name="batch-create"),
     path("batches/<async_order:pk>/", views.batch_detail_view(), name="batch-detail"),
     path("batches/<async_order:pk>/events/", views.batch_events_view(), name="batch-events"),
+    path(
+        "orders/<async_order:pk>/attempts/",
+        views.OrderAttemptsView.as_view(),
+        name="order-attempts",
+    ),
+    path("orders/<async_order:pk>/rerun/", views.RerunOrderView.as_view(), name="order-rerun"),
     path("health/", views.health_view, name="health"),
     path("metrics/", views.metrics_view, name="metrics"),
 ]

@@ -10,6 +10,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from async_orders.embedded import EmbeddedRedis
 from async_orders.models import ProcessLease
 from async_orders.worker import role_leases
 from tests import celery_app, services
+from tests.faultstack import Stack, private_redis
 from tests.helpers import (
     FAULT_FIGURES,
     ROOT,
@@ -274,3 +276,26 @@ def watching() -> None:
         renewed_at=timezone.now(),
         since=an_hour_ago,
     )
+
+
+@pytest.fixture
+def private_servers(tmp_path: Path) -> Iterator[tuple[EmbeddedRedis, EmbeddedRedis]]:
+    """A broker and a ledger of this test's own."""
+    with ExitStack() as servers:
+        yield tuple(
+            servers.enter_context(private_redis(tmp_path / name)) for name in ("broker", "ledger")
+        )
+
+
+@pytest.fixture
+def stack(tmp_path: Path, private_servers: tuple[EmbeddedRedis, EmbeddedRedis]) -> Iterator[Stack]:
+    """A fault test's processes (web, workers, reconciler) on the test database, with
+    a broker and a ledger of its own (:mod:`tests.faultstack`)."""
+    from django.db import connection
+
+    database_env = {"ASYNC_ORDERS_TEST_DB_NAME": str(connection.settings_dict["NAME"])}
+    built = Stack(tmp_path, database_env, *private_servers)
+    try:
+        yield built
+    finally:
+        built.stop()

@@ -170,9 +170,9 @@ class Stack:
             "reconciler", "manage.py", "reconcile_orders", "--loop", ready=b"Reconciling"
         )
 
-    def place(self, view: str, steps: int, step_seconds: float) -> str:
-        """Place a ledgered order; its URL."""
-        envelope = {"data": {"ledger": self.ledger_url, "step_seconds": step_seconds}}
+    def place(self, view: str, steps: int, step_seconds: float, **envelope: Any) -> str:
+        """Place a ledgered order (``envelope`` adds to its body); its URL."""
+        envelope["data"] = {"ledger": self.ledger_url, "step_seconds": step_seconds}
         response = requests.post(
             f"{self.base}/async/{view}/order/",
             json={"kwargs": {"steps": steps}, **envelope},

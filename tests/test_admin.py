@@ -158,29 +158,47 @@ def test_cancel_action_cancels_waiting_stops_running_and_skips_finished(
     assert "1 canceled; 1 asked to stop; 1 already finished" in response.content.decode()
 
 
-def test_rerun_action_places_new_orders_for_failed_ones_only(
+def test_rerun_action_places_new_orders_for_failed_and_canceled_ones_only(
     admin_client: Client, user: User
 ) -> None:
     failed = finished("answers-404", owner=user)
+    canceled = make_order("echo")
+    canceled.cancel()
     completed = finished("echo")
 
-    response = act(admin_client, "rerun_failed_orders", failed, completed)
+    response = act(admin_client, "rerun_failed_orders", failed, canceled, completed)
 
-    again = Order.objects.exclude(pk__in=[failed.pk, completed.pk]).get()
+    again = Order.objects.get(rerun_of=failed)  # linked, as POST .../rerun/ links it
     assert (again.view_name, again.owner, again.status) == ("answers-404", user, OrderStatus.QUEUED)
-    assert "1 re-run; 1 skipped, not failed" in response.content.decode()
+    assert Order.objects.filter(rerun_of=canceled).exists()
+    assert "2 re-run; 1 skipped, not failed or canceled" in response.content.decode()
 
 
-def test_actions_need_the_change_permission(client: Client) -> None:
-    viewer = User.objects.create_user("viewer", password="pw", is_staff=True)
-    viewer.user_permissions.add(*_permissions("view_order"))
-    client.force_login(viewer)
+@pytest.mark.parametrize(
+    ("action", "needed"),
+    [("cancel_orders", "cancel_order"), ("rerun_failed_orders", "rerun_order")],
+)
+def test_each_action_needs_its_own_permission(client: Client, action: str, needed: str) -> None:
+    operator = User.objects.create_user("operator", password="pw", is_staff=True)
+    operator.user_permissions.add(*_permissions("view_order", "change_order"))
+    client.force_login(operator)
     order = make_order("echo")
+    order.cancel()  # a canceled order: both actions would act on a fresh order like it
+    fresh = make_order("echo")
 
-    act(client, "cancel_orders", order)
+    act(client, action, fresh if action == "cancel_orders" else order)
+    acted_without = _acted(action, order, fresh)
+    operator.user_permissions.add(*_permissions(needed))
+    act(client, action, fresh if action == "cancel_orders" else order)
 
-    order.refresh_from_db()
-    assert order.status == OrderStatus.QUEUED
+    assert (acted_without, _acted(action, order, fresh)) == (False, True)
+
+
+def _acted(action: str, canceled: Order, fresh: Order) -> bool:
+    if action == "cancel_orders":
+        fresh.refresh_from_db()
+        return fresh.status == OrderStatus.CANCELED
+    return Order.objects.filter(rerun_of=canceled).exists()
 
 
 def _permissions(*codenames: str):

@@ -76,10 +76,13 @@ def test_only_the_owner_can_cancel(api: APIClient, user: User) -> None:
 
 def test_rerun_places_a_new_order_with_the_same_envelope(user: User) -> None:
     failed = make_order("echo-int", owner=user, kwargs={"number": 9}, query={"a": 1})
+    failed.cancel()
 
-    again = rerun_order(failed)
+    again, created = rerun_order(failed)
 
+    assert created
     assert again.pk != failed.pk
+    assert again.rerun_of == failed
     assert again.status == OrderStatus.QUEUED
     assert (again.view_name, again.kwargs, again.query, again.owner) == (
         "echo-int",
@@ -93,7 +96,7 @@ def test_rerun_takes_the_same_locks_and_attempts() -> None:
     failed = make_order("gated-retrying", kwargs={"steps": 1})
     failed.cancel()
 
-    again = rerun_order(failed)
+    again, _ = rerun_order(failed)
 
     assert (again.lock_keys, again.max_attempts) == (failed.lock_keys, 2)
     assert again.locks.count() == 1

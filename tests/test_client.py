@@ -271,3 +271,25 @@ def test_an_invalid_batch_item_is_an_api_error_naming_it(orders_client: Client) 
 
     assert refused.value.code == "invalid_batch"
     assert list(refused.value.fields) == ["orders.1.view"]
+
+
+def test_a_failed_order_is_rerun_and_its_attempts_listed(live_server: Any) -> None:
+    User.objects.create_user("carol", password="pw")
+    session = requests.Session()
+    session.auth = ("carol", "pw")
+    orders_client = Client(live_server.url, session=session)
+    with pytest.raises(OrderFailed) as failed:
+        orders_client.run("flaky", data={"succeed_on": 9}, timeout=30, order_timeout=60)
+    order = failed.value.order
+
+    again = orders_client.rerun(order, idempotency_key="again")
+
+    assert order.raw["timeout"] == 60
+    assert [attempt["outcome"] for attempt in orders_client.attempts(order)] == ["failed"] * 3
+    assert (again.raw["rerun_of"], again.raw["timeout"]) == (order.url, 60)
+    assert orders_client.rerun(order, idempotency_key="again").id == again.id
+    with pytest.raises(OrderFailed):
+        orders_client.wait(again, timeout=30)
+    with pytest.raises(APIError) as refused:
+        orders_client.rerun(orders_client.run("echo", timeout=30))
+    assert (refused.value.status_code, refused.value.code) == (409, "order_not_rerunnable")

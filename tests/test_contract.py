@@ -88,6 +88,8 @@ def test_the_order_and_envelope_schemas_are_components(openapi: dict) -> None:
         "eta",
         "callback_url",
         "labels",
+        "timeout",
+        "start_deadline",
     }
 
 
@@ -166,6 +168,8 @@ OPERATIONS = {
     ("delete", "/async/orders/{id}/"): "cancel_async_order",
     ("get", "/async/orders/{id}/events/"): "async_order_events",
     ("get", "/async/orders/{id}/result/"): "async_order_result",
+    ("get", "/async/orders/{id}/attempts/"): "list_async_order_attempts",
+    ("post", "/async/orders/{id}/rerun/"): "rerun_async_order",
 }
 
 

@@ -65,5 +65,5 @@ def test_imports_run_down_the_layers_the_architecture_page_draws() -> None:
         if high > low
     ]
 
-    assert len(layers) == 27  # task_orders, followed_tasks: issue 26; batches, labels: 27
+    assert len(layers) == 28  # issue 26: task_orders, followed_tasks; 27: batches, labels, attempts
     assert upward == []

@@ -100,6 +100,8 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
                 "list": "api.async_orders.list_async_orders",
                 "place_batch": "api.async_orders.place_async_batch",
                 "poll_batch": "api.async_orders.poll_async_batch",
+                "rerun": "api.async_orders.rerun_async_order",
+                "attempts": "api.async_orders.list_async_order_attempts",
             }.items()
         }
         yield SimpleNamespace(site=site, **modules)
@@ -292,3 +294,26 @@ def test_a_batch_is_placed_then_polled_to_200_and_its_labels_filter_the_list(
     listed = api.list.sync_detailed(client=generated, label="run:gen").parsed
     assert {order.id for order in listed.results} == {item.id for item in done.orders}
     assert all(order.labels.to_dict() == {"run": "gen"} for order in listed.results)
+
+
+def test_a_failed_order_is_rerun_and_its_attempts_are_typed(
+    api: SimpleNamespace, generated: Any
+) -> None:
+    order = place(api, generated, "flaky", data={"succeed_on": 9}, timeout=60).parsed
+    failed = finished(api, generated, order).parsed
+
+    attempts = api.attempts.sync_detailed(id=order.id, client=generated)
+    rerun = api.rerun.sync_detailed(id=order.id, client=generated, idempotency_key="gen-1")
+
+    assert (failed.timeout, failed.error.code) == (60, api.models.FailureCode.EXCEPTION)
+    assert attempts.status_code == 200
+    assert [attempt.outcome for attempt in attempts.parsed] == [
+        api.models.AttemptOutcome.FAILED
+    ] * 3
+    assert attempts.parsed[0].error.code == api.models.FailureCode.EXCEPTION
+    assert rerun.status_code == 302
+    assert rerun.parsed.rerun_of == failed.url
+    again = finished(api, generated, rerun.parsed).parsed
+    assert [url for url in api.poll.sync_detailed(id=order.id, client=generated).parsed.reruns] == [
+        again.url
+    ]

@@ -32,6 +32,14 @@ MAX_POLL_QUERIES = 2
 #: Issue 12: claim (one UPDATE ... RETURNING), the owner, the outcome.
 MAX_EXECUTE_OVERHEAD = 3
 
+
+def attempt_rows() -> int:
+    """Statements more that record the attempt (issue 27): none on PostgreSQL, where
+    the outcome's UPDATE inserts the attempt's row in the same statement; one INSERT
+    on SQLite, which has no data-modifying WITH (and no network round trip to save)."""
+    return 0 if connection.vendor == "postgresql" else 1
+
+
 TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE SAVEPOINT")
 
 
@@ -141,7 +149,7 @@ def test_executing_an_anonymous_order_is_one_claim_and_one_outcome() -> None:
 
     seen = count(lambda: run_order(order.pk))
 
-    assert len(seen) == 2, seen.statements
+    assert len(seen) == 2 + attempt_rows(), seen.statements
     assert seen.statements[0].startswith("UPDATE")
     assert "RETURNING" in seen.statements[0]
 
@@ -154,4 +162,4 @@ def test_executing_an_order_adds_at_most_three_queries_to_the_views_own(user: Us
     seen = count(lambda: run_order(order.pk))
 
     assert Item.objects.count() == 2
-    assert len(seen) <= len(own) + MAX_EXECUTE_OVERHEAD, seen.statements
+    assert len(seen) <= len(own) + MAX_EXECUTE_OVERHEAD + attempt_rows(), seen.statements

@@ -233,7 +233,24 @@ def test_a_task_of_a_backend_with_retries_is_tried_again() -> None:
     assert result.status == TaskResultStatus.SUCCESSFUL
     assert result.return_value == "second time lucky"
     assert result.backend == "retrying"
-    assert len(result.worker_ids) == 2  # the earlier attempt's worker is not kept: ""
+    assert len(result.worker_ids) == 2
+
+
+def test_a_task_result_has_one_error_per_failed_attempt_and_each_attempts_worker() -> None:
+    key = uuid.uuid4().hex
+    result = jobs.flaky.enqueue(key)
+    run_order(result.id, worker="first@host:1")
+    Order.objects.filter(pk=result.id).update(run_at=None)  # the retry is due now
+    run_order(result.id, worker="second@host:2")
+
+    result = jobs.flaky.get_result(result.id)
+
+    assert result.status == TaskResultStatus.SUCCESSFUL
+    assert result.worker_ids == ["first@host:1", "second@host:2"]
+    (error,) = result.errors  # the first attempt's, though the task then succeeded
+    assert error.exception_class is ConnectionError
+    assert "first call fails" in error.traceback
+    assert "Traceback" in error.traceback
 
 
 def test_a_lost_worker_fails_the_task_with_celerys_worker_lost_error() -> None:

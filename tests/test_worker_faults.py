@@ -12,8 +12,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -21,7 +19,7 @@ import requests
 
 from async_orders.conf import DEFAULTS
 from async_orders.embedded import EmbeddedRedis
-from tests.faultstack import Figure, PrivatePostgres, Stack, Stopwatch, private_redis
+from tests.faultstack import Figure, PrivatePostgres, Stack, Stopwatch
 from tests.helpers import FAULT_FIGURES, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -34,28 +32,6 @@ DEFAULT_LEASES = {
     name: DEFAULTS[name]
     for name in ("HEARTBEAT_INTERVAL", "WORKER_LOST_AFTER", "LEASE_MARGIN", "RECONCILE_INTERVAL")
 }
-
-
-@pytest.fixture
-def private_servers(tmp_path: Path) -> Iterator[tuple[EmbeddedRedis, EmbeddedRedis]]:
-    """A broker and a ledger of this test's own."""
-    with ExitStack() as servers:
-        yield tuple(
-            servers.enter_context(private_redis(tmp_path / name)) for name in ("broker", "ledger")
-        )
-
-
-@pytest.fixture
-def stack(tmp_path: Path, private_servers: tuple[EmbeddedRedis, EmbeddedRedis]) -> Iterator[Stack]:
-    """Processes on the test database."""
-    from django.db import connection
-
-    database_env = {"ASYNC_ORDERS_TEST_DB_NAME": str(connection.settings_dict["NAME"])}
-    built = Stack(tmp_path, database_env, *private_servers)
-    try:
-        yield built
-    finally:
-        built.stop()
 
 
 def record(figure: Figure) -> None:

@@ -39,13 +39,23 @@ def send_order(order: Order) -> None:
     order stays accepted and the reconciler sends it once the broker is back. Run at
     commit, maybe after the placing code returned: the order is named again for logs.
     """
-    sending = {**_routing(order), "eta": order.run_at}
+    sending = {**_routing(order), "eta": order.run_at, "time_limit": hard_time_limit(order)}
     with log_context.about(order):
         try:
             order_task().apply_async(args=[str(order.pk)], **sending)
         except Exception:
             logger.exception("Order %s could not be published; the reconciler retries.", order.pk)
             order.mark_unpublished()
+
+
+def hard_time_limit(order: Order) -> float | None:
+    """Celery's hard time limit for the order's message: its ``timeout`` plus
+    ``LEASE_MARGIN``, the longest a view may run between two checkpoints. An attempt
+    that reached no checkpoint by then has its pool process replaced (prefork pool;
+    the solo and thread pools have no hard limit, and there the lease, which is not
+    renewed past the timeout, fences it out). Before its lease could expire, so the
+    next attempt never starts while that process still runs."""
+    return None if order.timeout is None else order.timeout + conf.LEASE_MARGIN
 
 
 def _routing(order: Order) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from async_orders.conf import conf
 from async_orders.exceptions import DatabaseUnavailable, FieldErrors, OrderNotFound
 from async_orders.models import Order
 from async_orders.outage import UNREACHABLE
+from async_orders.ownership import may_act_on
 from async_orders.views.body import JSONBodyParser
 from async_orders.views.openapi import OrderSchema
 
@@ -92,10 +93,12 @@ class OrderAPIView(APIView):
         path = reverse("async_orders:order-detail", args=[order.pk])
         return self.request.build_absolute_uri(path)
 
-    def get_order(self, pk: str, *, shown_only: bool = False) -> Order:
+    def get_order(self, pk: str, *, shown_only: bool = False, acting: str | None = None) -> Order:
         """The order ``pk`` if the caller may see it; a 404 otherwise, whichever the reason
         (malformed id, unknown id, somebody else's order). ``shown_only`` loads just
-        what the representation shows, for reading, not for changing, the order."""
+        what the representation shows, for reading, not for changing, the order.
+        ``acting`` (a permission: cancel, re-run) asks more than seeing it: the caller
+        must own it or hold that permission, else the same 404."""
         try:
             order_id = uuid.UUID(pk)
         except ValueError:
@@ -104,6 +107,10 @@ class OrderAPIView(APIView):
         # the same 404 whether the order is missing or somebody else's.
         order = Order.objects.shown_one(order_id) if shown_only else Order.objects.one(order_id)
         if order is None or not order.is_visible_to(self.request.user, self._session_key()):
+            raise OrderNotFound()
+        if acting and not may_act_on(
+            order.requester, self.request.user, self._session_key(), acting
+        ):
             raise OrderNotFound()
         return order
 

@@ -36,6 +36,7 @@ def order_etag(order: Order, request: Any) -> str:
     values.append(f"{request.scheme}://{request.get_host()}")
     if order.callback_url:
         values.append(order.webhook_deliveries.count())
+    values.append(order.rerun_ids)  # a re-run placed changes the failed order's links
     digest = hashlib.blake2b(repr(values).encode(), digest_size=16).hexdigest()
     return f'"{digest}"'
 

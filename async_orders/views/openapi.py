@@ -33,7 +33,7 @@ from rest_framework import permissions, serializers
 
 from async_orders.envelope import EnvelopeSerializer, TaskEnvelopeSerializer
 from async_orders.registry import Endpoint, iter_endpoints, iter_tasks
-from async_orders.serializers import ListQuerySerializer, OrderSerializer
+from async_orders.serializers import AttemptSerializer, ListQuerySerializer, OrderSerializer
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -62,6 +62,12 @@ def _error(description: str) -> OpenApiResponse:
 def _header(name: str, description: str, responses: list[int]) -> OpenApiParameter:
     return OpenApiParameter(
         name, str, OpenApiParameter.HEADER, description=description, response=responses
+    )
+
+
+def _idempotency_key(description: str) -> OpenApiParameter:
+    return OpenApiParameter(
+        "Idempotency-Key", str, OpenApiParameter.HEADER, description=description
     )
 
 
@@ -111,12 +117,7 @@ PLACED_RESPONSES = {
 }
 #: The headers of placing an order.
 PLACING_HEADERS = [
-    OpenApiParameter(
-        "Idempotency-Key",
-        str,
-        OpenApiParameter.HEADER,
-        description="Retrying with the same key and body returns the same order.",
-    ),
+    _idempotency_key("Retrying with the same key and body returns the same order."),
     OpenApiParameter(
         "Prefer",
         str,
@@ -487,3 +488,38 @@ def enum_member_names(names: Iterable[str]) -> list[str]:
             unique = f"{member}_{count}"
         members.append(unique)
     return members
+
+
+order_attempts_schema = extend_schema(
+    operation_id="list_async_order_attempts",
+    tags=[TAG],
+    summary="The order's attempts, oldest first",
+    description="Each attempt's number, start, end, worker, outcome and error; the one "
+    "running now comes last, without an end. Visible to whoever may see the order.",
+    parameters=[ORDER_ID],
+    responses={200: AttemptSerializer(many=True), 404: NOT_FOUND, **AUTH_ERRORS},
+)
+
+rerun_order_schema = extend_schema(
+    operation_id="rerun_async_order",
+    tags=[TAG],
+    summary="Place a failed or canceled order again",
+    description="A new order with the same envelope, linked both ways (rerun_of, reruns); "
+    "its owner's, or any with the async_orders.rerun_order permission. No body needed.",
+    request=None,
+    parameters=[
+        ORDER_ID,
+        _idempotency_key("Retrying with the same key returns the same re-run."),
+        _header("Location", "The new order's URL.", [302, 202]),
+    ],
+    responses={
+        302: OpenApiResponse(OrderSerializer, description="Placed; Location is the new order."),
+        202: OpenApiResponse(OrderSerializer, description="Placed, with Prefer: respond-async."),
+        404: _error("order_not_found: no such order, or not yours to re-run"),
+        409: _error("order_not_rerunnable (still active, or completed), or order_conflict"),
+        415: _error("unsupported_media_type: a body that is not application/json"),
+        422: _error("idempotency_key_reused"),
+        **AUTH_ERRORS,
+        429: _error("too_many_active_orders (MAX_ACTIVE_ORDERS) or throttled"),
+    },
+)

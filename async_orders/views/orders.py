@@ -37,6 +37,7 @@ from async_orders.labels import having, parse_filters
 from async_orders.locks import Locked
 from async_orders.models import Order, OrderStatus
 from async_orders.ownership import (
+    CANCEL_PERMISSION,
     may_see_everyones,
     remember_session_requester,
     requester_key,
@@ -153,7 +154,7 @@ class OrderDetailView(OrderAPIView):
         is not needed, but one that is not JSON is refused, as for placing an order."""
         if has_body(request._request):
             require_json(request._request)
-        order = self.get_order(pk)
+        order = self.get_order(pk, acting=CANCEL_PERMISSION)
         if not (_cancel_followed(order) if order.is_followed else order.cancel()):
             order.refresh_from_db(fields=["status"])
             raise OrderFinished(order.status)
@@ -248,6 +249,11 @@ class OrderListView(OrderAPIView, generics.ListAPIView):
             raise ListingEveryoneDenied()
         listed = self.listed_orders(everyone=everyone).shown().filter(**filters)
         return having(listed, wanted)
+
+    def paginate_queryset(self, queryset: Any) -> Any:
+        page = super().paginate_queryset(queryset)
+        Order.load_rerun_ids(page or [])  # the page's reruns in one query
+        return page
 
 
 #: The listing's filters: query parameter -> the lookup it is.

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from functools import partial
+from typing import Any
 
 from django.db import DatabaseError
 from django.utils import timezone
@@ -26,7 +27,7 @@ from async_orders.paths import RESULT, order_path
 from async_orders.registry import ViewOptions
 from async_orders.view_response import ViewResponse
 from async_orders.worker.heartbeat import heartbeat
-from async_orders.worker.order_lease import LeaseLost
+from async_orders.worker.order_lease import AttemptTimedOut, LeaseLost
 from async_orders.worker.role_leases import this_process
 from async_orders.worker.run import CancelRequested, OrderRun, running
 from async_orders.worker.units import Unavailable, UnitOfWork, unit_of
@@ -53,6 +54,9 @@ def run_order(order_id: uuid.UUID | str, worker: str = "") -> Order | None:
     order = _claim(order_id, worker or this_process())
     if order is None:
         return _not_started(order_id)
+    if order.missed_start_deadline():
+        _fail_unstarted(order)
+        return order
     with running(order) as run, heartbeat(run.lease):
         _store_outcome(run, _outcome_of(run))
     return order
@@ -69,6 +73,19 @@ def _claim(order_id: uuid.UUID | str, worker: str) -> Order | None:
     except UNREACHABLE:
         reconnect_later()
         return Order.claim(order_id, worker)
+
+
+def _fail_unstarted(order: Order) -> None:
+    """Fail an order claimed after its ``start_deadline``, calling nothing: what it
+    was for is late already (a report nobody waits for, a slot that has passed)."""
+    started = order.started_at or timezone.now()
+    late = (started - (order.run_at or order.created_at)).total_seconds()
+    message = (
+        f"No worker started the order within its start deadline of {order.start_deadline:g} s "
+        f"(it started {late:.1f} s after it was due)."
+    )
+    logger.warning("Order %s: %s", order.pk, message)
+    order.fail(failure(FailureCode.START_DEADLINE_EXCEEDED, message))
 
 
 def _not_started(order_id: uuid.UUID | str) -> Order | None:
@@ -93,6 +110,8 @@ def _outcome_of(run: OrderRun) -> Callable[[], object]:
         return lambda: order.stop_canceled(*run.progress)
     except LeaseLost:
         return lambda: None  # another attempt has the order: write nothing
+    except AttemptTimedOut:
+        return partial(_timed_out, unit, run)
     except Unavailable as gone:
         logger.exception("Order %s: %r no longer resolves.", order.pk, order.view_name)
         unavailable = failure(FailureCode.VIEW_UNAVAILABLE, str(gone))
@@ -127,23 +146,41 @@ def _store_outcome(run: OrderRun, write: Callable[[], object]) -> None:
 
 def _retry_or_fail(unit: UnitOfWork, run: OrderRun, error: Exception) -> None:
     order, options = run.order, unit.options()
-    if order.attempts < order.max_attempts and options.retries_for(error):
-        run_at = timezone.now() + timedelta(seconds=_backoff(options, order.attempts))
-        if order.schedule_retry(run_at):
-            logger.warning(
-                "Order %s: attempt %d of %d raised %r; retrying at %s.",
-                *(order.pk, order.attempts, order.max_attempts, error, run_at.isoformat()),
-            )
-            return
     message = run.failure_message or unit.raised_message
+    why: dict[str, Any] = {
+        "error": failure(FailureCode.EXCEPTION, message),
+        "traceback": _traceback_of(error),
+        "error_class": _class_path(error),
+    }
+    retried = order.attempts < order.max_attempts and options.retries_for(error)
+    if retried and _retry(order, options, why):
+        logger.warning(
+            "Order %s: attempt %d of %d raised %r; retrying.",
+            *(order.pk, order.attempts, order.max_attempts, error),
+        )
+        return
     logger.error("Order %s failed: %s", order.pk, message, exc_info=error)
-    failed = failure(FailureCode.EXCEPTION, message)
-    order.fail(
-        failed,
-        traceback=_traceback_of(error),
-        error_class=_class_path(error),
-        progress=run.progress,
-    )
+    order.fail(why.pop("error"), **why, progress=run.progress)
+
+
+def _timed_out(unit: UnitOfWork, run: OrderRun) -> None:
+    """The attempt stopped at a checkpoint past its timeout: another attempt if the
+    view has retries left (this one has stopped, so they never overlap), else the
+    order fails as ``timed_out``."""
+    order = run.order
+    of = f"(attempt {order.attempts} of {order.max_attempts})"
+    message = f"The order ran longer than its timeout of {order.timeout:g} s {of}."
+    logger.warning("Order %s: %s", order.pk, message)
+    why: dict[str, Any] = {"error": failure(FailureCode.TIMED_OUT, message)}
+    if order.attempts < order.max_attempts and _retry(order, unit.options(), why):
+        return
+    order.fail(why["error"], progress=run.progress)
+
+
+def _retry(order: Order, options: ViewOptions, why: dict[str, Any]) -> bool:
+    """Schedule the next attempt after the backoff; ``False`` when asked to cancel."""
+    run_at = timezone.now() + timedelta(seconds=_backoff(options, order.attempts))
+    return order.schedule_retry(run_at, **why)
 
 
 def _class_path(error: BaseException) -> str:

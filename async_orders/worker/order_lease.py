@@ -34,6 +34,16 @@ class LeaseLost(BaseException):
     """
 
 
+class AttemptTimedOut(BaseException):
+    """Raised at a checkpoint of an attempt that ran past its order's ``timeout``.
+
+    A ``BaseException`` for the same reason as :class:`LeaseLost`. The lease is not
+    renewed past the timeout either, so an attempt that reaches no checkpoint loses
+    its order to the reconciler (or its process to Celery's hard time limit) and is
+    fenced out of it like any lost attempt.
+    """
+
+
 class OrderLease:
     """What the attempt knows of its lease: until when it is surely valid, and
     whether a renewal was refused. Shared by the view's thread and the heartbeat's."""
@@ -43,9 +53,17 @@ class OrderLease:
         #: The claim just took the lease.
         self.valid_until = time.monotonic() + conf.WORKER_LOST_AFTER
         self.lost = False
+        #: When the order's ``timeout`` ends this attempt (monotonic); ``None``: never.
+        self.ends_at = None if order.timeout is None else time.monotonic() + order.timeout
+
+    def timed_out(self) -> bool:
+        return self.ends_at is not None and time.monotonic() >= self.ends_at
 
     def renew(self) -> bool | None:
-        """Renew now: ``True`` renewed, ``False`` refused (lost), ``None`` unreachable."""
+        """Renew now: ``True`` renewed, ``False`` refused (lost), ``None`` not renewed
+        (unreachable, or past the timeout: such a lease is left to lapse)."""
+        if self.timed_out():
+            return None
         asked_at = time.monotonic()
         try:
             renewed = self.order.renew_lease()
@@ -67,9 +85,12 @@ class OrderLease:
 
     def check(self) -> None:
         """A checkpoint: raise :class:`LeaseLost` if the order is no longer this
-        attempt's; past the lease's validity, wait here until it is renewed or refused."""
+        attempt's, :class:`AttemptTimedOut` past its timeout; past the lease's validity,
+        wait here until it is renewed or refused."""
         delay = 0.05
         while not self.lost and time.monotonic() >= self.valid_until:
+            if self.timed_out():
+                break
             if self.renew() is None:
                 time.sleep(delay)
                 delay = min(delay * 2, conf.HEARTBEAT_INTERVAL)
@@ -80,3 +101,5 @@ class OrderLease:
                 self.order.attempt,
             )
             raise LeaseLost(self.order.pk)
+        if self.timed_out():
+            raise AttemptTimedOut(self.order.pk)

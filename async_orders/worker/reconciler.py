@@ -53,6 +53,8 @@ class Reconciliation:
     requeued: list[uuid.UUID] = field(default_factory=list)
     failed: list[uuid.UUID] = field(default_factory=list)
     canceled: list[uuid.UUID] = field(default_factory=list)
+    #: Waiting orders failed as ``start_deadline_exceeded``: no worker came in time.
+    expired: list[uuid.UUID] = field(default_factory=list)
 
 
 def reconcile(holder: str | None = None) -> Reconciliation:
@@ -67,16 +69,17 @@ def reconcile(holder: str | None = None) -> Reconciliation:
     if watched is None:
         return Reconciliation(leader=False)
     report = Reconciliation()
+    _expire_unstarted(report)
     _republish_waiting(_messages_lost(), report)
     _republish_unsent(report)
     if watched > timedelta(seconds=_grace()):
         _recover_lost(report)
-    if report.republished or report.requeued or report.failed or report.canceled:
+    if report.republished or report.requeued or report.failed or report.canceled or report.expired:
         logger.warning(
             "Reconciled orders: %d republished, %d requeued, %d failed as worker lost, "
-            "%d canceled.",
+            "%d canceled, %d past their start deadline.",
             *(len(report.republished), len(report.requeued), len(report.failed)),
-            len(report.canceled),
+            *(len(report.canceled), len(report.expired)),
         )
     signals.orders_reconciled.send(sender=Reconciliation, report=report)
     return report
@@ -143,6 +146,19 @@ def _republish(which: Q, report: Reconciliation) -> None:
             if claimed.filter(status__in=STARTABLE).update(published_at=timezone.now()):
                 publishing.send_order(order)
                 report.republished.append(order.pk)
+
+
+def _expire_unstarted(report: Reconciliation) -> None:
+    """Fail the waiting orders that no worker started within their start deadline (a
+    worker that claims one later fails it too, calling nothing): the few orders with
+    a deadline are read, and each judged on the clock of this process."""
+    now = timezone.now()
+    waiting = Order.objects.filter(status__in=STARTABLE, start_deadline__isnull=False)
+    for order in waiting.order_by("created_at")[:BATCH]:
+        if order.start_deadline_passed(now):
+            with log_context.about(order):
+                if order.expire_unstarted():
+                    report.expired.append(order.pk)
 
 
 def _recover_lost(report: Reconciliation) -> None:

@@ -300,3 +300,24 @@ def labels_itself(request: HttpRequest) -> JsonResponse:
     if order is not None:
         order.add_labels(json.loads(request.body))
     return JsonResponse({"labeled": True})
+
+
+@schedulable(retries=1, retry_backoff=0.01, timeout=60, start_deadline=60, locks=True)
+def ledgered_timed(request: HttpRequest, steps: int) -> JsonResponse:
+    """The ledgered view with time limits (an order asks for shorter ones) and a lock."""
+    return _ledgered(request, steps)
+
+
+@schedulable(retries=1, retry_backoff=0.01, timeout=60, locks=True)
+def ledgered_stuck(request: HttpRequest, steps: int) -> JsonResponse:
+    """Ledgers step 0, sleeps ``step_seconds`` reaching no checkpoint at all (as a view
+    stuck in a C call or on a socket would), then ledgers step 1: only a process
+    replaced while it sleeps keeps step 1 from running beside the next attempt."""
+    envelope = json.loads(request.body)
+    ledger = redis.Redis.from_url(envelope["ledger"])
+    order = current_order()
+    assert order is not None
+    ledger.rpush("ledger", f"{order.pk}:{order.attempt}:0:{os.getpid()}")
+    time.sleep(envelope["step_seconds"])
+    ledger.rpush("ledger", f"{order.pk}:{order.attempt}:1:{os.getpid()}")
+    return JsonResponse({"steps": steps})

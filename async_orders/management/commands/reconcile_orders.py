@@ -34,7 +34,8 @@ class Command(BaseCommand):
             return
         self.stdout.write(
             f"{len(report.republished)} republished, {len(report.requeued)} requeued, "
-            f"{len(report.failed)} failed as worker lost, {len(report.canceled)} canceled."
+            f"{len(report.failed)} failed as worker lost, {len(report.canceled)} canceled, "
+            f"{len(report.expired)} past their start deadline."
         )
 
     def _loop(self) -> None:

@@ -160,16 +160,33 @@
       return this.cancel(batch);
     }
 
+    /** Place a failed or canceled order again (same envelope): resolves with the new
+     * order as first polled; its `rerun_of` is the old order's URL. */
+    async rerun(order, { signal, idempotencyKey } = {}) {
+      const placed = await this._post(`${urlOf(order)}rerun/`, undefined, { signal, idempotencyKey });
+      return placed.order;
+    }
+
+    /** The order's attempts, oldest first: number, started_at, finished_at, worker,
+     * outcome, error. */
+    async attempts(order, { signal } = {}) {
+      const response = await this._fetch(`${urlOf(order)}attempts/`, { signal });
+      const body = await readJson(response);
+      if (response.status !== 200) throw new HttpError(response, body);
+      return body;
+    }
+
     delay(retryAfter, attempt) {
       return pollDelay(retryAfter, attempt, this.options);
     }
 
-    async _place(viewName, envelope, { signal, idempotencyKey } = {}) {
+    async _place(viewName, envelope, options = {}) {
       const name = encodeURIComponent(viewName).replace(/%3A/gi, ":");
       const url = `${this.options.baseUrl}${name}/order/`;
-      return this._post(url, envelope, { signal, idempotencyKey });
+      return this._post(url, envelope, options);
     }
 
+    /** POST to an endpoint that places an order (or a batch) and answers 302 to it. */
     async _post(url, body, { signal, idempotencyKey } = {}) {
       const headers = { "Content-Type": "application/json" };
       if (idempotencyKey) headers["Idempotency-Key"] = idempotencyKey;

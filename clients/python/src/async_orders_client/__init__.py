@@ -201,10 +201,29 @@ class Client:
     ) -> Order:
         """Order ``view_name``; ``envelope`` takes the keys of the order request
         (``kwargs``, ``args``, ``method``, ``query``, ``data``, ``countdown``, ``eta``,
-        ``labels``: a dict of strings to find it by)."""
+        ``callback_url``, ``labels``: a dict of strings to find it by, and the time
+        limits ``timeout`` and ``start_deadline``, in seconds, never above the view's)."""
+        return self._placed(self.order_url(view_name), idempotency_key, envelope)
+
+    def rerun(self, order: Order | str, *, idempotency_key: str | None = None) -> Order:
+        """Place a failed or canceled order again: a new order with the same envelope
+        (its ``raw["rerun_of"]`` is the old one's URL). An order still active or
+        completed raises :class:`APIError` ``order_not_rerunnable`` (409)."""
+        return self._placed(f"{_url_of(order)}rerun/", idempotency_key, None)
+
+    def attempts(self, order: Order | str) -> list[dict[str, Any]]:
+        """Each attempt of the order, oldest first: ``number``, ``started_at``,
+        ``finished_at``, ``worker``, ``outcome`` and ``error``."""
+        response = self._request("GET", f"{_url_of(order)}attempts/")
+        if response.status_code != 200:
+            raise APIError(response)
+        attempts: list[dict[str, Any]] = response.json()
+        return attempts
+
+    def _placed(self, url: str, idempotency_key: str | None, body: Any) -> Order:
+        """POST to an endpoint that places an order, which answers 302 to it."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        url = self.order_url(view_name)
-        response = self._request("POST", url, json=envelope, headers=headers)
+        response = self._request("POST", url, json=body, headers=headers)
         if response.status_code != 302:
             raise APIError(response)
         return Order.from_json(response.json())
@@ -272,9 +291,14 @@ class Client:
         timeout: float | None = None,
         on_progress: ProgressCallback | None = None,
         idempotency_key: str | None = None,
+        order_timeout: float | None = None,
         **envelope: Any,
     ) -> Order:
-        """:meth:`place` then :meth:`wait`: the completed order, or an exception."""
+        """:meth:`place` then :meth:`wait`: the completed order, or an exception.
+        ``timeout`` is how long to wait here; ``order_timeout`` is the order's own
+        ``timeout`` (how long an attempt may run on the worker)."""
+        if order_timeout is not None:
+            envelope["timeout"] = order_timeout
         placed = self.place(view_name, idempotency_key=idempotency_key, **envelope)
         return self.wait(placed, timeout=timeout, on_progress=on_progress)
 
