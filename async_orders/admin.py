@@ -17,12 +17,15 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from async_orders.attempts import OrderAttempt
-from async_orders.exceptions import TooManyActiveOrders
+from async_orders.exceptions import TooManyActiveOrders, UnknownView
 from async_orders.locks import Locked
 from async_orders.models import Order, OrderStatus, WebhookDelivery
 from async_orders.ownership import CANCEL_PERMISSION, RERUN_PERMISSION
-from async_orders.placing import RERUNNABLE, rerun_order
+from async_orders.placing import RERUNNABLE
+from async_orders.views.lifecycle import rerun
 
+#: The re-run action's count of orders it could not place now.
+NOT_PLACED = "not placed now (locked, too many active, or no longer orderable)"
 #: Characters of a stored response shown on the order's page; the rest is cut.
 RESPONSE_PREVIEW_CHARS = 10_000
 
@@ -206,14 +209,14 @@ class OrderAdmin(admin.ModelAdmin):
         same function: same envelope and owner, linked by ``rerun_of``). One that
         cannot be placed now (its objects are locked, its owner has too many active
         orders) is counted, as the endpoint would have refused it."""
-        outcomes = {"re-run": 0, "not placed now (locked or too many active)": 0}
+        outcomes = {"re-run": 0, NOT_PLACED: 0}
         failed = queryset.filter(status__in=RERUNNABLE).select_related("owner")
         for order in failed:
             try:
-                rerun_order(order)
+                rerun(order)
                 outcomes["re-run"] += 1
-            except (Locked, TooManyActiveOrders):
-                outcomes["not placed now (locked or too many active)"] += 1
+            except (Locked, TooManyActiveOrders, UnknownView):
+                outcomes[NOT_PLACED] += 1
         outcomes["skipped, not failed or canceled"] = queryset.count() - len(failed)
         level = messages.SUCCESS if outcomes["re-run"] == len(queryset) else messages.WARNING
         self.message_user(request, _summary(outcomes), level)

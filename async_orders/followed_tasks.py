@@ -32,10 +32,11 @@ from django.db import DatabaseError
 
 from async_orders import task_compat
 from async_orders.conf import conf
-from async_orders.exceptions import CancelUnsupported, TaskBackendUnavailable
+from async_orders.exceptions import CancelUnsupported, TaskBackendUnavailable, UnknownView
 from async_orders.models import ACTIVE, STARTABLE, FailureCode, Order, failure
 from async_orders.paths import RESULT, order_path
 from async_orders.placing import Submit
+from async_orders.registry import find_task
 from async_orders.task_backend import OrderBackend
 from async_orders.task_compat import Task, TaskResult, TaskResultDoesNotExist, TaskResultStatus
 from async_orders.task_results import NotJSON, json_text
@@ -72,6 +73,16 @@ def enqueue_followed(
         follow_result(order, result)
 
     return submit
+
+
+def resubmission(order: Order) -> Submit:
+    """How a re-run of ``order`` is sent: its task enqueued again with the backend that
+    ran it, never on our worker. :class:`~async_orders.exceptions.UnknownView` when the
+    task is no longer opted in (or its module not imported by this process)."""
+    opted_in = find_task(order.view_name)
+    if opted_in is None:
+        raise UnknownView(order.view_name)
+    return enqueue_followed(opted_in.task, order.args, order.kwargs, None)
 
 
 def follow(order: Order) -> None:

@@ -164,13 +164,16 @@ def _cap(requester: str) -> Limit | None:
 RERUNNABLE = (OrderStatus.FAILED, OrderStatus.CANCELED)
 
 
-def rerun_order(order: Order, idempotency_key: str = "") -> tuple[Order, bool]:
+def rerun_order(
+    order: Order, idempotency_key: str = "", submit: Submit | None = None
+) -> tuple[Order, bool]:
     """Place a new order with ``order``'s envelope, owner and origin, to run now, linked
     to it (``rerun_of``): ``POST .../rerun/`` and the admin's re-run both call this. It
     takes the same conflict locks, has the same attempts and time limits, and counts
     against the owner's cap. With an ``idempotency_key`` the owner already used for a
     re-run of this order, that re-run is returned instead (``created`` False).
-    :class:`~async_orders.exceptions.OrderNotRerunnable` unless it failed or was canceled."""
+    :class:`~async_orders.exceptions.OrderNotRerunnable` unless it failed or was canceled.
+    ``submit`` is :func:`place_order`'s (a task another backend ran goes back there)."""
     if order.status not in RERUNNABLE:
         raise OrderNotRerunnable(order.status)
     # Its own fingerprint: the key of the original order, sent again, is then refused
@@ -183,5 +186,6 @@ def rerun_order(order: Order, idempotency_key: str = "") -> tuple[Order, bool]:
         order.origin,
         requester=order.requester,
         idempotency_key=idempotency_key,
+        submit=submit,
         rerun_of=order,
     )

@@ -10,6 +10,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+from async_orders.admin import NOT_PLACED
 from async_orders.models import FailureCode, Order, OrderStatus, failure
 from async_orders.worker.execution import run_order
 from tests.factories import make_order
@@ -218,7 +219,7 @@ def test_rerun_of_an_order_whose_objects_are_locked_is_counted_not_placed(
     response = act(admin_client, "rerun_failed_orders", failed)
 
     assert set(Order.objects.values_list("pk", flat=True)) == {failed.pk, holder.pk}
-    assert "1 not placed now (locked or too many active)" in response.content.decode()
+    assert f"1 {NOT_PLACED}" in response.content.decode()
 
 
 def test_an_order_page_shows_its_labels_and_links_its_batchs_orders(admin_client: Client) -> None:

@@ -179,6 +179,23 @@ def test_a_backend_that_fails_to_enqueue_answers_503_and_stores_nothing(
     assert not Order.objects.exists()
 
 
+def test_a_rerun_goes_back_to_the_backend_that_ran_the_task(
+    client: APIClient, published: list[Any], django_capture_on_commit_callbacks: Any
+) -> None:
+    placed = order_task(client)
+    Order.objects.update(status=OrderStatus.FAILED, finished_at=timezone.now())
+
+    with django_capture_on_commit_callbacks(execute=True):
+        again = client.post(placed["Location"] + "rerun/")
+
+    assert again.status_code == 302
+    rerun = Order.objects.get(rerun_of__isnull=False)
+    assert rerun.task_backend == "db"
+    assert DBTaskResult.objects.count() == 2
+    assert DBTaskResult.objects.filter(id=rerun.external_id).exists()
+    assert published == []  # never sent to our worker
+
+
 def test_a_task_its_backend_ran_at_once_is_completed_at_once(client: APIClient) -> None:
     placed = order_task(client, "tests.testapp.jobs.add_at_once")
 

@@ -14,6 +14,7 @@ import async_orders.views.openapi as openapi
 from async_orders.attempts import history
 from async_orders.exceptions import OrderConflict
 from async_orders.locks import Locked
+from async_orders.models import Order
 from async_orders.ownership import RERUN_PERMISSION
 from async_orders.placing import rerun_order
 from async_orders.serializers import represent, represent_attempt
@@ -42,7 +43,18 @@ class RerunOrderView(OrderAPIView):
             require_json(request._request)
         order = self.get_order(pk, acting=RERUN_PERMISSION)
         try:
-            again, _ = rerun_order(order, idempotency_key(request))
+            again, _ = rerun(order, idempotency_key(request))
         except Locked as locked:
             raise OrderConflict(self._blocking_url(locked.order)) from None
         return placed_answer(request, represent(again, request))
+
+
+def rerun(order: Order, idempotency_key: str = "") -> tuple[Order, bool]:
+    """Re-run ``order`` where it ran: a task another ``TASKS`` backend ran is enqueued
+    with that backend again (the Tasks framework, there, is imported only then)."""
+    submit = None
+    if order.is_followed:
+        from async_orders.followed_tasks import resubmission
+
+        submit = resubmission(order)
+    return rerun_order(order, idempotency_key, submit)
