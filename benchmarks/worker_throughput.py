@@ -109,8 +109,9 @@ def run(database: str) -> None:
             subject,
             baseline,
             "per s",
-            0.5,
+            0.4,
             True,
+            why="two durable state changes (claim, outcome) against none",
         )
     )
 

@@ -29,7 +29,14 @@ KINDS = {
 
 
 def machine_cpu(_: object) -> dict[str, float]:
-    return harness.cpu_by_kind(KINDS, split_pools=("workers",))
+    """By kind, on a machine others may share: the workers only this benchmark's, and
+    PostgreSQL's the backends of its database (a backend that ended, when workers
+    reconnect, is no longer counted; the postmaster's and other databases' are
+    ``other``)."""
+    from benchmarks import settings
+
+    kinds = {**KINDS, "postgres": (f" {settings.DATABASE_NAME} ",)}
+    return harness.cpu_by_kind(kinds, split_pools=("workers",), mine=("workers",))
 
 
 #: What is drained: its name, how its jobs are queued, and its worker processes.
