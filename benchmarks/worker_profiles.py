@@ -13,7 +13,9 @@ under several profiles, every side under the same one (``benchmarks.peers.worker
   ``CONN_MAX_AGE = 0``), then the settings block of docs/quickstart.md's "Add it to
   your project", read from the page itself (so the profile follows the page);
 - ``quickstart-pool``: the quickstart's, with Django's own connection pool
-  (``OPTIONS["pool"]``, psycopg 3 and psycopg-pool);
+  (``OPTIONS["pool"]``, psycopg 3 and psycopg-pool) instead of ``CONN_MAX_AGE``;
+- ``reuse-only``: ``CELERY_DB_REUSE_MAX`` without ``CONN_MAX_AGE`` (the quickstart
+  before it set ``CONN_MAX_AGE``), where the order task closes its connection;
 - ``pool``: the pool without ``CELERY_DB_REUSE_MAX``, where the fix-up closes the pool
   of a prefork child around every task;
 - ``tuned-no-notify`` and ``tuned-prepared``: ``tuned``, without the Redis
@@ -60,9 +62,10 @@ def apply(profile: str, settings: dict[str, Any]) -> None:
     database = settings["DATABASES"]["default"]
     if profile in ("users", "pool"):
         settings.pop("CELERY_DB_REUSE_MAX", None)
-    if profile.startswith("quickstart"):
+    if profile.startswith("quickstart") or profile == "reuse-only":
         for key in ("CONN_MAX_AGE", "CONN_HEALTH_CHECKS"):
             database.pop(key)  # startproject's DATABASES: Django's defaults
+    if profile.startswith("quickstart"):
         settings.pop("CELERY_DB_REUSE_MAX", None)
         exec(quickstart_settings(), settings)  # our own docs page, read as a user pastes it
         # The apps it adds are already there (startproject's list has neither).
@@ -81,6 +84,7 @@ PROFILES = (
     "tuned",
     "quickstart",
     "quickstart-pool",
+    "reuse-only",
     "pool",
     "tuned-no-notify",
     "tuned-prepared",
