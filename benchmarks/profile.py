@@ -19,7 +19,10 @@ requester's lock (what placing takes before its INSERT when ``MAX_ACTIVE_ORDERS`
 set); ``envelope`` validating the POST's body for the no-op view; ``publish`` sending
 one order's Celery message, as placing does once its row is committed;
 ``notify-url`` finding the Redis that wakes an order's waiters, which a worker does
-twice per order.
+twice per order; ``order-task`` the Celery task of an order, applied in this process
+(what ``execute`` does, after the task's ``close_old_connections()``: with the
+worker-settings profile of ``ASYNC_ORDERS_BENCH_WORKER_SETTINGS``, e.g. ``reuse-only``,
+it shows what a connection opened for every order costs).
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ def paths() -> dict[str, Callable[[], object]]:
     from async_orders.envelope import parse_envelope
     from async_orders.models import Order, RequesterLock
     from async_orders.registry import find_endpoint
+    from async_orders.tasks import execute_order
     from async_orders.worker.execution import run_order
     from benchmarks.models import Row
 
@@ -82,6 +86,10 @@ def paths() -> dict[str, Callable[[], object]]:
     def execute() -> None:
         run_order(Order.objects.create(view_name="noop", origin="http://127.0.0.1").pk)
 
+    def order_task() -> None:
+        order = Order.objects.create(view_name="noop", origin="http://127.0.0.1")
+        execute_order.apply(args=(str(order.pk),))
+
     return {
         "place": place,
         "create": lambda: client.post("/baseline/rows/", '{"name": "x"}', "application/json"),
@@ -95,6 +103,7 @@ def paths() -> dict[str, Callable[[], object]]:
         "celery-job": lambda: client.get(f"/peers/celery/jobs/{celery}/"),
         "tasks-db-job": lambda: client.get(f"/peers/tasks-db/jobs/{tasks_db}/"),
         "execute": execute,
+        "order-task": order_task,
         "progress-write": lambda: running.report_progress(next(done), 10**9, None),
         "read-row": read_row,
         "requester-lock": requester_lock,
@@ -218,7 +227,7 @@ def main() -> None:
         "names",
         nargs="*",
         help="place create celery-enqueue tasks-db-enqueue poll poll-finished retrieve "
-        "celery-job tasks-db-job execute progress-write read-row requester-lock "
+        "celery-job tasks-db-job execute order-task progress-write read-row requester-lock "
         "envelope publish notify-url",
     )
     parser.add_argument("--db", choices=harness.DATABASES, default="postgres")
