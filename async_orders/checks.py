@@ -301,7 +301,7 @@ def check_worker_keeps_connections(app_configs: Any = None, **kwargs: Any) -> li
 #: What a worker that opens a connection for every order drains, against one that
 #: keeps it: measured by ``python -m benchmarks.peers.worker_settings``
 #: (docs/performance.md, "Worker settings").
-RECONNECTING_DRAIN = "about a third of"
+RECONNECTING_DRAIN = "about half"
 
 
 @register(Tags.database, deploy=True)
