@@ -8,6 +8,7 @@ from celery import current_app
 from django.apps import apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.db import DEFAULT_DB_ALIAS
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils.module_loading import import_string
 
@@ -289,9 +290,45 @@ def check_worker_keeps_connections(app_configs: Any = None, **kwargs: Any) -> li
     return [
         Warning(
             "CELERY_DB_REUSE_MAX is not set: Celery workers open a new database connection "
-            "for every order (on PostgreSQL, about half the drain rate; see "
-            "docs/performance.md).",
+            f"for every order (on PostgreSQL, {RECONNECTING_DRAIN} the drain rate of a "
+            "worker that keeps it; docs/performance.md, 'Worker settings').",
             hint="Set CELERY_DB_REUSE_MAX = 1000 in your settings, as the quickstart does.",
             id="async_orders.W001",
         )
     ]
+
+
+#: What a worker that opens a connection for every order drains, against one that
+#: keeps it: measured by ``python -m benchmarks.peers.worker_settings``
+#: (docs/performance.md, "Worker settings").
+RECONNECTING_DRAIN = "about half"
+
+
+@register(Tags.database, deploy=True)
+def check_connections_kept(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """``manage.py check --deploy``: the order task closes, as a request does, a
+    connection older than ``CONN_MAX_AGE``, so with 0 (Django's default) and no pool a
+    worker reconnects for every order even with ``CELERY_DB_REUSE_MAX``. A deployment
+    check, as Django's own advice on its settings is: a test or development process
+    need not keep its connections."""
+    database = settings.DATABASES.get(DEFAULT_DB_ALIAS, {})
+    if not _connects_per_task(database):
+        return []
+    return [
+        Warning(
+            f"DATABASES[{DEFAULT_DB_ALIAS!r}]['CONN_MAX_AGE'] is 0: Celery workers open a "
+            f"new database connection for every order ({RECONNECTING_DRAIN} the drain "
+            "rate of a worker that keeps it; docs/performance.md, 'Worker settings').",
+            hint="Set CONN_MAX_AGE (e.g. 600, with CONN_HEALTH_CHECKS = True) or "
+            "OPTIONS['pool'] (PostgreSQL, psycopg 3), as the quickstart does.",
+            id="async_orders.W002",
+        )
+    ]
+
+
+def _connects_per_task(database: dict[str, Any]) -> bool:
+    """Whether Django closes this database's connection at the start of every task:
+    not said of SQLite, whose connection is a file opened, not a server's session."""
+    if "sqlite" in database.get("ENGINE", "") or database.get("OPTIONS", {}).get("pool"):
+        return False
+    return database.get("CONN_MAX_AGE", 0) == 0  # None keeps it for good

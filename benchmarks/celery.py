@@ -41,6 +41,13 @@ def noop_task() -> dict[str, bool]:
     return work.noop()
 
 
+@app.task(name="benchmarks.noop_late", acks_late=True)
+def noop_task_acked_late() -> dict[str, bool]:
+    """The baseline acknowledged after it ran, as the order task is: what that costs
+    Celery's main process (``benchmarks.peers.cpu``)."""
+    return work.noop()
+
+
 @task_postrun.connect
 def count_done(**_: Any) -> None:
     redis_client().incr(DONE_KEY)

@@ -49,6 +49,8 @@ class Result:
     #: (min, max) of the repetitions when ``subject`` and ``baseline`` are medians.
     subject_range: tuple[float, float] | None = None
     baseline_range: tuple[float, float] | None = None
+    #: Why the target is what it is: the guarantee class of the two sides (issue 28).
+    why: str = ""
 
     @property
     def ratio(self) -> float:
@@ -402,7 +404,9 @@ def cpu_seconds(process: subprocess.Popen[bytes]) -> float:
 
 
 def cpu_by_kind(
-    kinds: dict[str, tuple[str, ...]], split_pools: tuple[str, ...] = ()
+    kinds: dict[str, tuple[str, ...]],
+    split_pools: tuple[str, ...] = (),
+    mine: tuple[str, ...] = (),
 ) -> dict[str, float]:
     """CPU seconds (user + system) used so far by every process of the machine, by kind:
     the first of ``kinds`` one of whose words is in its command line, else ``other``.
@@ -412,9 +416,16 @@ def cpu_by_kind(
     A process's count includes its children that ended (PostgreSQL's postmaster those
     of its backends, a Celery worker those of its pool), so that a kind's total only
     grows while its processes come and go: Celery reconnects to the database every
-    ``CELERY_DB_REUSE_MAX`` tasks, which ends a backend in the middle of a drain."""
+    ``CELERY_DB_REUSE_MAX`` tasks, which ends a backend in the middle of a drain.
+
+    A process of a kind in ``mine`` counts as that kind only when this process
+    started it (directly or not): on a shared machine, others run Celery workers too."""
     ticks = os.sysconf("SC_CLK_TCK")
     kind_of = {pid: _kind(command, kinds) for pid, command in _commands().items()}
+    ours = _descendants(os.getpid())
+    for pid, kind in kind_of.items():
+        if kind in mine and pid not in ours:
+            kind_of[pid] = "other"
     used: dict[str, float] = {}
     for pid, kind in kind_of.items():
         if kind in split_pools and kind_of.get(_parent(pid)) == kind:
@@ -449,6 +460,15 @@ def _parent(pid: int) -> int:
 def _children(pid: int) -> list[int]:
     found = Path(f"/proc/{pid}/task/{pid}/children")
     return [int(child) for child in found.read_text().split()] if found.exists() else []
+
+
+def _descendants(pid: int) -> set[int]:
+    found, todo = set(), [pid]
+    while todo:
+        children = _children(todo.pop())
+        found.update(children)
+        todo += children
+    return found
 
 
 def _cpu_ticks(pid: int, with_ended: bool = False) -> int:

@@ -75,8 +75,9 @@ def place_orders(database: str, base_url: str) -> harness.Result:
     place = ("/async/noop/order/", post_script({"data": {"name": "x"}}, sessions))
     create = ("/baseline/rows/", post_script({"name": "x"}, sessions))
     subject, baseline = compare(base_url, place, create)
+    why = "we also validate the envelope, count the cap and publish"
     return harness.Result(
-        1, "POST order vs DRF create", database, subject, baseline, "req/s", 0.8, True
+        1, "POST order vs DRF create", database, subject, baseline, "req/s", 0.6, True, why=why
     )
 
 

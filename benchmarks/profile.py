@@ -19,7 +19,13 @@ requester's lock (what placing takes before its INSERT when ``MAX_ACTIVE_ORDERS`
 set); ``envelope`` validating the POST's body for the no-op view; ``publish`` sending
 one order's Celery message, as placing does once its row is committed;
 ``notify-url`` finding the Redis that wakes an order's waiters, which a worker does
-twice per order.
+twice per order; ``order-task`` the Celery task of an order, applied in this process
+(what ``execute`` does, after the task's ``close_old_connections()``: with the
+worker-settings profile of ``ASYNC_ORDERS_BENCH_WORKER_SETTINGS``, e.g. ``reuse-only``,
+it shows what a connection opened for every order costs); ``route`` the route check
+of an order's view (``reverse()``, ``resolve()``, the match compared with the view
+opted in), what caching it per URLconf could save at most; ``call-view`` calling the
+no-op view through the service-level reverse, the route check included.
 """
 
 from __future__ import annotations
@@ -50,6 +56,8 @@ def paths() -> dict[str, Callable[[], object]]:
     from async_orders.envelope import parse_envelope
     from async_orders.models import Order, RequesterLock
     from async_orders.registry import find_endpoint
+    from async_orders.tasks import execute_order
+    from async_orders.worker import dispatch
     from async_orders.worker.execution import run_order
     from benchmarks.models import Row
 
@@ -82,6 +90,10 @@ def paths() -> dict[str, Callable[[], object]]:
     def execute() -> None:
         run_order(Order.objects.create(view_name="noop", origin="http://127.0.0.1").pk)
 
+    def order_task() -> None:
+        order = Order.objects.create(view_name="noop", origin="http://127.0.0.1")
+        execute_order.apply(args=(str(order.pk),))
+
     return {
         "place": place,
         "create": lambda: client.post("/baseline/rows/", '{"name": "x"}', "application/json"),
@@ -95,6 +107,9 @@ def paths() -> dict[str, Callable[[], object]]:
         "celery-job": lambda: client.get(f"/peers/celery/jobs/{celery}/"),
         "tasks-db-job": lambda: client.get(f"/peers/tasks-db/jobs/{tasks_db}/"),
         "execute": execute,
+        "order-task": order_task,
+        "route": lambda: dispatch._route(order),
+        "call-view": lambda: dispatch.call_view(order),
         "progress-write": lambda: running.report_progress(next(done), 10**9, None),
         "read-row": read_row,
         "requester-lock": requester_lock,
@@ -218,8 +233,8 @@ def main() -> None:
         "names",
         nargs="*",
         help="place create celery-enqueue tasks-db-enqueue poll poll-finished retrieve "
-        "celery-job tasks-db-job execute progress-write read-row requester-lock "
-        "envelope publish notify-url",
+        "celery-job tasks-db-job execute order-task route call-view progress-write read-row "
+        "requester-lock envelope publish notify-url",
     )
     parser.add_argument("--db", choices=harness.DATABASES, default="postgres")
     parser.add_argument("--time", action="store_true", help="ms per call, unprofiled")

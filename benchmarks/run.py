@@ -28,6 +28,7 @@ PLAN = [
     ("progress", "postgres"),
     ("table_size", "postgres"),
     ("peers", "postgres"),
+    ("peers.worker_settings", "postgres"),
     ("task_drain", "postgres"),
     ("metrics_overhead", "postgres"),
     ("batch_placing", "postgres"),
@@ -46,13 +47,13 @@ def run_all(results_file: Path) -> None:
 
 def table(results: list[harness.Result]) -> str:
     lines = [
-        "| row | measures | db | subject | baseline | unit | ratio | target | result |",
-        "|---|---|---|---:|---:|---|---:|---|---|",
+        "| row | measures | db | subject | baseline | unit | ratio | target | result | why |",
+        "|---|---|---|---:|---:|---|---:|---|---|---|",
     ]
     for r in results:
         lines.append(
             f"| {r.row} | {r.what} | {r.database} | {r.subject_text} | {r.baseline_text} "
-            f"| {r.unit} | {r.ratio:.2f} | {r.target_text} | {r.verdict} |"
+            f"| {r.unit} | {r.ratio:.2f} | {r.target_text} | {r.verdict} | {r.why} |"
         )
     return "\n".join(lines)
 

@@ -110,6 +110,14 @@ BENCHMARK_MODELS = [
 # The library's defaults, spelled out: the benchmarks measure what users get.
 ASYNC_ORDERS: dict[str, object] = {}
 
+if DATABASE == "postgres":
+    # The worker settings of benchmarks.worker_profiles (``tuned``: the above).
+    from benchmarks import worker_profiles
+
+    worker_profiles.apply(
+        os.environ.get(worker_profiles.SWITCH, worker_profiles.DEFAULT), globals()
+    )
+
 if os.environ.get("ASYNC_ORDERS_BENCH_ASGI") == "1":
     # Under uvicorn (benchmarks.waiters): the order endpoint as an async view. Every
     # simulated client connects from 127.0.0.1, so the per-client cap is lifted for

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from async_orders.conf import DEFAULTS
 from tests.helpers import ROOT
@@ -67,3 +68,21 @@ def test_imports_run_down_the_layers_the_architecture_page_draws() -> None:
 
     assert len(layers) == 28  # issue 26: task_orders, followed_tasks; 27: batches, labels, attempts
     assert upward == []
+
+
+def test_the_quickstarts_settings_keep_a_workers_connection() -> None:
+    """The settings block as row 15 of ``make bench`` reads and runs it
+    (benchmarks/worker_profiles.py): a worker following the quickstart keeps its
+    database connection across orders, through Celery (``CELERY_DB_REUSE_MAX``) and
+    Django (``CONN_MAX_AGE``), so W001 and W002 stay quiet and the row measures the
+    fast path."""
+    from benchmarks.worker_profiles import quickstart_settings
+
+    project: dict[str, Any] = {"INSTALLED_APPS": ["django.contrib.admin"], "DATABASES": {}}
+    project["DATABASES"]["default"] = {"ENGINE": "django.db.backends.sqlite3"}
+    exec(quickstart_settings(), project)
+
+    assert project["INSTALLED_APPS"][-2:] == ["rest_framework", "async_orders"]
+    assert project["CELERY_DB_REUSE_MAX"] >= 1
+    assert project["DATABASES"]["default"]["CONN_MAX_AGE"] > 0
+    assert "CELERY_BROKER_URL" not in project  # the benchmark's own broker is kept

@@ -13,8 +13,10 @@ from typing import Any
 
 import pytest
 from celery import Celery, current_app
+from django.conf import settings as django_settings
 from django.core.checks import CheckMessage, run_checks
 
+from async_orders import checks
 from async_orders.conf import DEFAULTS
 
 pytestmark = pytest.mark.django_db
@@ -315,7 +317,49 @@ def test_workers_that_would_reconnect_for_every_order_are_warned_about(
     [warning] = messages(settings)
 
     assert warning.id == "async_orders.W001"
+    assert checks.RECONNECTING_DRAIN in warning.msg
     assert "CELERY_DB_REUSE_MAX = 1000" in warning.hint
+
+
+def test_a_deployment_whose_workers_would_reconnect_for_every_order_is_warned_about(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """By ``check --deploy`` only: a test or development process keeps no connection."""
+    postgres = {"ENGINE": "django.db.backends.postgresql"}
+    monkeypatch.setattr(django_settings, "DATABASES", {"default": postgres})
+
+    [warning] = async_orders_messages(include_deployment_checks=True)
+
+    assert warning.id == "async_orders.W002"
+    assert checks.RECONNECTING_DRAIN in warning.msg
+    assert "CONN_MAX_AGE" in warning.hint
+    assert async_orders_messages() == []
+    monkeypatch.setitem(postgres, "CONN_MAX_AGE", 60)
+    assert async_orders_messages(include_deployment_checks=True) == []
+
+
+def async_orders_messages(**options: Any) -> list[CheckMessage]:
+    return [m for m in run_checks(**options) if m.id.startswith("async_orders.")]
+
+
+@pytest.mark.parametrize(
+    ("database", "connects"),
+    [
+        ({"ENGINE": "django.db.backends.postgresql"}, True),  # Django's default: 0
+        ({"ENGINE": "django.db.backends.postgresql", "CONN_MAX_AGE": 0}, True),
+        ({"ENGINE": "django.db.backends.postgresql", "CONN_MAX_AGE": 600}, False),
+        ({"ENGINE": "django.db.backends.postgresql", "CONN_MAX_AGE": None}, False),
+        ({"ENGINE": "django.db.backends.postgresql", "OPTIONS": {"pool": True}}, False),
+        ({"ENGINE": "django.db.backends.mysql"}, True),
+        ({"ENGINE": "django.db.backends.sqlite3"}, False),  # a file opened, not a server
+    ],
+)
+def test_a_database_whose_connection_django_closes_for_every_task(
+    database: dict[str, Any], connects: bool
+) -> None:
+    """W002: the order task closes, as a request does, a connection older than
+    CONN_MAX_AGE, so with 0 a worker reconnects for every order."""
+    assert checks._connects_per_task(database) is connects
 
 
 def test_trusted_proxies_must_be_addresses_or_networks(settings: Any) -> None:

@@ -17,21 +17,22 @@ from django.conf import settings
 from benchmarks import celery as benchmark_celery
 from benchmarks import work
 
-
-class Config:
-    """What a user of django-celery-results configures, on the benchmark's broker."""
-
-    broker_url = settings.CELERY_BROKER_URL
-    broker_connection_retry_on_startup = True
-    worker_hijack_root_logger = False
-    task_default_queue = settings.PEER_CELERY_QUEUE
-    result_backend = "django-db"
-    result_extended = True
-    task_track_started = True
-
+#: What a user of django-celery-results adds to the standard Django configuration.
+RESULTS = {
+    "task_default_queue": settings.PEER_CELERY_QUEUE,
+    "result_backend": "django-db",
+    "result_extended": True,
+    "task_track_started": True,
+}
 
 app = Celery("benchmarks.peers", set_as_current=False)
-app.config_from_object(Config)
+# The standard Django way, as the quickstart configures the subject's app: the same
+# CELERY_ settings (CELERY_DB_REUSE_MAX among them, which Celery's Django fix-up reads
+# from the app's configuration) reach both workers. It once had a Config class of its
+# own, so its worker closed its connections around every task while the subject's
+# kept them (docs/performance.md, "Worker settings").
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.update(RESULTS)
 
 #: The counter every finished job bumps, shared with the main benchmark app.
 DONE_KEY = benchmark_celery.DONE_KEY
