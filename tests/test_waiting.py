@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import os
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -327,6 +328,11 @@ def event_streams(order_url: str, count: int) -> Iterator[None]:
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="counts PostgreSQL backends")
+@pytest.mark.skipif(
+    os.environ.get("ASYNC_ORDERS_TEST_PGBOUNCER") is not None,
+    reason="PgBouncer keeps the server connections a waiter's brief reads used pooled; "
+    "the main run counts them without it",
+)
 @pytest.mark.parametrize("waiting", [long_polls, event_streams], ids=["long-poll", "events"])
 def test_waiting_clients_hold_no_database_connection(
     server: str,
