@@ -304,13 +304,14 @@ def check_worker_keeps_connections(app_configs: Any = None, **kwargs: Any) -> li
 RECONNECTING_DRAIN = "about half"
 
 
-@register(Tags.database, deploy=True)
+@register(deploy=True)
 def check_connections_kept(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """``manage.py check --deploy``: the order task closes, as a request does, a
     connection older than ``CONN_MAX_AGE``, so with 0 (Django's default) and no pool a
     worker reconnects for every order even with ``CELERY_DB_REUSE_MAX``. A deployment
     check, as Django's own advice on its settings is: a test or development process
-    need not keep its connections."""
+    need not keep its connections. Not tagged ``database``: Django runs such checks
+    only when ``--database`` is given, and this one reads settings, no database."""
     database = settings.DATABASES.get(DEFAULT_DB_ALIAS, {})
     if not _connects_per_task(database):
         return []
