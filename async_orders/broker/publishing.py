@@ -9,12 +9,15 @@ the task definitions (:mod:`async_orders.tasks` imports it).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from celery import Task, current_app
 
 from async_orders import log_context
 from async_orders.broker import celery_config
+from async_orders.broker.breaker import Breaker, PublishSkipped, call_within
 from async_orders.conf import conf
 from async_orders.models import Order
 from async_orders.registry import ViewOptions, options_for
@@ -23,6 +26,9 @@ logger = logging.getLogger("async_orders")
 
 #: The order task's name, in every message ever published: never change it.
 ORDER_TASK = "async_orders.execute_order"
+
+#: This process's breaker: open while the broker failed lately (``PUBLISH_TIMEOUT``).
+BREAKER = Breaker()
 
 
 def order_task() -> Task:
@@ -36,16 +42,37 @@ def send_order(order: Order) -> None:
     publish signals, another transport) applies to it as to any task.
 
     A broker failure is logged and noted on the order (``published_at`` empty); the
-    order stays accepted and the reconciler sends it once the broker is back. Run at
-    commit, maybe after the placing code returned: the order is named again for logs.
+    order stays accepted and the reconciler sends it once the broker is back. With
+    ``PUBLISH_TIMEOUT`` set, the publish may take that long at most, and after a
+    failure none is tried for ``PUBLISH_BREAKER_SECONDS`` (:mod:`.breaker`), so that a
+    POST never waits out the transport's retries. Run at commit, maybe after the
+    placing code returned: the order is named again for logs.
     """
     sending = {**_routing(order), "eta": order.run_at}
     with log_context.about(order):
         try:
-            order_task().apply_async(args=[str(order.pk)], **sending)
+            _publish(partial(order_task().apply_async, args=[str(order.pk)], **sending))
+        except PublishSkipped:
+            logger.warning("Order %s not published: the broker failed lately.", order.pk)
+            order.mark_unpublished()
         except Exception:
             logger.exception("Order %s could not be published; the reconciler retries.", order.pk)
             order.mark_unpublished()
+
+
+def _publish(apply: Callable[[], object]) -> None:
+    """``apply()`` bounded by ``PUBLISH_TIMEOUT`` and the breaker; inline without one."""
+    timeout = conf.PUBLISH_TIMEOUT
+    if timeout is None:
+        apply()
+        return
+    if not BREAKER.allows():
+        raise PublishSkipped()
+    try:
+        call_within(timeout, apply, BREAKER)
+    except Exception:
+        BREAKER.failed(conf.PUBLISH_BREAKER_SECONDS)
+        raise
 
 
 def _routing(order: Order) -> dict[str, Any]:
