@@ -9,7 +9,7 @@ INSTALLED := $(VENV)/.installed
 DEMO_INSTALLED := $(VENV)/.demo-installed
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: matrix demo test test-main test-embedded lint format docs browser clean bench bench-peers profile
+.PHONY: matrix demo test test-main test-hosts test-embedded lint format docs browser clean bench bench-peers profile
 
 # The demo's packages only (requirements-demo.txt); `make test` adds the test,
 # docs and packaging tools on top (requirements-dev.txt).
@@ -47,8 +47,16 @@ XDIST = --dist loadgroup --no-loadscope-reorder -n
 # for a CPU.
 # The main pytest run alone.
 test-main: $(INSTALLED)
-	$(BIN)/python -m pytest $(XDIST) $(TEST_JOBS) -m "not latency"
+	$(BIN)/python -m pytest $(XDIST) $(TEST_JOBS) -m "not latency and not hosts"
 	$(BIN)/python -m pytest -m latency
+
+# The partitions between hosts (tests/test_hosts.py, network namespaces): each waits
+# out minute-long cuts with the shipped leases, so each has an xdist worker of its own,
+# and make test runs them beside the main run. They skip without root and ip netns
+# (they fail instead under CI=true).
+HOSTS_JOBS ?= 6
+test-hosts: $(INSTALLED)
+	$(BIN)/python -m pytest --dist load -n $(HOSTS_JOBS) -m hosts tests/test_hosts.py
 
 EMBEDDED_MARKS = integration and not postgres_server and not default_leases and not fresh_project
 test-embedded: $(INSTALLED)

@@ -8,8 +8,9 @@ can time the installs too:
 2. lint, and meanwhile the matrix's virtualenvs (``nox --install-only``, uv);
 3. at once: the main pytest run, then the embedded rerun (each on pytest-xdist
    workers, whose tests mostly wait: on leases, servers, subprocesses), then the
-   docs; and beside them the matrix's sessions (``nox --no-install -s ...``), a few
-   at a time at the lowest CPU priority, so that they use the CPU the others leave.
+   docs; beside them the partitions between hosts (``make test-hosts``), and the
+   matrix's sessions (``nox --no-install -s ...``), a few at a time at the lowest
+   CPU priority, so that they use the CPU the others leave.
 
 Each part writes a log (``.test-logs/<part>.log``), printed whole when the part ends;
 at the end a table gives each part's result, minutes and test counts. Any part that
@@ -177,6 +178,9 @@ def main() -> int:
     linting.join()
 
     main_run = Part("pytest", make("test-main"))
+    # The partitions between hosts wait out minute-long cuts: begun with the main run,
+    # on a lane of their own, they end within it.
+    hosts = Part("hosts", make("test-hosts"))
     embedded = Part("embedded", make("test-embedded"))
     docs = Part("docs", make("docs"))
     # The matrix's sessions at the lowest CPU priority: they take the CPU the other
@@ -186,10 +190,15 @@ def main() -> int:
         Part(f"matrix {name}", NICE + make("matrix", f"ARGS=--no-install -s {shlex.quote(name)}"))
         for name in ([] if matrix_install.failed else matrix_sessions())
     ]
-    lanes = [in_background([main_run, embedded, docs]), in_background(sessions, MATRIX_JOBS)]
+    lanes = [
+        in_background([main_run, embedded, docs]),
+        in_background([hosts]),
+        in_background(sessions, MATRIX_JOBS),
+    ]
     for thread in lanes:
         thread.join()
-    return report([install, lint, matrix_install, main_run, embedded, docs, *sessions], started)
+    parts = [install, lint, matrix_install, main_run, hosts, embedded, docs, *sessions]
+    return report(parts, started)
 
 
 def report(parts: list[Part], started: float) -> int:
