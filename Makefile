@@ -56,6 +56,12 @@ test-main: $(INSTALLED)
 # (they fail instead under CI=true).
 HOSTS_JOBS ?= 6
 test-hosts: $(INSTALLED)
+	@if ! command -v iptables >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing iptables for the test bed's lossy links"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables >/dev/null 2>&1 \
+		|| { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables >/dev/null; } \
+		|| echo "iptables could not be installed: the hosts tests will skip (fail under CI=true)"; \
+	fi
 	$(BIN)/python -m pytest --dist load -n $(HOSTS_JOBS) -m hosts tests/test_hosts.py
 
 EMBEDDED_MARKS = integration and not postgres_server and not default_leases and not fresh_project

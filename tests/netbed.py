@@ -7,16 +7,18 @@ reaches each host through it, and a host's link can be cut without cutting the t
 off from the others. Files are shared: a Unix socket (the ledger's, kept outside the
 network under test) reaches every host whatever its links.
 
-Needs root and iproute2's ``ip``; :func:`unavailable` says why a machine cannot run
+Needs root, iproute2's ``ip`` and ``iptables``; :func:`unavailable` says why a machine cannot run
 it (a test then skips, or fails under ``CI=true``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
 import subprocess
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,6 +41,8 @@ def unavailable() -> str | None:
         return "the multi-host test bed needs root (ip netns, veth, a bridge)"
     if shutil.which("ip") is None:
         return "the multi-host test bed needs iproute2's ip"
+    if shutil.which("iptables") is None:
+        return "the multi-host test bed needs iptables (make test-hosts installs it)"
     probe = f"ao-probe-{uuid.uuid4().hex[:6]}"
     made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
     if made.returncode != 0:
@@ -85,6 +89,7 @@ class NetBed:
         _ip("addr", "add", f"{self.gateway}/24", "dev", self.bridge)
         _ip("link", "set", self.bridge, "up")
         self.hosts: dict[str, Host] = {}
+        self.relay: DelayRelay | None = None
 
     @staticmethod
     def _new_bridge() -> tuple[int, str]:
@@ -139,7 +144,31 @@ class NetBed:
         finally:
             _ip("-n", host.namespace, "neigh", "del", address, "dev", "eth0")
 
+    def slow(self, host: Host, to: Host, ports: tuple[int, ...], delay: float, loss: float) -> None:
+        """Make ``host``'s TCP to ``to``'s ``ports`` take ``delay`` seconds more per
+        round trip, and lose ``loss`` (0-1) of its TCP packets, each way.
+
+        Where the kernel has ``sch_netem`` this is ``tc qdisc ... netem``; this
+        project's test machine has none (CONFIG_NET_SCH_NETEM unset), so the delay is
+        a relay on the bridge's address that holds every chunk ``delay / 2`` each way
+        (the host's connections are DNATed to it), and the loss ``iptables``'
+        ``statistic`` match dropping packets at random on the host.
+        """
+        relay = self.relay or DelayRelay(self.gateway)
+        self.relay = relay
+        iptables = ("ip", "netns", "exec", host.namespace, "iptables")
+        for port in ports:
+            relayed = relay.forward(to.address, port, delay / 2)
+            dnat = ("-d", to.address, "-p", "tcp", "--dport", str(port), "-j", "DNAT")
+            target = ("--to-destination", f"{self.gateway}:{relayed}")
+            subprocess.run([*iptables, "-t", "nat", "-A", "OUTPUT", *dnat, *target], check=True)
+        dropped = ("-m", "statistic", "--mode", "random", "--probability", str(loss), "-j", "DROP")
+        for chain, way in (("OUTPUT", "-o"), ("INPUT", "-i")):
+            subprocess.run([*iptables, "-A", chain, way, "eth0", "-p", "tcp", *dropped], check=True)
+
     def destroy(self) -> None:
+        if self.relay is not None:
+            self.relay.stop()
         for host in self.hosts.values():
             with contextlib.suppress(subprocess.CalledProcessError):
                 _ip("netns", "del", host.namespace)  # takes its veth pair with it
@@ -209,3 +238,60 @@ class HostRedis(EmbeddedRedis):
         )
         self._wait_until_ready()
         return self
+
+
+class DelayRelay:
+    """TCP relays on ``address`` that pass every chunk on after a delay, in order, on
+    an asyncio loop of their own thread."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def forward(self, host: str, port: int, delay: float) -> int:
+        """Relay a new port of ours to ``host:port``, ``delay`` seconds each way."""
+
+        async def serve() -> asyncio.Server:
+            async def connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+                upstream_reader, upstream_writer = await asyncio.open_connection(host, port)
+                await asyncio.gather(
+                    _delayed(reader, upstream_writer, delay),
+                    _delayed(upstream_reader, writer, delay),
+                    return_exceptions=True,
+                )
+
+            return await asyncio.start_server(connect, self.address, 0)
+
+        server = asyncio.run_coroutine_threadsafe(serve(), self.loop).result(timeout=10)
+        return int(server.sockets[0].getsockname()[1])
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+
+
+async def _delayed(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float
+) -> None:
+    """Copy ``reader`` to ``writer``, each chunk ``delay`` seconds after it came."""
+    loop = asyncio.get_running_loop()
+    chunks: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+    async def receive() -> None:
+        while data := await reader.read(65536):
+            chunks.put_nowait((loop.time() + delay, data))
+        chunks.put_nowait((loop.time() + delay, b""))
+
+    async def send() -> None:
+        while True:
+            due, data = await chunks.get()
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            if not data:
+                writer.close()
+                return
+            writer.write(data)
+            await writer.drain()
+
+    await asyncio.gather(receive(), send())

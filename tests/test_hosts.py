@@ -10,8 +10,12 @@ test, so a cut-off host still records what it does.
 
 from __future__ import annotations
 
+import os
+import re
+import signal
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -26,7 +30,7 @@ from async_orders.conf import DEFAULTS
 from tests import netbed
 from tests.faultstack import Stack, Stopwatch, private_redis
 from tests.helpers import FAULT_FIGURES, wait_until
-from tests.netbed import Host, HostPostgres, HostRedis, NetBed
+from tests.netbed import POSTGRES_PORT, REDIS_PORT, Host, HostPostgres, HostRedis, NetBed
 
 pytestmark = [
     pytest.mark.integration,
@@ -48,6 +52,9 @@ SHIPPED = (
 LEASES = {name: DEFAULTS[name] for name in SHIPPED}
 #: How soon after a cut the shipped leases promise another attempt.
 RECOVERY_BOUND = LEASES["WORKER_LOST_AFTER"] + LEASES["LEASE_MARGIN"] + LEASES["RECONCILE_INTERVAL"]
+#: The leader's lease outlives its last renewal (at worst just before the cut) by
+#: three RECONCILE_INTERVALs, and the spare tries to take it once an interval.
+LEADERSHIP_BOUND = 4 * LEASES["RECONCILE_INTERVAL"]
 CUT_SECONDS = 60
 STEP_SECONDS = 0.25
 #: Polling the ledger and the order over HTTP, on a busy machine.
@@ -110,12 +117,15 @@ class Deployment:
         with psycopg.connect(self.database_url, connect_timeout=5) as connection:
             return connection.execute(sql).fetchall()
 
-    def record(self, scenario: str, urls: list[str], recovered: float, twice: int = 0) -> None:
-        """Add the scenario's row to the table; nothing may be lost or overlap."""
-        lost = sum(self.web.order(url)["status"] != "completed" for url in urls)
+    def record(self, scenario: str, recovered: float, twice: int = 0) -> None:
+        """Add the scenario's row to the table, counting the orders placed and those
+        not completed in the database; nothing may be lost or overlap."""
+        [(placed, lost)] = self.query(
+            "SELECT count(*), count(*) FILTER (WHERE status <> 'completed') FROM async_orders_order"
+        )
         overlapping = self.web.overlapping_attempts()
         figure = HostFigure(
-            scenario, len(urls), lost, twice, overlapping, recovered, self.started.seconds()
+            scenario, placed, lost, twice, overlapping, recovered, self.started.seconds()
         )
         FAULT_FIGURES.append(str(figure))
         assert (figure.lost, figure.twice, figure.overlapping) == (0, 0, 0), figure
@@ -181,6 +191,10 @@ def test_a_worker_host_cut_off_mid_order_has_it_recovered_on_the_other_host(
     d = deployment
     cut_off = d.bed.hosts["w1"]
     d.on("w2").reconciler()
+    # Its view passes checkpoints without writing progress (as a view between two
+    # progress writes does): only its lease can stop it. A progress write would
+    # stall at the cut at once, and be refused after it.
+    d.on("w1").settings["PROGRESS_INTERVAL"] = 3600
     d.on("w1").worker("w1")
     url = d.place("ledgered-retrying", 160, STEP_SECONDS)  # 40 s an attempt: past the lease
     order_id, _, _, _ = first_step(d, url)
@@ -221,7 +235,7 @@ def test_a_worker_host_cut_off_mid_order_has_it_recovered_on_the_other_host(
         f"worker host cut off {CUT_SECONDS}s mid-order (attempt 1 ran "
         f"{ran_into_the_cut:.0f}s into the cut)"
     )
-    d.record(scenario, [url], recovered)
+    d.record(scenario, recovered)
 
 
 def steps_of_attempt(deployment: Deployment, attempt: int) -> int:
@@ -253,7 +267,7 @@ def test_the_reconcilers_host_cut_off_hands_the_lead_to_the_spare(deployment: De
     cut = Stopwatch()
     wait_until(
         lambda: leads(d, spare),
-        timeout=3 * LEASES["RECONCILE_INTERVAL"] + 15,
+        timeout=LEADERSHIP_BOUND + 15,
         what="the spare to lead",
     )
     took_lead = cut.seconds()
@@ -266,12 +280,12 @@ def test_the_reconcilers_host_cut_off_hands_the_lead_to_the_spare(deployment: De
         what="both orders to complete",
     )
 
-    assert took_lead <= 3 * LEASES["RECONCILE_INTERVAL"] + SLACK
+    assert took_lead <= LEADERSHIP_BOUND + SLACK
     attempts = d.attempts()
     assert attempts[cut_off_id] == {1, 2}
     assert [d.web.order(url)["attempts"] for url in urls] == [1, 2]
     twice = sum(len(seen) > 2 for seen in attempts.values())  # recovered more than once
-    d.record(f"reconciler's host cut off {CUT_SECONDS}s", urls, took_lead, twice=twice)
+    d.record(f"reconciler's host cut off {CUT_SECONDS}s", took_lead, twice=twice)
 
 
 def test_a_web_host_cut_off_from_the_broker_answers_posts_within_a_second(
@@ -304,6 +318,147 @@ def test_a_web_host_cut_off_from_the_broker_answers_posts_within_a_second(
     slowest = max(seconds for seconds, _ in timed)
     assert slowest < 1, sorted(seconds for seconds, _ in timed)
     assert len(d.web.entries()) == 21  # each once
-    d.record(
-        f"web host cut off from the broker (20 POSTs, slowest {slowest:.2f}s)", urls, recovered
+    d.record(f"web host cut off from the broker (20 POSTs, slowest {slowest:.2f}s)", recovered)
+
+
+#: The backlog a rolling restart drains; its duplicates may be 1 % of it at most, its
+#: drain 1.2 times the same backlog's without restarts.
+BACKLOG = 3000
+POSTING_THREADS = 8
+RECEIVED = re.compile(rb"Task async_orders\.execute_order\[[0-9a-f-]+\] received")
+
+
+class Drain:
+    """A backlog placed while no worker runs, then drained by a worker on each worker
+    host; :meth:`replace` stops one host's worker (SIGTERM, or SIGKILL to its whole
+    process group) and starts another there."""
+
+    def __init__(self, deployment: Deployment, name: str) -> None:
+        self.deployment = deployment
+        self.name = name
+        self.workers: dict[str, subprocess.Popen[bytes]] = {}
+        self.incarnations = 0
+        with ThreadPoolExecutor(POSTING_THREADS) as posting:
+            self.urls = list(
+                posting.map(lambda _: deployment.place("ledgered-retrying", 1, 0), range(BACKLOG))
+            )
+        self.target = len(deployment.web.entries()) + BACKLOG
+
+    def start(self, host: str) -> None:
+        self.incarnations += 1
+        name = f"{host}-{self.name}-{self.incarnations}"
+        self.workers[host] = self.deployment.on(host).worker(name)
+
+    def replace(self, host: str, sig: signal.Signals) -> None:
+        worker = self.workers[host]
+        if sig == signal.SIGKILL:
+            os.killpg(os.getpgid(worker.pid), signal.SIGKILL)
+        else:
+            worker.send_signal(sig)
+        worker.wait(timeout=120)
+        self.start(host)
+
+    def done(self) -> int:
+        return int(self.deployment.web.ledger.llen("ledger"))
+
+    def run(self, restarts: list[tuple[str, signal.Signals]]) -> float:
+        """Seconds from starting the workers until every order of the backlog took its
+        step; each of ``restarts`` is made when another share of the backlog is done."""
+        clock = Stopwatch()
+        for host in ("w1", "w2"):
+            self.start(host)
+        share = BACKLOG // (len(restarts) + 1)
+        for number, (host, sig) in enumerate(restarts, 1):
+            wait_until(
+                lambda number=number: self.done() >= self.target - BACKLOG + number * share,
+                timeout=600,
+                what=f"{number} shares of the backlog",
+            )
+            self.replace(host, sig)
+        wait_until(lambda: self.done() >= self.target, timeout=600, what="the backlog to drain")
+        seconds = clock.seconds()
+        for worker in self.workers.values():
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(timeout=120)
+        return seconds
+
+
+def received_messages(deployment: Deployment, name: str) -> int:
+    """Order messages the workers of drain ``name`` received, from their logs."""
+    return sum(
+        len(RECEIVED.findall(path.read_bytes()))
+        for host in ("w1", "w2")
+        for path in deployment.on(host).directory.glob(f"{host}-{name}-*.log")
     )
+
+
+def test_rolling_restarts_of_the_worker_hosts_under_a_backlog_run_each_order_once(
+    deployment: Deployment,
+) -> None:
+    d = deployment
+    d.on("web").reconciler()
+    baseline = Drain(d, "baseline")
+    steady = baseline.run([])
+    rolling = Drain(d, "rolling")
+    restarted = rolling.run([("w1", signal.SIGTERM), ("w2", signal.SIGTERM)])
+    killed = Drain(d, "killed")
+    after_kill = killed.run([("w1", signal.SIGKILL)])
+
+    executions = Counter(order for order, _, _, _ in d.web.entries())
+    assert len(executions) == 3 * BACKLOG
+    twice = sum(count > 1 for count in executions.values())
+    duplicates = {
+        drain.name: received_messages(d, drain.name) - BACKLOG
+        for drain in (baseline, rolling, killed)
+    }
+    ratios = {"rolling": restarted / steady, "killed": after_kill / steady}
+    figures = (
+        f"drains {steady:.0f}s without restarts, {restarted:.0f}s rolling "
+        f"({ratios['rolling']:.2f}x), {after_kill:.0f}s with a host SIGKILLed "
+        f"({ratios['killed']:.2f}x); duplicate messages {duplicates}"
+    )
+    d.record(f"rolling restart under {BACKLOG:,} orders: {figures}", restarted, twice)
+    assert duplicates["rolling"] <= BACKLOG // 100, figures
+    assert ratios["rolling"] <= 1.2, figures
+
+
+SLOW_ORDERS = 500
+
+
+def test_a_slow_lossy_link_to_the_db_host_neither_duplicates_nor_recovers_healthy_orders(
+    deployment: Deployment,
+) -> None:
+    d = deployment
+    for host in ("w1", "w2"):
+        d.bed.slow(d.bed.hosts[host], d.db, (POSTGRES_PORT, REDIS_PORT), delay=0.2, loss=0.05)
+    d.on("web").reconciler()
+    for host in ("w1", "w2"):
+        d.on(host).worker(host, "--pool=prefork", "--concurrency=8")
+    started = Stopwatch()
+    with ThreadPoolExecutor(POSTING_THREADS) as posting:
+        list(posting.map(lambda _: d.place("ledgered-retrying", 1, 0), range(SLOW_ORDERS)))
+    wait_until(
+        lambda: d.web.ledger.llen("ledger") >= SLOW_ORDERS,
+        timeout=600,
+        what="every order to take its step",
+    )
+    drained = started.seconds()
+
+    [(recovered, most)] = d.query(
+        "SELECT count(*) FILTER (WHERE attempts > 1), max(attempts) FROM async_orders_order"
+    )
+    executions = Counter(order for order, _, _, _ in d.web.entries())
+    twice = sum(count > 1 for count in executions.values())
+    wait_until(
+        lambda: (
+            d.query("SELECT count(*) FROM async_orders_order WHERE status <> 'completed'")[0][0]
+            == 0
+        ),
+        timeout=60,
+        what="every order to complete",
+    )
+    assert (recovered, most) == (0, 1)  # no healthy order taken for lost
+    scenario = (
+        f"200 ms delay + 5 % loss, worker hosts to db host ({SLOW_ORDERS} orders in {drained:.0f}s)"
+    )
+    d.record(scenario, drained, twice)
