@@ -165,15 +165,18 @@ def test_the_publish_thread_logs_for_the_order(monkeypatch: pytest.MonkeyPatch) 
 
 
 @pytest.mark.django_db(transaction=True)
-def test_without_a_timeout_the_publish_runs_on_the_callers_thread(
-    monkeypatch: pytest.MonkeyPatch, settings: Any
+@pytest.mark.parametrize("why", ["PUBLISH_TIMEOUT is None", "Celery is eager"])
+def test_an_unbounded_publish_runs_on_the_callers_thread(
+    why: str, monkeypatch: pytest.MonkeyPatch, settings: Any
 ) -> None:
-    settings.ASYNC_ORDERS = {**settings.ASYNC_ORDERS, "PUBLISH_TIMEOUT": None}
+    task = publishing.order_task()
+    if why == "Celery is eager":  # applying runs the order: here, on this connection
+        monkeypatch.setattr(task.app.conf, "task_always_eager", True)
+    else:
+        settings.ASYNC_ORDERS = {**settings.ASYNC_ORDERS, "PUBLISH_TIMEOUT": None}
     threads: list[threading.Thread] = []
     monkeypatch.setattr(
-        publishing.order_task(),
-        "apply_async",
-        lambda args, **sending: threads.append(threading.current_thread()),
+        task, "apply_async", lambda args, **sending: threads.append(threading.current_thread())
     )
     make_order("echo")
     assert threads == [threading.current_thread()]

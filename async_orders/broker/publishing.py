@@ -51,7 +51,9 @@ def send_order(order: Order) -> None:
     sending = {**_routing(order), "eta": order.run_at}
     with log_context.about(order):
         try:
-            _publish(partial(order_task().apply_async, args=[str(order.pk)], **sending))
+            task = order_task()
+            apply = partial(task.apply_async, args=[str(order.pk)], **sending)
+            _publish(apply, bounded=not task.app.conf.task_always_eager)
         except PublishSkipped:
             logger.warning("Order %s not published: the broker failed lately.", order.pk)
             order.mark_unpublished()
@@ -60,10 +62,12 @@ def send_order(order: Order) -> None:
             order.mark_unpublished()
 
 
-def _publish(apply: Callable[[], object]) -> None:
-    """``apply()`` bounded by ``PUBLISH_TIMEOUT`` and the breaker; inline without one."""
+def _publish(apply: Callable[[], object], *, bounded: bool) -> None:
+    """``apply()`` bounded by ``PUBLISH_TIMEOUT`` and the breaker; inline without one,
+    or when not ``bounded``: under ``task_always_eager`` applying runs the order
+    itself, which must happen on the caller's thread and database connection."""
     timeout = conf.PUBLISH_TIMEOUT
-    if timeout is None:
+    if timeout is None or not bounded:
         apply()
         return
     if not BREAKER.allows():
