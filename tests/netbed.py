@@ -144,9 +144,9 @@ class NetBed:
         finally:
             _ip("-n", host.namespace, "neigh", "del", address, "dev", "eth0")
 
-    def slow(self, host: Host, to: Host, ports: tuple[int, ...], delay: float, loss: float) -> None:
-        """Make ``host``'s TCP to ``to``'s ``ports`` take ``delay`` seconds more per
-        round trip, and lose ``loss`` (0-1) of its TCP packets, each way.
+    def slow(self, host: Host, servers: list[tuple[str, int]], delay: float, loss: float) -> None:
+        """Make ``host``'s TCP to ``servers`` (address, port) take ``delay`` seconds
+        more per round trip, and lose ``loss`` (0-1) of its TCP packets, each way.
 
         Where the kernel has ``sch_netem`` this is ``tc qdisc ... netem``; this
         project's test machine has none (CONFIG_NET_SCH_NETEM unset), so the delay is
@@ -157,9 +157,9 @@ class NetBed:
         relay = self.relay or DelayRelay(self.gateway)
         self.relay = relay
         iptables = ("ip", "netns", "exec", host.namespace, "iptables")
-        for port in ports:
-            relayed = relay.forward(to.address, port, delay / 2)
-            dnat = ("-d", to.address, "-p", "tcp", "--dport", str(port), "-j", "DNAT")
+        for address, port in servers:
+            relayed = relay.forward(address, port, delay / 2)
+            dnat = ("-d", address, "-p", "tcp", "--dport", str(port), "-j", "DNAT")
             target = ("--to-destination", f"{self.gateway}:{relayed}")
             subprocess.run([*iptables, "-t", "nat", "-A", "OUTPUT", *dnat, *target], check=True)
         dropped = ("-m", "statistic", "--mode", "random", "--probability", str(loss), "-j", "DROP")
