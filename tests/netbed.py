@@ -148,11 +148,11 @@ class NetBed:
         """Make ``host``'s TCP to ``servers`` (address, port) take ``delay`` seconds
         more per round trip, and lose ``loss`` (0-1) of its TCP packets, each way.
 
-        Where the kernel has ``sch_netem`` this is ``tc qdisc ... netem``; this
-        project's test machine has none (CONFIG_NET_SCH_NETEM unset), so the delay is
+        Not ``tc qdisc ... netem``: kernels built without ``sch_netem`` (this
+        project's test machine's: CONFIG_NET_SCH_NETEM unset) have none. The delay is
         a relay on the bridge's address that holds every chunk ``delay / 2`` each way
-        (the host's connections are DNATed to it), and the loss ``iptables``'
-        ``statistic`` match dropping packets at random on the host.
+        (the host's connections to the servers are DNATed to it), the loss
+        ``iptables``' ``statistic`` match dropping the host's TCP packets at random.
         """
         relay = self.relay or DelayRelay(self.gateway)
         self.relay = relay
