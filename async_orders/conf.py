@@ -37,6 +37,8 @@ DEFAULTS: dict[str, Any] = {
     "LEASE_MARGIN": 10,
     "RECONCILE_INTERVAL": 5,
     "REPUBLISH_AFTER": 300,
+    "PUBLISH_TIMEOUT": 0.5,
+    "PUBLISH_BREAKER_SECONDS": 5,
     "MAX_RETRY_BACKOFF": 600,
     "RETENTION_SECONDS": 30 * 24 * 3600,
     "PURGE_BATCH_SIZE": 1000,
@@ -154,6 +156,8 @@ KINDS: dict[str, Kind] = {
     "LEASE_MARGIN": _seconds(),
     "RECONCILE_INTERVAL": _seconds(exclusive=True),
     "REPUBLISH_AFTER": _seconds(),
+    "PUBLISH_TIMEOUT": Kind("a number of seconds", _is_number, 0, exclusive=True, optional=True),
+    "PUBLISH_BREAKER_SECONDS": _seconds(),
     "MAX_RETRY_BACKOFF": _seconds(),
     "RETENTION_SECONDS": _seconds(),
     "PURGE_BATCH_SIZE": _count(1),
@@ -293,6 +297,18 @@ class Settings:
     def REPUBLISH_AFTER(self) -> float:
         """Seconds a due order may wait for a worker before its message is sent again."""
         return float(self._get("REPUBLISH_AFTER"))
+
+    @property
+    def PUBLISH_TIMEOUT(self) -> float | None:
+        """Most seconds a publish may keep its caller (a POST) waiting; the order is
+        committed, and the reconciler sends one cut short. ``None``: no bound."""
+        value = self._get("PUBLISH_TIMEOUT")
+        return None if value is None else float(value)
+
+    @property
+    def PUBLISH_BREAKER_SECONDS(self) -> float:
+        """Seconds after a failed publish during which none is tried in that process."""
+        return float(self._get("PUBLISH_BREAKER_SECONDS"))
 
     @property
     def MAX_RETRY_BACKOFF(self) -> float:

@@ -20,6 +20,7 @@ from django.contrib.auth.models import Permission, User
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from async_orders.broker import publishing
 from async_orders.embedded import EmbeddedRedis
 from async_orders.models import ProcessLease
 from async_orders.worker import role_leases
@@ -211,6 +212,14 @@ REPORTED_FIGURES: list[str] = []
 def fuzz_counter() -> list[str]:
     """Every schemathesis case run, for the summary line."""
     return FUZZ_CASES
+
+
+@pytest.fixture(autouse=True)
+def _breaker_closed() -> Iterator[None]:
+    """Each test starts with this process's publish breaker closed: one test's refused
+    publish must not make the next test's orders wait for a reconciler."""
+    yield
+    publishing.BREAKER.succeeded()
 
 
 @pytest.fixture(autouse=True)

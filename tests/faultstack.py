@@ -101,6 +101,8 @@ class Stack:
     settings: dict[str, Any] = field(default_factory=dict)
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     base: str = ""
+    #: What runs each process, before Python: ``ip netns exec <host>`` on a test bed.
+    launcher: tuple[str, ...] = ()
 
     @property
     def env(self) -> dict[str, str]:
@@ -124,7 +126,7 @@ class Stack:
         log_path = self.directory / f"{name}.log"
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
-                [sys.executable, *arguments],
+                [*self.launcher, sys.executable, *arguments],
                 cwd=ROOT,
                 env={**self.env, **env},
                 stdout=log,
@@ -145,10 +147,10 @@ class Stack:
     def log_of(self, name: str) -> str:
         return (self.directory / f"{name}.log").read_text(errors="replace")
 
-    def web(self) -> str:
+    def web(self, address: str = "127.0.0.1") -> str:
         port = free_port()
-        self.start("web", "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload")
-        self.base = f"http://127.0.0.1:{port}"
+        self.start("web", "manage.py", "runserver", f"{address}:{port}", "--noreload")
+        self.base = f"http://{address}:{port}"
         wait_until(self._web_answers, timeout=60, what="the web server to start")
         return self.base
 

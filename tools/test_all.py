@@ -8,10 +8,10 @@ can time the installs too:
 2. lint, and meanwhile the matrix's virtualenvs (``nox --install-only``, uv);
 3. at once: the main pytest run, then the embedded rerun (each on pytest-xdist
    workers, whose tests mostly wait: on leases, servers, subprocesses), then the
-   docs; and beside them the integration tests once more through PgBouncer (``make
-   test-pgbouncer``, mostly waiting too), then the matrix's sessions (``nox
-   --no-install -s ...``), a few at a time at the lowest CPU priority, so that they
-   use the CPU the others leave.
+   docs; beside them the partitions between hosts (``make test-hosts``), the
+   integration tests once more through PgBouncer (``make test-pgbouncer``, mostly
+   waiting too), then the matrix's sessions (``nox --no-install -s ...``), a few at a
+   time at the lowest CPU priority, so that they use the CPU the others leave.
 
 Each part writes a log (``.test-logs/<part>.log``), printed whole when the part ends;
 at the end a table gives each part's result, minutes and test counts. Any part that
@@ -179,6 +179,9 @@ def main() -> int:
     linting.join()
 
     main_run = Part("pytest", make("test-main"))
+    # The partitions between hosts wait out minute-long cuts: begun with the main run,
+    # on a lane of their own, they end within it.
+    hosts = Part("hosts", make("test-hosts"))
     embedded = Part("embedded", make("test-embedded"))
     docs = Part("docs", make("docs"))
     pgbouncer = Part("pgbouncer", make("test-pgbouncer"))
@@ -191,11 +194,12 @@ def main() -> int:
     ]
     lanes = [
         in_background([main_run, embedded, docs]),
+        in_background([hosts]),
         in_background([pgbouncer, *sessions], MATRIX_JOBS),
     ]
     for thread in lanes:
         thread.join()
-    parts = [install, lint, matrix_install, main_run, embedded, docs, pgbouncer, *sessions]
+    parts = [install, lint, matrix_install, main_run, hosts, embedded, docs, pgbouncer, *sessions]
     return report(parts, started)
 
 

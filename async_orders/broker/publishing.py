@@ -9,12 +9,15 @@ the task definitions (:mod:`async_orders.tasks` imports it).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from celery import Task, current_app
 
 from async_orders import log_context
 from async_orders.broker import celery_config
+from async_orders.broker.breaker import Breaker, PublishSkipped, call_within
 from async_orders.conf import conf
 from async_orders.models import Order
 from async_orders.registry import ViewOptions, options_for
@@ -23,6 +26,9 @@ logger = logging.getLogger("async_orders")
 
 #: The order task's name, in every message ever published: never change it.
 ORDER_TASK = "async_orders.execute_order"
+
+#: This process's breaker: open while the broker failed lately (``PUBLISH_TIMEOUT``).
+BREAKER = Breaker()
 
 
 def order_task() -> Task:
@@ -36,13 +42,21 @@ def send_order(order: Order) -> None:
     publish signals, another transport) applies to it as to any task.
 
     A broker failure is logged and noted on the order (``published_at`` empty); the
-    order stays accepted and the reconciler sends it once the broker is back. Run at
-    commit, maybe after the placing code returned: the order is named again for logs.
+    order stays accepted and the reconciler sends it once the broker is back. With
+    ``PUBLISH_TIMEOUT`` set, the publish may take that long at most, and after a
+    failure none is tried for ``PUBLISH_BREAKER_SECONDS`` (:mod:`.breaker`), so that a
+    POST never waits out the transport's retries. Run at commit, maybe after the
+    placing code returned: the order is named again for logs.
     """
     sending = {**_routing(order), "eta": order.run_at, "time_limit": hard_time_limit(order)}
     with log_context.about(order):
         try:
-            order_task().apply_async(args=[str(order.pk)], **sending)
+            task = order_task()
+            apply = partial(task.apply_async, args=[str(order.pk)], **sending)
+            _publish(apply, bounded=not task.app.conf.task_always_eager)
+        except PublishSkipped:
+            logger.warning("Order %s not published: the broker failed lately.", order.pk)
+            order.mark_unpublished()
         except Exception:
             logger.exception("Order %s could not be published; the reconciler retries.", order.pk)
             order.mark_unpublished()
@@ -56,6 +70,23 @@ def hard_time_limit(order: Order) -> float | None:
     renewed past the timeout, fences it out). Before its lease could expire, so the
     next attempt never starts while that process still runs."""
     return None if order.timeout is None else order.timeout + conf.LEASE_MARGIN
+
+
+def _publish(apply: Callable[[], object], *, bounded: bool) -> None:
+    """``apply()`` bounded by ``PUBLISH_TIMEOUT`` and the breaker; inline without one,
+    or when not ``bounded``: under ``task_always_eager`` applying runs the order
+    itself, which must happen on the caller's thread and database connection."""
+    timeout = conf.PUBLISH_TIMEOUT
+    if timeout is None or not bounded:
+        apply()
+        return
+    if not BREAKER.allows():
+        raise PublishSkipped()
+    try:
+        call_within(timeout, apply, BREAKER)
+    except Exception:
+        BREAKER.failed(conf.PUBLISH_BREAKER_SECONDS)
+        raise
 
 
 def _routing(order: Order) -> dict[str, Any]:

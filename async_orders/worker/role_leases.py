@@ -74,5 +74,11 @@ def forget(name: str, ttl: float) -> bool:
     return still_expired.delete()[0] == 1
 
 
+def release(name: str, holder: str) -> None:
+    """Give the lease ``name`` up at once, if ``holder`` still has it: a process that
+    stopped cleanly is not to be taken for one that died."""
+    ProcessLease.objects.filter(name=name, holder=holder).delete()
+
+
 def _ago(seconds: float) -> CombinedExpression:
     return Now() - timedelta(seconds=seconds)
