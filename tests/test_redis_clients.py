@@ -1,7 +1,8 @@
 """Notifications through Redis Sentinel: the broker's sentinels are the notifications'
 Redis, a waiter is woken through the master they name (blocking and asyncio), and a
 missing master name is a clear configuration error. The group is real
-(tests/sentinel.py)."""
+(tests/sentinel.py): the tests that start one are integration tests, run by the main
+run with the other high-availability ones, not by every session of the matrix."""
 
 from __future__ import annotations
 
@@ -47,6 +48,8 @@ def test_without_a_master_name_a_sentinel_url_is_a_configuration_error() -> None
         redis_clients.master_name()
 
 
+@pytest.mark.integration
+@pytest.mark.high_availability
 def test_a_waiter_is_woken_through_the_master_the_sentinels_name(group: SentinelGroup) -> None:
     with notify.listening(ORDER) as next_change:
         assert group.master_client().pubsub_numsub(notify.channel(ORDER))[0][1] == 1
@@ -57,6 +60,8 @@ def test_a_waiter_is_woken_through_the_master_the_sentinels_name(group: Sentinel
     assert time.monotonic() - started < 1
 
 
+@pytest.mark.integration
+@pytest.mark.high_availability
 def test_an_asyncio_waiter_is_woken_through_the_master_too(group: SentinelGroup) -> None:
     async def wait() -> float:
         async with notify.alistening(ORDER) as next_change:

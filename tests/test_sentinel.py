@@ -200,7 +200,10 @@ def test_a_killed_sentinel_master_loses_no_order_and_waiters_resume(
         "a change (before/after)"
     )
     assert set(answers) == {302}
-    assert (figure.lost, figure.overlapping, twice) == (0, 0, 0)
+    assert (figure.lost, figure.overlapping) == (0, 0)
+    # The one order the SIGKILLed solo worker was running may have passed its last step
+    # before its outcome was stored: it runs again (at-least-once, never overlapping).
+    assert twice <= 1
     assert recovered < RECOVERY_BOUND
     assert worker.starts >= 2
 

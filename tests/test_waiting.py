@@ -434,7 +434,9 @@ def test_a_batch_long_poll_answers_when_any_of_its_orders_changes(
     etag = wait_until(midway, timeout=30, what="the first order done and the second started")
     with ThreadPoolExecutor(1) as pool:
         waiting = pool.submit(long_poll, batch_url, etag)
-        wait_until(lambda: subscribers(second) == 1, what="the long-poll to wait on its orders")
+        wait_until(
+            lambda: subscribers(second) == 1, timeout=30, what="the long-poll to wait on its orders"
+        )
         opened = time.perf_counter()
         (gate / "0").touch()
         response, answered = waiting.result(timeout=20)
