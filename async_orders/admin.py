@@ -15,17 +15,18 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.html import format_html
+from rest_framework.exceptions import APIException
 
 from async_orders.attempts import OrderAttempt
-from async_orders.exceptions import TooManyActiveOrders, UnknownView
+from async_orders.exceptions import CancelUnsupported
 from async_orders.locks import Locked
-from async_orders.models import Order, OrderStatus, WebhookDelivery
+from async_orders.models import RERUNNABLE, Order, OrderStatus, WebhookDelivery
 from async_orders.ownership import CANCEL_PERMISSION, RERUN_PERMISSION
-from async_orders.placing import RERUNNABLE
 from async_orders.views.lifecycle import rerun
+from async_orders.views.orders import cancel
 
 #: The re-run action's count of orders it could not place now.
-NOT_PLACED = "not placed now (locked, too many active, or no longer orderable)"
+NOT_PLACED = "not placed now (locked, too many active, no longer orderable, or refused)"
 #: Characters of a stored response shown on the order's page; the rest is cut.
 RESPONSE_PREVIEW_CHARS = 10_000
 
@@ -193,15 +194,21 @@ class OrderAdmin(admin.ModelAdmin):
     def cancel_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
         """Cancel each order as ``DELETE`` would: waiting ones at once, running ones at
         their next progress step; finished ones are left alone and counted."""
-        outcomes = {"canceled": 0, "asked to stop": 0, "already finished": 0}
+        outcomes = {"canceled": 0, "asked to stop": 0, "already finished": 0, "cannot cancel": 0}
         for order in queryset:
-            if not order.cancel():
+            try:
+                canceled = cancel(order)
+            except CancelUnsupported:  # a task another backend runs, or cannot drop
+                outcomes["cannot cancel"] += 1
+                continue
+            if not canceled:
                 outcomes["already finished"] += 1
             elif order.status == OrderStatus.CANCELED:
                 outcomes["canceled"] += 1
             else:
                 outcomes["asked to stop"] += 1
-        self.message_user(request, _summary(outcomes), _level(outcomes, "already finished"))
+        level = _level(outcomes, "already finished", "cannot cancel")
+        self.message_user(request, _summary(outcomes), level)
 
     @admin.action(description="Re-run selected failed or canceled orders", permissions=["rerun"])
     def rerun_failed_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
@@ -215,7 +222,7 @@ class OrderAdmin(admin.ModelAdmin):
             try:
                 rerun(order)
                 outcomes["re-run"] += 1
-            except (Locked, TooManyActiveOrders, UnknownView):
+            except (Locked, APIException):  # as the endpoint would refuse it now
                 outcomes[NOT_PLACED] += 1
         outcomes["skipped, not failed or canceled"] = queryset.count() - len(failed)
         level = messages.SUCCESS if outcomes["re-run"] == len(queryset) else messages.WARNING
@@ -232,5 +239,5 @@ def _summary(outcomes: dict[str, int]) -> str:
     )
 
 
-def _level(outcomes: dict[str, int], unwanted: str) -> int:
-    return messages.WARNING if outcomes[unwanted] else messages.SUCCESS
+def _level(outcomes: dict[str, int], *unwanted: str) -> int:
+    return messages.WARNING if any(outcomes[key] for key in unwanted) else messages.SUCCESS

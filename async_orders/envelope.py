@@ -190,6 +190,9 @@ class TaskEnvelopeSerializer(EnvelopeSerializer):
     method = None  # type: ignore[assignment]
     query = None  # type: ignore[assignment]
     data = None  # type: ignore[assignment]
+    # No time limits yet: a task declares none for an order's to stay under.
+    timeout = None  # type: ignore[assignment]
+    start_deadline = None  # type: ignore[assignment]
 
     def validate_arguments(self, attrs: dict[str, Any]) -> dict[str, Any]:
         return attrs

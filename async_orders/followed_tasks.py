@@ -32,7 +32,12 @@ from django.db import DatabaseError
 
 from async_orders import task_compat
 from async_orders.conf import conf
-from async_orders.exceptions import CancelUnsupported, TaskBackendUnavailable, UnknownView
+from async_orders.exceptions import (
+    CancelUnsupported,
+    InvalidEnvelope,
+    TaskBackendUnavailable,
+    UnknownView,
+)
 from async_orders.models import ACTIVE, STARTABLE, FailureCode, Order, failure
 from async_orders.paths import RESULT, order_path
 from async_orders.placing import Submit
@@ -63,8 +68,10 @@ def enqueue_followed(
     def submit(order: Order) -> None:
         try:
             result = (task.using(run_after=run_at) if run_at else task).enqueue(*args, **kwargs)
-        except (task_compat.InvalidTask, DatabaseError):
-            raise  # a 400 naming the task's refusal; our own database's 503
+        except task_compat.InvalidTask as error:  # the backend refused it: a 400
+            raise InvalidEnvelope({"body": [str(error)]}) from None
+        except DatabaseError:
+            raise  # our own database's 503
         except Exception as error:  # the backend's broker or store: the client may retry
             logger.warning("Tasks backend %r failed to enqueue: %r", task.backend, error)
             raise TaskBackendUnavailable(task.backend, conf.RETRY_AFTER) from error
@@ -96,6 +103,13 @@ def follow(order: Order) -> None:
     try:
         result = backend.get_result(order.external_id)
     except TaskResultDoesNotExist:
+        return
+    except DatabaseError:
+        raise  # our own database's 503
+    except Exception as error:  # its store cannot answer now: the order shows what it knew
+        logger.warning(
+            "Tasks backend %r cannot answer for order %s: %r", order.task_backend, order.pk, error
+        )
         return
     follow_result(order, result)
 

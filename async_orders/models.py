@@ -85,6 +85,8 @@ STARTABLE = (OrderStatus.SCHEDULED, OrderStatus.QUEUED)
 ACTIVE = (OrderStatus.SCHEDULED, OrderStatus.QUEUED, OrderStatus.RUNNING)
 #: Statuses an order never leaves.
 FINISHED = (OrderStatus.COMPLETED, OrderStatus.FAILED, OrderStatus.CANCELED)
+#: What can be re-run: an order that failed (timed out included) or was canceled.
+RERUNNABLE = (OrderStatus.FAILED, OrderStatus.CANCELED)
 
 
 #: The columns the order's representation (and its ETag) shows: what a poll loads.
@@ -431,7 +433,7 @@ class Order(models.Model):
     def rerun_ids(self) -> list[uuid.UUID]:
         """The orders that re-ran this one, oldest first; asked only of an order that
         can be re-run (failed or canceled), so a poll of any other costs no query."""
-        if self.status not in (OrderStatus.FAILED, OrderStatus.CANCELED):
+        if self.status not in RERUNNABLE:
             return []
         return list(self.reruns.order_by("created_at").values_list("pk", flat=True))
 
@@ -439,9 +441,7 @@ class Order(models.Model):
     def load_rerun_ids(cls, orders: list[Order]) -> None:
         """Fill :attr:`rerun_ids` of each of ``orders`` with one query for them all, so
         that a page of a listing costs no query per failed order."""
-        rerunnable = [
-            o.pk for o in orders if o.status in (OrderStatus.FAILED, OrderStatus.CANCELED)
-        ]
+        rerunnable = [o.pk for o in orders if o.status in RERUNNABLE]
         found: dict[uuid.UUID | None, list[uuid.UUID]] = {pk: [] for pk in rerunnable}
         if rerunnable:
             reruns = cls.objects.filter(rerun_of__in=rerunnable).order_by("created_at")

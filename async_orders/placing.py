@@ -27,7 +27,7 @@ from async_orders.exceptions import (
     OrderNotRerunnable,
     TooManyActiveOrders,
 )
-from async_orders.models import ACTIVE, Order, OrderStatus, RequesterLock
+from async_orders.models import ACTIVE, RERUNNABLE, Order, OrderStatus, RequesterLock
 from async_orders.order_statements import Limit, insert_row
 from async_orders.ownership import ANONYMOUS, UNCOUNTED
 
@@ -158,10 +158,6 @@ def _cap(requester: str) -> Limit | None:
     if cap is None or requester in UNCOUNTED:
         return None
     return Limit(equal=("requester", requester), among=("status", ACTIVE), most=cap)
-
-
-#: The statuses from which an order may be re-run.
-RERUNNABLE = (OrderStatus.FAILED, OrderStatus.CANCELED)
 
 
 def rerun_order(

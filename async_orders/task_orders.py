@@ -30,11 +30,12 @@ from async_orders.envelope import (
 )
 from async_orders.exceptions import InvalidEnvelope
 from async_orders.followed_tasks import enqueue_followed, is_ours
+from async_orders.labels import label_errors
 from async_orders.models import Order
 from async_orders.placing import place_order
 from async_orders.registry import SchedulableTask
 from async_orders.task_backend import OrderBackend, task_envelope
-from async_orders.task_compat import InvalidTask, task_backends
+from async_orders.task_compat import task_backends
 from async_orders.task_results import NotJSON, task_options
 
 
@@ -46,6 +47,8 @@ def parse_task_envelope(opted_in: SchedulableTask, body: Any) -> Envelope:
     if not serializer.is_valid():
         raise InvalidEnvelope(flatten(serializer.errors))
     fields = serializer.validated_data
+    if errors := label_errors(fields["labels"]):
+        raise InvalidEnvelope(errors)
     task = opted_in.task
     _bind(task, fields["args"], fields["kwargs"])
     run_at = run_at_of(fields.get("countdown"), fields.get("eta"))
@@ -60,6 +63,7 @@ def parse_task_envelope(opted_in: SchedulableTask, body: Any) -> Envelope:
         envelope,
         fingerprint=fingerprint(opted_in.path, body),
         callback_url=fields.get("callback_url", ""),
+        labels=fields["labels"],
     )
     options = task_options(opted_in.path, task.backend)
     return replace(envelope, lock_keys=keys_for(options, envelope))
@@ -97,17 +101,9 @@ def place_task_order(
     submit = None
     if not ours:
         submit = enqueue_followed(task, envelope.args, envelope.kwargs, envelope.run_at)
-    try:
-        order, created = place_order(
-            envelope,
-            owner,
-            origin,
-            requester=requester,
-            idempotency_key=idempotency_key,
-            submit=submit,
-        )
-    except InvalidTask as error:  # the other backend refused it
-        raise InvalidEnvelope({"body": [str(error)]}) from None
+    order, created = place_order(
+        envelope, owner, origin, requester=requester, idempotency_key=idempotency_key, submit=submit
+    )
     if created and ours:
         backend = task_backends[task.backend]
         assert isinstance(backend, OrderBackend)

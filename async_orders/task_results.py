@@ -217,8 +217,10 @@ def _task_error(error: dict[str, Any] | None, error_class: str, traceback: str) 
 @receiver(signals.order_status_changed, dispatch_uid="async_orders.task_results")
 def _send_task_signals(order: Order, status: OrderStatus, **kwargs: Any) -> None:
     """``task_started`` when an attempt claims a task order, ``task_finished`` when it
-    finishes (however: completed, failed, canceled, lost), sent by the backend class."""
-    if not order.is_task or status not in (OrderStatus.RUNNING, *FINISHED):
+    finishes (however: completed, failed, canceled, lost), sent by the backend class.
+    Not for an order following another backend's task: that backend sent them, with
+    its own result."""
+    if not order.is_task or order.is_followed or status not in (OrderStatus.RUNNING, *FINISHED):
         return
     try:
         result = task_result(order)

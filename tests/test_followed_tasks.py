@@ -21,7 +21,7 @@ from django_tasks_db.models import DBTaskResult
 from rest_framework.test import APIClient
 
 from async_orders.models import FOLLOWED_LIMITATIONS, Order, OrderStatus
-from async_orders.task_compat import TaskResultStatus, task_backends
+from async_orders.task_compat import TaskResultStatus, task_backends, task_finished
 from async_orders.worker import reconciler
 from tests.helpers import ROOT
 
@@ -194,6 +194,53 @@ def test_a_rerun_goes_back_to_the_backend_that_ran_the_task(
     assert DBTaskResult.objects.count() == 2
     assert DBTaskResult.objects.filter(id=rerun.external_id).exists()
     assert published == []  # never sent to our worker
+
+
+def test_the_admins_cancel_drops_a_ready_task_from_its_backend_too(
+    client: APIClient, admin_client: Any
+) -> None:
+    placed = order_task(client)
+
+    response = admin_client.post(
+        "/admin/async_orders/order/",
+        {"action": "cancel_orders", "_selected_action": [placed.json()["id"]]},
+        follow=True,
+    )
+
+    assert "1 canceled" in response.content.decode()
+    assert Order.objects.get().status == OrderStatus.CANCELED
+    assert not DBTaskResult.objects.exists()  # it will never run there
+
+
+def test_a_poll_shows_the_stored_state_while_the_other_backend_cannot_answer(
+    client: APIClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    placed = order_task(client)
+
+    def store_down(result_id: str) -> None:
+        raise ConnectionError("Connection refused")
+
+    monkeypatch.setattr(task_backends["db"], "get_result", store_down)
+    polled = client.get(placed["Location"])
+
+    assert (polled.status_code, polled.json()["status"]) == (202, OrderStatus.QUEUED)
+
+
+def test_the_framework_signals_of_a_followed_task_are_its_backends_alone(
+    client: APIClient,
+) -> None:
+    finished: list[Any] = []
+
+    def record(sender: Any, task_result: Any, **kwargs: Any) -> None:
+        finished.append(task_result.id)
+
+    task_finished.connect(record)
+    try:
+        order_task(client, "tests.testapp.jobs.add_at_once")
+    finally:
+        task_finished.disconnect(record)
+
+    assert finished == [Order.objects.get().external_id]  # not also under our order's id
 
 
 def test_a_task_its_backend_ran_at_once_is_completed_at_once(client: APIClient) -> None:

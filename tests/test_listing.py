@@ -4,6 +4,7 @@ page-number form."""
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -72,6 +73,8 @@ def test_created_after_and_before_bound_the_listing(api: APIClient, mine: list[O
         ("status", "baking"),
         ("page_size", "0"),
         ("cursor", "not-a-cursor"),
+        # Well-formed, as DRF writes one, with a position that is no time: was a 500.
+        ("cursor", base64.b64encode(b"p=garbage").decode()),
     ],
 )
 def test_a_bad_filter_value_is_a_400_naming_it(

@@ -326,3 +326,18 @@ def test_a_task_ordered_over_http_runs_on_the_celery_worker(api: APIClient, user
 
     assert api.get(done["Location"]).json() == {"greeting": "Hello, Live!", "attempt": 1}
     assert Order.objects.get().worker.startswith("worker@")
+
+
+def test_a_task_order_keeps_its_labels_and_refuses_time_limits(api: APIClient) -> None:
+    url = "/async/tasks/tests.testapp.jobs.add/order/"
+
+    placed = api.post(url, {"args": [1, 2], "labels": {"run": "r1"}}, format="json")
+    refused = api.post(url, {"args": [1, 2], "timeout": 5}, format="json")
+    bad_label = api.post(url, {"args": [1, 2], "labels": {"run": 7}}, format="json")
+
+    assert placed.status_code == 302
+    assert placed.json()["labels"] == {"run": "r1"}
+    assert refused.status_code == 400
+    assert "timeout" in refused.json()["fields"]
+    assert bad_label.status_code == 400
+    assert "labels.run" in bad_label.json()["fields"]

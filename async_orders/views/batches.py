@@ -30,11 +30,11 @@ from async_orders.locks import Locked
 from async_orders.models import Order
 from async_orders.ownership import may_see, remember_session_requester, requester_key
 from async_orders.views.base import OrderAPIView, session_key
-from async_orders.views.body import has_body, json_body, require_json
+from async_orders.views.body import json_body, require_json_if_body
 from async_orders.views.events import Snapshot, event_stream
 from async_orders.views.headers import etag_matches, requested_wait
 from async_orders.views.longpoll import WaitsInThread, waiting_view
-from async_orders.views.orders import _origin, placed_answer
+from async_orders.views.orders import origin, placed_answer
 from async_orders.views.waiting import released
 
 
@@ -48,7 +48,7 @@ class PlaceBatchView(OrderAPIView):
         envelopes = parse_batch(json_body(request._request))
         requester = requester_key(request.user, session_key(request))
         try:
-            batch = place_batch(envelopes, request.user, _origin(request), requester=requester)
+            batch = place_batch(envelopes, request.user, origin(request), requester=requester)
         except Locked as locked:
             raise OrderConflict(self._blocking_url(locked.order)) from None
         remember_session_requester(request, requester)
@@ -95,8 +95,7 @@ class BatchDetailView(BatchView):
     @openapi.cancel_batch_schema
     def delete(self, request: Request, pk: str) -> Response:
         """200 once every order is canceled or finished, 202 while running ones stop."""
-        if has_body(request._request):
-            require_json(request._request)
+        require_json_if_body(request._request)
         batch = self.get_batch(pk)
         if not cancel_batch(batch.id):
             raise BatchFinished()

@@ -61,6 +61,13 @@ def require_json(request: HttpRequest) -> None:
         )
 
 
+def require_json_if_body(request: HttpRequest) -> None:
+    """For the endpoints that need no body (DELETE, a re-run): one that is sent must
+    still say it is JSON, as for placing an order."""
+    if has_body(request):
+        require_json(request)
+
+
 def has_body(request: HttpRequest) -> bool:
     """Whether the request comes with a body, declared by its length or its encoding."""
     return bool(_declared_length(request)) or "HTTP_TRANSFER_ENCODING" in request.META

@@ -19,7 +19,7 @@ from async_orders.ownership import RERUN_PERMISSION
 from async_orders.placing import rerun_order
 from async_orders.serializers import represent, represent_attempt
 from async_orders.views.base import OrderAPIView
-from async_orders.views.body import has_body, require_json
+from async_orders.views.body import require_json_if_body
 from async_orders.views.headers import idempotency_key
 from async_orders.views.orders import placed_answer
 
@@ -39,8 +39,7 @@ class RerunOrderView(OrderAPIView):
 
     @openapi.rerun_order_schema
     def post(self, request: Request, pk: str) -> Response:
-        if has_body(request._request):
-            require_json(request._request)
+        require_json_if_body(request._request)
         order = self.get_order(pk, acting=RERUN_PERMISSION)
         try:
             again, _ = rerun(order, idempotency_key(request))

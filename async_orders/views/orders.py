@@ -10,6 +10,7 @@ import logging
 import math
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.http import HttpResponse, HttpResponseNotModified
 from django.utils import timezone
 from django.utils.translation import gettext
@@ -46,7 +47,7 @@ from async_orders.placing import place_order
 from async_orders.registry import find_endpoint, find_task
 from async_orders.serializers import ListQuerySerializer, OrderSerializer, represent
 from async_orders.views.base import OrderAPIView, session_key
-from async_orders.views.body import has_body, json_body, require_json
+from async_orders.views.body import json_body, require_json_if_body
 from async_orders.views.headers import (
     etag_matches,
     idempotency_key,
@@ -84,7 +85,7 @@ class PlaceOrderView(OrderAPIView):
             order, _ = place_order(
                 envelope,
                 owner=request.user,
-                origin=_origin(request),
+                origin=origin(request),
                 requester=requester,
                 idempotency_key=idempotency_key(request),
             )
@@ -120,7 +121,7 @@ class PlaceTaskOrderView(PlaceOrderView):
                 opted_in,
                 envelope,
                 request.user,
-                _origin(request),
+                origin(request),
                 requester=requester,
                 idempotency_key=idempotency_key(request),
             )
@@ -152,10 +153,9 @@ class OrderDetailView(OrderAPIView):
     def delete(self, request: Request, pk: str) -> Response:
         """200 when canceled at once, 202 when a running order was asked to stop. A body
         is not needed, but one that is not JSON is refused, as for placing an order."""
-        if has_body(request._request):
-            require_json(request._request)
+        require_json_if_body(request._request)
         order = self.get_order(pk, acting=CANCEL_PERMISSION)
-        if not (_cancel_followed(order) if order.is_followed else order.cancel()):
+        if not cancel(order):
             order.refresh_from_db(fields=["status"])
             raise OrderFinished(order.status)
         body = OrderSerializer(order, context={"request": request}).data
@@ -210,9 +210,12 @@ class OrderCursorPagination(CursorPagination):
     def decode_cursor(self, request: Request) -> Any:
         """A cursor this server did not write is a bad value (400), not a missing page."""
         try:
-            return super().decode_cursor(request)
-        except NotFound:
+            cursor = super().decode_cursor(request)
+            if cursor is not None and cursor.position is not None:
+                Order._meta.get_field("created_at").to_python(cursor.position)
+        except (NotFound, ValidationError):
             raise InvalidQuery({"cursor": [gettext("Not a cursor of this listing.")]}) from None
+        return cursor
 
 
 @openapi.list_orders_schema
@@ -303,7 +306,12 @@ def _follow(order: Order) -> None:
     follow(order)
 
 
-def _cancel_followed(order: Order) -> bool:
+def cancel(order: Order) -> bool:
+    """Cancel ``order`` as ``DELETE`` does (and the admin's action): ``False`` when it
+    had finished. An order following another backend's task is canceled through that
+    backend (the Tasks framework, there, is imported only then)."""
+    if not order.is_followed:
+        return order.cancel()
     from async_orders.followed_tasks import cancel_followed
 
     return cancel_followed(order)
@@ -317,5 +325,6 @@ def _replay(order: Order) -> HttpResponse:
     )
 
 
-def _origin(request: Request) -> str:
+def origin(request: Request) -> str:
+    """The scheme and host the client placed an order on (for its URLs)."""
     return request.build_absolute_uri("/").rstrip("/")
