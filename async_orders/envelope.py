@@ -198,15 +198,23 @@ class TaskEnvelopeSerializer(EnvelopeSerializer):
         return attrs
 
 
-def parse_envelope(endpoint: Endpoint, body: Any) -> Envelope:
-    """Validate ``body`` for ``endpoint``; raise :class:`InvalidEnvelope` naming each bad field."""
+def validated_fields(serializer_class: type[EnvelopeSerializer], body: Any) -> dict[str, Any]:
+    """The body's fields as ``serializer_class`` validates them, its labels checked
+    too: what a view's and a task's envelope share. :class:`InvalidEnvelope` naming
+    each bad field."""
     check_text(body)
-    serializer = EnvelopeSerializer(data=body)
+    serializer = serializer_class(data=body)
     if not serializer.is_valid():
         raise InvalidEnvelope(flatten(serializer.errors))
-    fields = serializer.validated_data
+    fields: dict[str, Any] = serializer.validated_data
     if errors := label_errors(fields["labels"]):
         raise InvalidEnvelope(errors)
+    return fields
+
+
+def parse_envelope(endpoint: Endpoint, body: Any) -> Envelope:
+    """Validate ``body`` for ``endpoint``; raise :class:`InvalidEnvelope` naming each bad field."""
+    fields = validated_fields(EnvelopeSerializer, body)
     by_method = endpoint.options_by_method()
     method = _method(endpoint, by_method, fields.get("method"))
     _reverse(endpoint, fields["args"], fields["kwargs"])

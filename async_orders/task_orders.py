@@ -22,15 +22,13 @@ from django.utils.translation import gettext
 from async_orders.envelope import (
     Envelope,
     TaskEnvelopeSerializer,
-    check_text,
     fingerprint,
-    flatten,
     keys_for,
     run_at_of,
+    validated_fields,
 )
 from async_orders.exceptions import InvalidEnvelope
 from async_orders.followed_tasks import enqueue_followed, is_ours
-from async_orders.labels import label_errors
 from async_orders.models import Order
 from async_orders.placing import place_order
 from async_orders.registry import SchedulableTask
@@ -42,13 +40,7 @@ from async_orders.task_results import NotJSON, task_options
 def parse_task_envelope(opted_in: SchedulableTask, body: Any) -> Envelope:
     """Validate ``body`` for the task; :class:`InvalidEnvelope` naming each bad field,
     the arguments included when they do not fit the task's signature."""
-    check_text(body)
-    serializer = TaskEnvelopeSerializer(data=body)
-    if not serializer.is_valid():
-        raise InvalidEnvelope(flatten(serializer.errors))
-    fields = serializer.validated_data
-    if errors := label_errors(fields["labels"]):
-        raise InvalidEnvelope(errors)
+    fields = validated_fields(TaskEnvelopeSerializer, body)
     task = opted_in.task
     _bind(task, fields["args"], fields["kwargs"])
     run_at = run_at_of(fields.get("countdown"), fields.get("eta"))
