@@ -8,6 +8,9 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 DEMO_INSTALLED := $(VENV)/.demo-installed
 CHROMIUM ?= /usr/bin/chromium
+# Several parts of `make test` may install a Debian package at once: each waits for
+# dpkg's lock instead of failing.
+APT_GET := apt-get -o DPkg::Lock::Timeout=600
 
 .PHONY: matrix demo test test-main test-hosts test-embedded test-pgbouncer lint format docs browser clean bench bench-peers profile
 
@@ -58,8 +61,8 @@ HOSTS_JOBS ?= 6
 test-hosts: $(INSTALLED)
 	@if ! command -v iptables >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		echo "Installing iptables for the test bed's lossy links"; \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables >/dev/null 2>&1 \
-		|| { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables >/dev/null; } \
+		DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq iptables >/dev/null 2>&1 \
+		|| { $(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq iptables >/dev/null; } \
 		|| echo "iptables could not be installed: the hosts tests will skip (fail under CI=true)"; \
 	fi
 	$(BIN)/python -m pytest --dist load -n $(HOSTS_JOBS) -m hosts tests/test_hosts.py
@@ -96,8 +99,8 @@ browser:
 	@if [ ! -x "$(CHROMIUM)" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		echo "Installing chromium for the browser tests"; \
 		export DEBIAN_FRONTEND=noninteractive; \
-		apt-get install -y -qq chromium >/dev/null 2>&1 \
-		|| { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
+		$(APT_GET) install -y -qq chromium >/dev/null 2>&1 \
+		|| { $(APT_GET) update -qq && $(APT_GET) install -y -qq chromium >/dev/null; } \
 		|| echo "chromium could not be installed: the browser tests will skip (fail under CI=true)"; \
 	fi
 
@@ -109,7 +112,7 @@ BENCH_INSTALLED := $(VENV)/.bench-installed
 
 $(BENCH_INSTALLED): $(INSTALLED) benchmarks/requirements.txt
 	$(BIN)/python -m pip install --quiet -r benchmarks/requirements.txt
-	command -v wrk >/dev/null || apt-get install -y wrk || (apt-get update && apt-get install -y wrk)
+	command -v wrk >/dev/null || $(APT_GET) install -y wrk || ($(APT_GET) update && $(APT_GET) install -y wrk)
 	touch $@
 
 # Timing benchmarks: not part of `make test`; about 10 minutes on 2 cores.

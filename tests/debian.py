@@ -14,6 +14,10 @@ import subprocess
 
 import pytest
 
+#: apt-get, waiting up to 10 minutes for another install to release dpkg's lock:
+#: ``make test``'s parts start at once, and several may install something.
+APT_GET = ["apt-get", "-o", "DPkg::Lock::Timeout=600"]
+
 
 def installed(program: str, package: str) -> str | None:
     """The path of ``program``, after installing Debian's ``package`` if it was missing
@@ -22,9 +26,9 @@ def installed(program: str, package: str) -> str | None:
     if found or os.geteuid() != 0 or not shutil.which("apt-get"):
         return found
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", package]
+    install = [*APT_GET, "install", "-y", "-qq", "--no-install-recommends", package]
     if subprocess.run(install, env=env, capture_output=True).returncode != 0:
-        subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True)
+        subprocess.run([*APT_GET, "update", "-qq"], env=env, capture_output=True)
         subprocess.run(install, env=env, capture_output=True)
     return which(program)
 
