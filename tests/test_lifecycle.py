@@ -325,3 +325,21 @@ def test_the_reconciler_fails_a_waiting_order_no_worker_started_in_time() -> Non
     assert (late.status, late.error["code"]) == (OrderStatus.FAILED, "start_deadline_exceeded")
     assert not late.locks.exists()
     assert Order.objects.get(pk=on_time.pk).status == OrderStatus.QUEUED
+
+
+def test_an_expired_order_behind_a_batch_of_unexpired_ones_is_failed_in_the_same_pass(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The reconciler reads a batch of waiting orders at a time: the expired ones must
+    be that batch, not whichever came first."""
+    monkeypatch.setattr("async_orders.worker.reconciler.BATCH", 2)
+    created = timezone.now() - timedelta(seconds=5)
+    waiting = [make_order("counted", start_deadline=30) for _ in range(2)]
+    late = make_order("counted", start_deadline=1)
+    for age, order in enumerate([*waiting, late]):
+        Order.objects.filter(pk=order.pk).update(created_at=created + timedelta(seconds=age / 10))
+
+    report = reconcile()
+
+    assert report.expired == [late.pk]
+    assert all(Order.objects.get(pk=order.pk).status == OrderStatus.QUEUED for order in waiting)

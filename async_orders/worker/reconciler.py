@@ -24,9 +24,13 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
-from django.db.models import Q
-from django.db.models.functions import Now
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import DurationField, Func, Q
+from django.db.models.expressions import CombinedExpression
+from django.db.models.functions import Coalesce, Now
+from django.db.models.sql.compiler import SQLCompiler
 from django.utils import timezone
 
 from async_orders import log_context, signals
@@ -36,6 +40,9 @@ from async_orders.conf import conf
 from async_orders.models import STARTABLE, Order, OrderStatus
 from async_orders.outage import UNREACHABLE, reconnect_later
 from async_orders.worker import role_leases
+
+if TYPE_CHECKING:
+    from django.db.models.sql.compiler import _AsSqlType
 
 logger = logging.getLogger("async_orders")
 
@@ -150,15 +157,37 @@ def _republish(which: Q, report: Reconciliation) -> None:
 
 def _expire_unstarted(report: Reconciliation) -> None:
     """Fail the waiting orders that no worker started within their start deadline (a
-    worker that claims one later fails it too, calling nothing): the few orders with
-    a deadline are read, and each judged on the clock of this process."""
-    now = timezone.now()
+    worker that claims one later fails it too, calling nothing). The database picks
+    the expired ones, so that a batch of orders still within their deadlines never
+    hides one past it."""
     waiting = Order.objects.filter(status__in=STARTABLE, start_deadline__isnull=False)
-    for order in waiting.order_by("created_at")[:BATCH]:
-        if order.start_deadline_passed(now):
-            with log_context.about(order):
-                if order.expire_unstarted():
-                    report.expired.append(order.pk)
+    expired = waiting.alias(start_by=_start_by()).filter(start_by__lt=timezone.now())
+    for order in expired.order_by("start_by")[:BATCH]:
+        with log_context.about(order):
+            if order.expire_unstarted():
+                report.expired.append(order.pk)
+
+
+def _start_by() -> CombinedExpression:
+    """When a waiting order must have started: its deadline after it fell due, as
+    :meth:`Order.start_deadline_passed` counts it."""
+    return Coalesce("run_at", "created_at") + SecondsAsDuration("start_deadline")
+
+
+class SecondsAsDuration(Func):
+    """A float number of seconds as a duration the database adds to a date: an
+    interval on PostgreSQL. Django keeps durations as integer microseconds on SQLite,
+    where its own product of a float and a duration is a float its date arithmetic
+    refuses."""
+
+    output_field = DurationField()
+    template = "(%(expressions)s * INTERVAL '1 second')"
+
+    def as_sqlite(
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: Any
+    ) -> _AsSqlType:
+        microseconds = "CAST(%(expressions)s * 1000000 AS INTEGER)"
+        return self.as_sql(compiler, connection, template=microseconds, **extra)
 
 
 def _recover_lost(report: Reconciliation) -> None:
