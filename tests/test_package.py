@@ -168,10 +168,11 @@ def built_client(tmp_path_factory: pytest.TempPathFactory) -> Built:
 
 
 @pytest.fixture(params=["built", "built_client"], ids=["server", "client"])
-def each_built(request: pytest.FixtureRequest) -> Built:
-    """Each distribution this repository releases, for what holds of both."""
-    built: Built = request.getfixturevalue(request.param)
-    return built
+def each_built(request: pytest.FixtureRequest, built: Built, built_client: Built) -> Built:
+    """Each distribution this repository releases, for what holds of both. Both are
+    asked for by name, so that these tests run where the module's other tests do
+    (tests/conftest.py), and each distribution is built once, not once per worker."""
+    return {"built": built, "built_client": built_client}[request.param]
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,15 @@ SUMMARY = re.compile(r"^=*\s*(\d+ [a-z]+(?:, \d+ [a-z ]+)*) in [\d.]+s", re.MULT
 #: nox's line for a session it skipped: "Session tests-3.11(django='6.0') skipped: ...".
 SKIPPED = re.compile(r"^nox > Session \S+ skipped: (.*)$", re.MULTILINE)
 
+#: What the parts run with: this environment, but Python writes the bytecode of what
+#: a process imports (the checkout, and the packages of the matrix's virtualenvs,
+#: which uv installs uncompiled), so that each of the hundreds of processes the tests
+#: start (workers, servers, projects) does not compile them again where
+#: PYTHONDONTWRITEBYTECODE is set: 6.0 s to set Django up in a matrix session, 2.5 s.
+PARTS_ENVIRONMENT = {
+    name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"
+}
+
 _print_lock = threading.Lock()
 
 
@@ -83,7 +92,7 @@ def run(part: Part) -> Part:
         process = subprocess.Popen(
             part.command,
             cwd=ROOT,
-            env={**os.environ, **part.env},
+            env={**PARTS_ENVIRONMENT, **part.env},
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
