@@ -24,7 +24,9 @@ def test_the_demo_runs_an_order_and_ctrl_c_stops_every_process(tmp_path: Path) -
     runner = start_demo(port, tmp_path / "demo.sqlite3", printed)
     base = f"http://127.0.0.1:{port}"
     try:
-        order = wait_until(lambda: _try_order(base), timeout=60, what="the demo to answer")
+        # Three processes to start and a database to migrate: on a machine as busy as
+        # make test's (load 13), a minute was not always enough.
+        order = wait_until(lambda: _try_order(base), timeout=180, what="the demo to answer")
         done = wait_until(
             lambda: (r := requests.get(order, timeout=5)).status_code == 201 and r,
             timeout=30,
