@@ -34,7 +34,8 @@ demo: $(DEMO_INSTALLED)
 # the docs, and the unit tests on every Python x Django this machine can run.
 # The browser tests skip without Chromium (and fail under CI=true).
 # tools/test_all.py runs these parts, several at once (the fault tests mostly wait
-# on leases), and ends with a table of each part's result, minutes and test counts.
+# on leases), and ends with a table of each part's result, minutes (wall and CPU)
+# and test counts.
 # About 13 minutes from a warm .venv on 2 cores, measured (README.md).
 test:
 	@MAKE="$(MAKE)" $(PYTHON) tools/test_all.py

@@ -14,8 +14,8 @@ can time the installs too:
    time at the lowest CPU priority, so that they use the CPU the others leave.
 
 Each part writes a log (``.test-logs/<part>.log``), printed whole when the part ends;
-at the end a table gives each part's result, minutes and test counts. Any part that
-fails fails the run (exit 1), after every part has finished. The concurrency is set
+at the end a table gives each part's result, minutes (wall and CPU) and test counts.
+Any part that fails fails the run (exit 1), after every part has finished. The concurrency is set
 with ``make test TEST_JOBS=n`` (pytest-xdist workers of the main run, default 4) and
 ``MATRIX_JOBS=n`` (matrix sessions at once, default 3).
 """
@@ -64,6 +64,10 @@ class Part:
     env: dict[str, str] = field(default_factory=dict)
     returncode: int | None = None
     seconds: float = 0.0
+    #: The CPU time of the part's processes (those waited for: the tests' own, not
+    #: the daemons they leave), user and system: on a shared machine, what the part
+    #: costs whatever the others were doing meanwhile.
+    cpu_seconds: float = 0.0
     counts: str = ""
     tally: dict[str, int] = field(default_factory=dict)
 
@@ -99,7 +103,7 @@ def run(part: Part) -> Part:
             start_new_session=True,  # stopped as a group on Ctrl-C
         )
         _running.add(process)
-    part.returncode = process.wait()
+    part.returncode, part.cpu_seconds = wait_with_usage(process)
     part.seconds = time.monotonic() - started
     output = part.log.read_text(errors="replace")
     part.tally = tally(output)
@@ -112,6 +116,14 @@ def run(part: Part) -> Part:
         f"=== end of {part.name} ({verdict}, exit code {part.returncode}) ===",
     )
     return part
+
+
+def wait_with_usage(process: subprocess.Popen[bytes]) -> tuple[int, float]:
+    """Wait for ``process``: its exit code, and the CPU seconds it and the children it
+    waited for used (``wait4``)."""
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return process.returncode, usage.ru_utime + usage.ru_stime
 
 
 def tally(output: str) -> dict[str, int]:
@@ -216,13 +228,16 @@ def report(parts: list[Part], started: float) -> int:
     """The table of parts; 1 when any failed."""
     failed = [part for part in parts if part.failed]
     width = max(len(part.name) for part in parts)
-    lines = [f"{'part'.ljust(width)}  result  minutes  tests"]
+    lines = [f"{'part'.ljust(width)}  result  minutes  CPU min  tests"]
     for part in parts:
         verdict = "FAILED" if part.failed else "ok"
-        minutes = f"{part.seconds / 60:7.1f}"
+        minutes = f"{part.seconds / 60:7.1f}  {part.cpu_seconds / 60:7.1f}"
         lines.append(f"{part.name.ljust(width)}  {verdict:6}  {minutes}  {part.counts}".rstrip())
     total = (time.monotonic() - started) / 60
-    lines.append(f"{'make test'.ljust(width)}  {'FAILED' if failed else 'ok':6}  {total:7.1f}")
+    cpu = sum(part.cpu_seconds for part in parts) / 60
+    lines.append(
+        f"{'make test'.ljust(width)}  {'FAILED' if failed else 'ok':6}  {total:7.1f}  {cpu:7.1f}"
+    )
     say("\n".join(["", "make test: the parts (several run at once)", *lines]))
     if failed:
         say("Failed: " + ", ".join(part.name for part in failed) + f" (logs in {LOGS})")
