@@ -114,6 +114,21 @@ class Stack:
             "ASYNC_ORDERS_TEST_SETTINGS": json.dumps({"PROGRESS_INTERVAL": 0.05, **self.settings}),
         }
 
+    def freeze(self, process: subprocess.Popen[bytes]) -> None:
+        """SIGSTOP ``process`` between two of its writes. On SQLite a process frozen
+        inside a write holds the database's one write lock, and no other process can
+        write until it is thawed, lease or none: that is SQLite's limit (PostgreSQL
+        locks rows), not the frozen worker these tests are about."""
+        shm = Path(f"{self.database_env['ASYNC_ORDERS_TEST_DB_NAME']}-shm")
+        for _ in range(100):
+            process.send_signal(signal.SIGSTOP)
+            wait_until(lambda: _state(process.pid) == "T", timeout=10, what="the stop")
+            if services.DATABASE != "sqlite" or not holds_wal_write_lock(process.pid, shm):
+                return
+            process.send_signal(signal.SIGCONT)
+            time.sleep(0.02)
+        raise AssertionError(f"process {process.pid} held SQLite's write lock 100 times")
+
     @property
     def ledger(self) -> redis.Redis:
         return redis.Redis(unix_socket_path=str(self.ledger_server.socket_path))
@@ -218,6 +233,36 @@ class Stack:
     def stop(self) -> None:
         for process in self.processes:
             _stop_session(process)
+
+
+#: The byte of a WAL database's shared-memory file that its writer locks (SQLite's
+#: WAL_WRITE_LOCK, the first of the locks at offset 120).
+WAL_WRITE_LOCK_BYTE = 120
+
+
+def holds_wal_write_lock(pid: int, shm: Path) -> bool:
+    """Whether process ``pid`` holds the write lock of the WAL database whose
+    shared-memory file is ``shm``, from the kernel's table of file locks: lines like
+    ``1: POSIX  ADVISORY  WRITE 4242 00:2a:1234 120 120``."""
+    try:
+        inode = shm.stat().st_ino
+    except FileNotFoundError:
+        return False
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        if len(fields) < 8 or fields[1] != "POSIX" or fields[3] != "WRITE":
+            continue
+        owner, file, start, end = fields[4], fields[5], fields[6], fields[7]
+        if int(owner) == pid and int(file.rsplit(":", 1)[1]) == inode:
+            last = int(end) if end != "EOF" else WAL_WRITE_LOCK_BYTE
+            if int(start) <= WAL_WRITE_LOCK_BYTE <= last:
+                return True
+    return False
+
+
+def _state(pid: int) -> str:
+    """The process's state letter in /proc (``T``: stopped by a signal)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
 
 
 def _stop_session(process: subprocess.Popen[bytes]) -> None:

@@ -90,7 +90,7 @@ def test_a_worker_frozen_past_its_lease_stops_at_its_next_checkpoint(stack: Stac
     url = stack.place("ledgered-retrying", 60, STEP_SECONDS)
     first_step_of(stack, url)
 
-    frozen.send_signal(signal.SIGSTOP)
+    stack.freeze(frozen)
     stopped = Stopwatch()
     stack.worker("rescuer")
     wait_until(lambda: stack.order(url)["attempts"] == 2, timeout=30, what="attempt 2")
