@@ -22,7 +22,6 @@ from django.contrib.auth.models import User
 
 from async_orders.locks import lock_key
 from async_orders.models import OrderLock
-from tests import services
 from tests.faultstack import Stack
 from tests.helpers import ROOT, place_live, wait_until
 from tests.testapp.models import Execution
@@ -78,14 +77,6 @@ def test_an_attempt_past_its_timeout_stops_at_its_checkpoint_and_never_overlaps_
     assert not OrderLock.objects.filter(key=lock_key("ledgered-timed", steps=10_000)).exists()
 
 
-@pytest.mark.xfail(
-    services.DATABASE == "sqlite",
-    reason="known defect, open: on SQLite the retry's pool process (forked after the "
-    "first was replaced) claims the order in a transaction that stays open through the "
-    "view, so its own hard time limit finds the order still queued and recovers "
-    "nothing; its lease recovers it later",
-    strict=False,
-)
 def test_an_attempt_that_reaches_no_checkpoint_has_its_pool_process_replaced(
     stack: Stack,
 ) -> None:

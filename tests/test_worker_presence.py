@@ -3,15 +3,20 @@ the messages it had prefetched."""
 
 from __future__ import annotations
 
+import os
+import threading
+import time
 from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from async_orders.conf import conf
 from async_orders.models import ProcessLease
 from async_orders.worker import presence, reconciler
+from tests import services
 from tests.factories import make_order
 from tests.helpers import wait_until
 
@@ -43,3 +48,37 @@ def test_a_worker_that_stops_cleanly_gives_its_presence_up_at_once() -> None:
 
     # Gone at once, not left to expire: the reconciler never takes it for dead.
     assert not mine.exists()
+
+
+# Forking a process that runs threads is what a prefork worker does, and what this
+# test is about; Python 3.12+ warns of it.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+@pytest.mark.skipif(services.DATABASE != "sqlite", reason="SQLite's connections only")
+@pytest.mark.django_db(transaction=True)
+def test_on_sqlite_a_fork_waits_for_the_presence_and_inherits_no_connection_of_it() -> None:
+    """A pool process forked while the presence renews would inherit its connection,
+    and with it SQLite's record of the locks it held (the write lock, mid-renewal)."""
+    inside, leave = threading.Event(), threading.Event()
+    after: list[object] = []
+
+    def renew() -> None:
+        with presence._out_of_forks():
+            ProcessLease.objects.exists()  # the thread's connection is open
+            inside.set()
+            leave.wait(5)
+        after.append(connection.connection)
+
+    renewing = threading.Thread(target=renew)
+    renewing.start()
+    assert inside.wait(5)
+    threading.Timer(0.3, leave.set).start()
+    started = time.monotonic()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child's coverage is not collected
+        os._exit(0)
+    waited = time.monotonic() - started
+    os.waitpid(child, 0)
+    renewing.join(5)
+
+    assert waited >= 0.25  # the fork came only once the renewal was done
+    assert after == [None]  # and the connection closed

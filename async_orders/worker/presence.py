@@ -10,8 +10,11 @@ then publishes the waiting orders again.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from celery.signals import worker_ready, worker_shutdown
@@ -29,6 +32,13 @@ _stop = threading.Event()
 _keeper: list[threading.Thread] = []
 #: How long a stopping worker waits for its presence to be given up.
 RELEASE_TIMEOUT = 5.0
+
+#: Held while the presence thread uses SQLite, and while this process forks:
+#: :func:`_out_of_forks`.
+_forking = threading.Lock()
+os.register_at_fork(
+    before=_forking.acquire, after_in_parent=_forking.release, after_in_child=_forking.release
+)
 
 
 @worker_ready.connect
@@ -58,17 +68,47 @@ def stop_presence(**kwargs: Any) -> None:
 def _renew_until_stopped(name: str) -> None:
     try:
         while True:
-            try:
-                role_leases.hold(name, name, conf.WORKER_LOST_AFTER)
-            except UNREACHABLE:
-                reconnect_later()
-            except Exception:
-                logger.exception("The presence of worker %s could not be renewed.", name)
+            with _out_of_forks():
+                _renew(name)
             if _stop.wait(conf.HEARTBEAT_INTERVAL):
-                _release(name)
+                with _out_of_forks():
+                    _release(name)
                 return
     finally:
         connection.close()
+
+
+@contextmanager
+def _out_of_forks() -> Iterator[None]:
+    """On SQLite, keep this thread's connection out of the pool processes billiard
+    forks from this process (to replace one past its hard time limit, or one that
+    died): no fork while it is in use, and closed after each use.
+
+    A pool process would inherit it open and never close it (its thread is not
+    there), and SQLite keeps one record of the locks of all of a process's
+    connections to a file: the pool process's own connection then takes no lock of
+    its own, and waits out its busy timeout on a write lock the inherited one held at
+    the fork, which nothing releases. A retry's claim did, so its hard time limit
+    found the order still queued (https://www.sqlite.org/howtocorrupt.html, 2.6). A
+    fork meanwhile waits for the renewal, at most the busy timeout.
+    """
+    if connection.vendor != "sqlite":
+        yield
+        return
+    with _forking:
+        try:
+            yield
+        finally:
+            connection.close()
+
+
+def _renew(name: str) -> None:
+    try:
+        role_leases.hold(name, name, conf.WORKER_LOST_AFTER)
+    except UNREACHABLE:
+        reconnect_later()
+    except Exception:
+        logger.exception("The presence of worker %s could not be renewed.", name)
 
 
 def _release(name: str) -> None:
