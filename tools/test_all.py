@@ -15,9 +15,9 @@ can time the installs too:
 
 Each part writes a log (``.test-logs/<part>.log``), printed whole when the part ends;
 at the end a table gives each part's result, minutes (wall and CPU) and test counts.
-Any part that fails fails the run (exit 1), after every part has finished. The concurrency is set
-with ``make test TEST_JOBS=n`` (pytest-xdist workers of the main run, default 4) and
-``MATRIX_JOBS=n`` (matrix sessions at once, default 3).
+Any part that fails fails the run (exit 1), after every part has finished. The
+concurrency is set with ``make test TEST_JOBS=n`` (pytest-xdist workers of the main
+run, default 4) and ``MATRIX_JOBS=n`` (matrix sessions at once, default 3).
 """
 
 from __future__ import annotations
