@@ -260,9 +260,15 @@ def holds_wal_write_lock(pid: int, shm: Path) -> bool:
     return False
 
 
+def stat_fields(pid: int) -> list[str]:
+    """The fields of /proc/<pid>/stat after the command's name (which may hold spaces
+    and parentheses): the state first, then the parent, the process group..."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def _state(pid: int) -> str:
-    """The process's state letter in /proc (``T``: stopped by a signal)."""
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    """The process's state letter (``T``: stopped by a signal)."""
+    return stat_fields(pid)[0]
 
 
 def _stop_session(process: subprocess.Popen[bytes]) -> None:

@@ -27,7 +27,7 @@ import pytest
 
 from async_orders.conf import DEFAULTS
 from tests import netbed
-from tests.faultstack import Stack, Stopwatch, private_redis
+from tests.faultstack import Stack, Stopwatch, private_redis, stat_fields
 from tests.helpers import FAULT_FIGURES, wait_until
 from tests.netbed import POSTGRES_PORT, REDIS_PORT, Host, HostPostgres, HostRedis, NetBed
 
@@ -455,13 +455,13 @@ class Drain:
 def processes_in_group(group: int) -> frozenset[int]:
     """The ids of the processes in process group ``group`` (field 5 of /proc's stat)."""
     members = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for process in Path("/proc").glob("[0-9]*"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
+            fields = stat_fields(int(process.name))
+        except OSError:
             continue  # ended meanwhile
         if int(fields[2]) == group:
-            members.add(int(stat.parent.name))
+            members.add(int(process.name))
     return frozenset(members)
 
 
