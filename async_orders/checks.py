@@ -15,6 +15,7 @@ from django.utils.module_loading import import_string
 from async_orders import metrics
 from async_orders.conf import DEFAULTS, KINDS, Kind, conf, configured
 from async_orders.registry import colliding_endpoints, find_endpoint
+from async_orders.worker import role_leases
 
 
 @register()
@@ -197,10 +198,10 @@ def check_lease_timing(app_configs: Any = None, **kwargs: Any) -> list[CheckMess
                 id="async_orders.E010",
             )
         )
-    if beat + 3 * conf.RECONCILE_INTERVAL >= lost + margin:
+    if beat + role_leases.leadership_ttl() >= lost + margin:
         errors.append(
             Error(
-                "ASYNC_ORDERS['HEARTBEAT_INTERVAL'] + 3 x RECONCILE_INTERVAL is not below "
+                "ASYNC_ORDERS['HEARTBEAT_INTERVAL'] + 2 x RECONCILE_INTERVAL is not below "
                 "WORKER_LOST_AFTER + LEASE_MARGIN: a database outage the reconciler did not "
                 "notice could outlast a lease.",
                 hint="Shorten RECONCILE_INTERVAL or lengthen LEASE_MARGIN (defaults: 5 and 10).",

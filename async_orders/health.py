@@ -35,9 +35,9 @@ def database_reachable() -> bool:
 
 
 def reconciler_ran() -> bool:
-    """The reconcilers' leader renewed its lease within three passes (its leadership's
-    own time to live)."""
-    recent = Q(renewed_at__gte=_ago(3 * conf.RECONCILE_INTERVAL))
+    """The reconcilers' leader renewed its lease within its leadership's time to
+    live."""
+    recent = Q(renewed_at__gte=_ago(role_leases.leadership_ttl()))
     return ProcessLease.objects.filter(recent, name=role_leases.RECONCILER).exists()
 
 

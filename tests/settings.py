@@ -75,7 +75,7 @@ ASYNC_ORDERS = {
     # The uvicorn (ASGI) test server serves the order endpoint as an async view.
     "LONG_POLL_ASYNC": os.environ.get("ASYNC_ORDERS_TEST_ASGI") == "1",
     # Short leases and frequent reconciler passes, so that a lost worker is noticed
-    # in seconds (HEARTBEAT_INTERVAL + 3 x RECONCILE_INTERVAL < WORKER_LOST_AFTER +
+    # in seconds (HEARTBEAT_INTERVAL + 2 x RECONCILE_INTERVAL < WORKER_LOST_AFTER +
     # LEASE_MARGIN, as with the defaults).
     "HEARTBEAT_INTERVAL": 0.2,
     "WORKER_LOST_AFTER": 1.5,

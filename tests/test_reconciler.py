@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -134,7 +135,7 @@ def test_a_reconciler_that_just_started_leading_recovers_nothing_yet(published) 
 def test_a_gap_in_the_reconcilers_passes_restarts_its_watch(published, watching) -> None:
     """A gap may have been a database outage, during which no worker could renew."""
     order = silent_running("gated-retrying")
-    gap = timedelta(seconds=3 * conf.RECONCILE_INTERVAL + 1)
+    gap = timedelta(seconds=role_leases.leadership_ttl() + 1)
     ProcessLease.objects.update(renewed_at=timezone.now() - gap)
 
     assert reconciler.reconcile().requeued == []
@@ -168,6 +169,34 @@ def test_one_shot_passes_from_one_host_keep_the_lead_and_its_watch(published) ->
 def test_only_one_of_two_reconcilers_leads(published, watching) -> None:
     assert reconciler.reconcile("another-host:1").leader is False
     assert reconciler.reconcile().leader is True
+
+
+class Pauses(threading.Event):
+    """A stop event that records each pause asked of it and stops the loop after
+    ``passes`` of them."""
+
+    def __init__(self, passes: int) -> None:
+        super().__init__()
+        self.asked: list[float] = []
+        self.passes = passes
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.asked.append(timeout or 0.0)
+        return len(self.asked) >= self.passes
+
+
+def test_a_spare_tries_twice_an_interval_and_the_leader_once(published, watching) -> None:
+    """The leader's lease lasts two intervals: a spare trying every half interval
+    leads within two and a half intervals of the leader's last renewal."""
+    role_leases.hold(role_leases.RECONCILER, "leader:1", role_leases.leadership_ttl())
+    as_spare = Pauses(passes=1)
+    reconciler.reconcile_forever(as_spare)
+    ProcessLease.objects.all().delete()
+    as_leader = Pauses(passes=1)
+    reconciler.reconcile_forever(as_leader)
+
+    assert as_spare.asked == [conf.RECONCILE_INTERVAL / 2]
+    assert 0 < as_leader.asked[0] <= conf.RECONCILE_INTERVAL
 
 
 def test_the_broker_sentinel_tells_a_broker_that_lost_its_data(broker: str) -> None:

@@ -245,7 +245,7 @@ def test_a_lease_shorter_than_two_heartbeats_is_an_error(settings: Any) -> None:
 
 
 def test_reconciler_passes_slower_than_a_lease_and_its_margin_are_an_error(settings: Any) -> None:
-    [error] = messages(settings, RECONCILE_INTERVAL=10, LEASE_MARGIN=10)
+    [error] = messages(settings, RECONCILE_INTERVAL=15, LEASE_MARGIN=10)
 
     assert error.id == "async_orders.E011"
     assert "RECONCILE_INTERVAL" in error.hint

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -72,7 +73,7 @@ def reconcile(holder: str | None = None) -> Reconciliation:
     Celery beat on one host keep the lead from one pass to the next.
     """
     holder = holder or socket.gethostname()
-    watched = role_leases.hold(role_leases.RECONCILER, holder, _leadership_ttl())
+    watched = role_leases.hold(role_leases.RECONCILER, holder, role_leases.leadership_ttl())
     if watched is None:
         return Reconciliation(leader=False)
     report = Reconciliation()
@@ -94,24 +95,33 @@ def reconcile(holder: str | None = None) -> Reconciliation:
 
 def reconcile_forever(stop: threading.Event) -> None:
     """Run a pass every ``RECONCILE_INTERVAL`` seconds until ``stop`` is set; an
-    unreachable database or broker is logged and the next pass tries again."""
+    unreachable database or broker is logged and the next pass tries again.
+
+    The leader's passes start an interval apart, however long each took, so that its
+    lease is renewed in time; a spare tries every half interval, so that it takes over
+    soon after the leader's lease ends."""
     holder = f"{role_leases.this_process()}:{uuid.uuid4().hex[:8]}"
     while True:
-        try:
-            reconcile(holder)
-        except UNREACHABLE:
-            logger.warning("The reconciler cannot reach the database; trying again.")
-            reconnect_later()
-        except Exception:
-            logger.exception("A reconciler pass failed; trying again.")
-        if stop.wait(conf.RECONCILE_INTERVAL):
+        started = time.monotonic()
+        if _pass(holder):
+            pause = conf.RECONCILE_INTERVAL - (time.monotonic() - started)
+        else:
+            pause = conf.RECONCILE_INTERVAL / 2
+        if stop.wait(max(0.0, pause)):
             return
 
 
-def _leadership_ttl() -> float:
-    """A leader silent for this long is replaced, and its successor starts watching
-    afresh: a gap this long may hide a database outage."""
-    return 3 * conf.RECONCILE_INTERVAL
+def _pass(holder: str) -> bool:
+    """One pass, its failures logged: whether ``holder`` led it (a failed pass counts
+    as led, so that it is tried again an interval later)."""
+    try:
+        return reconcile(holder).leader
+    except UNREACHABLE:
+        logger.warning("The reconciler cannot reach the database; trying again.")
+        reconnect_later()
+    except Exception:
+        logger.exception("A reconciler pass failed; trying again.")
+    return True
 
 
 def _grace() -> float:

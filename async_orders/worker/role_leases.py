@@ -19,12 +19,21 @@ from django.db.models import Case, Q, When
 from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Now
 
+from async_orders.conf import conf
 from async_orders.models import ProcessLease
 
 #: The reconcilers' leadership.
 RECONCILER = "reconciler"
 #: Prefix of the workers' presence leases.
 WORKER_PREFIX = "worker:"
+
+
+def leadership_ttl() -> float:
+    """How long the reconcilers' leader may go without renewing before a spare takes
+    over: two passes, so that a spare trying every half pass leads within two and a
+    half passes of the leader's last renewal, and one slow pass does not cost the lead.
+    A gap this long may also hide a database outage, so a new leader watches afresh."""
+    return 2 * conf.RECONCILE_INTERVAL
 
 
 def this_process() -> str:
