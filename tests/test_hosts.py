@@ -53,9 +53,11 @@ AS_SHIPPED = {name: DEFAULTS[name] for name in SHIPPED}
 RECOVERY_BOUND = (
     AS_SHIPPED["WORKER_LOST_AFTER"] + AS_SHIPPED["LEASE_MARGIN"] + AS_SHIPPED["RECONCILE_INTERVAL"]
 )
-#: The leader's lease outlives its last renewal (at worst just before the cut) by
-#: three RECONCILE_INTERVALs, and the spare tries to take it once an interval.
-LEADERSHIP_BOUND = 4 * AS_SHIPPED["RECONCILE_INTERVAL"]
+#: The issue's bound on the spare taking the lead after the leader's host is cut off.
+#: The leader's lease outlives its last renewal (at worst just before the cut) by two
+#: RECONCILE_INTERVALs, and the spare tries every half interval: 2.5 intervals, the
+#: rest is slack for polling the lease row from here.
+LEADERSHIP_BOUND = 3 * AS_SHIPPED["RECONCILE_INTERVAL"]
 CUT_SECONDS = 60
 STEP_SECONDS = 0.25
 #: Polling the ledger and the order over HTTP, on a busy machine.
@@ -324,7 +326,7 @@ def test_the_reconcilers_host_cut_off_hands_the_lead_to_the_spare(deployment: De
         what="both orders to complete",
     )
 
-    assert took_lead <= LEADERSHIP_BOUND + SLACK
+    assert took_lead <= LEADERSHIP_BOUND
     attempts = d.attempts()
     assert attempts[cut_off_id] == {1, 2}
     assert [d.web.order(url)["attempts"] for url in urls] == [1, 2]
@@ -370,7 +372,9 @@ BACKLOG = int(os.environ.get("ASYNC_ORDERS_TEST_BACKLOG", "3000"))
 #: How far apart the two drains without restarts may be for the machine to count as
 #: steady enough to judge the rolling drain's ratio by them.
 STEADY = 0.15
-RECEIVED = re.compile(rb"Task async_orders\.execute_order\[[0-9a-f-]+\] received")
+#: What a worker logs for a message that starts nothing: its order ran, or runs, or
+#: is gone.
+STARTED_NOTHING = re.compile(rb"this message does not start it|its message is dropped")
 
 
 #: The backlog's orders, inserted at once and then published one by one, on the web
@@ -465,10 +469,12 @@ def processes_in_group(group: int) -> frozenset[int]:
     return frozenset(members)
 
 
-def received_messages(deployment: Deployment, name: str) -> int:
-    """Order messages the workers of drain ``name`` received, from their logs."""
+def duplicate_messages(deployment: Deployment, name: str) -> int:
+    """Messages that started nothing, from the logs of drain ``name``'s workers.
+    (Those a killed worker took with it are not duplicates: it received them once,
+    and they were put back for want of an acknowledgement.)"""
     return sum(
-        len(RECEIVED.findall(path.read_bytes()))
+        len(STARTED_NOTHING.findall(path.read_bytes()))
         for host in ("w1", "w2")
         for path in deployment.on(host).directory.glob(f"{host}-{name}-*.log")
     )
@@ -480,9 +486,9 @@ def test_rolling_restarts_of_the_worker_hosts_under_a_backlog_run_each_order_onc
     d = deployment
     d.on("web").reconciler()
     # The sides alternate, so that the machine's load drifting between drains (it is
-    # shared) weighs on both: without restarts, rolling, without again; SIGKILL last,
-    # since the killed worker's presence expires 20 s later, and every order waiting
-    # then is published again (the messages it took with it among them).
+    # shared) weighs on both: without restarts, rolling, without again; SIGKILL last.
+    # The killed worker's presence expires 20 s later, and the reconciler puts the
+    # messages it took back in the queue; its running orders wait for their leases.
     baseline = Drain(d, "baseline")
     before = baseline.run([])
     rolling = Drain(d, "rolling")
@@ -494,10 +500,8 @@ def test_rolling_restarts_of_the_worker_hosts_under_a_backlog_run_each_order_onc
     after_kill = killed.run([("w1", signal.SIGKILL)])
 
     assert len({order for order, _, _, _ in d.web.entries()}) == 4 * BACKLOG
-    duplicates = {
-        drain.name: received_messages(d, drain.name) - BACKLOG
-        for drain in (baseline, rolling, again, killed)
-    }
+    drains = (baseline, rolling, again, killed)
+    duplicates = {drain.name: duplicate_messages(d, drain.name) for drain in drains}
     ratios = {"rolling": restarted / steady, "killed": after_kill / steady}
     figures = (
         f"drains {before:.0f}s and {after:.0f}s without restarts, "
@@ -510,10 +514,11 @@ def test_rolling_restarts_of_the_worker_hosts_under_a_backlog_run_each_order_onc
         figures += "; the two drains without restarts differ: the ratio is not judged"
     d.record(f"rolling restart under {BACKLOG:,} orders: {figures}", restarted, killed.killed)
     assert duplicates["rolling"] <= BACKLOG // 100, figures
+    assert duplicates["killed"] <= BACKLOG // 100, figures
     # Measured on the shared test machine, two drains of the same backlog without
     # restarts took 65 s and 39 s: a ratio judged against such a baseline would judge
     # the neighbours' load, not the restarts.
-    assert not steady_machine or ratios["rolling"] <= 1.2, figures
+    assert not steady_machine or max(ratios.values()) <= 1.2, figures
 
 
 SLOW_ORDERS = 500

@@ -24,8 +24,12 @@ pytestmark = pytest.mark.django_db
 
 
 def test_a_worker_whose_presence_expired_gets_waiting_orders_published_again(
-    published, watching
+    published, watching, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """With a broker whose unacknowledged messages cannot be read (not Redis, or not
+    now), nobody knows which messages the worker took: every waiting order's is sent
+    again. (On Redis, only those it took: tests/test_unacked.py.)"""
+    monkeypatch.setattr("async_orders.broker.unacked.held_since", lambda seconds: None)
     waiting = make_order()
     silent = timezone.now() - timedelta(seconds=conf.WORKER_LOST_AFTER + 1)
     ProcessLease.objects.create(

@@ -4,8 +4,11 @@ lost is found there and made right.
 - A due order whose message was never sent (broker down at POST time) or has not
   been picked up for ``REPUBLISH_AFTER`` seconds is published again.
 - When the broker lost its messages (Redis restarted empty: a key the reconciler
-  keeps there is gone) or a worker died (its presence lease expired, taking the
-  messages it had prefetched), every order still waiting is published again at once.
+  keeps there is gone), every order still waiting is published again at once.
+- When a worker died (its presence lease expired), the messages it had taken and not
+  acknowledged are put back in their queue (Redis: :mod:`.unacked`); with a broker
+  whose unacknowledged messages cannot be read, every order waiting is published
+  again.
 - A running order whose lease has gone unrenewed for ``WORKER_LOST_AFTER`` +
   ``LEASE_MARGIN`` seconds is queued again if it has attempts left, else failed as
   "worker lost"; one asked to cancel is canceled instead. Its locks are released when
@@ -35,7 +38,7 @@ from django.db.models.sql.compiler import SQLCompiler
 from django.utils import timezone
 
 from async_orders import log_context, signals
-from async_orders.broker import publishing
+from async_orders.broker import publishing, unacked
 from async_orders.broker.probes import broker_lost_messages
 from async_orders.conf import conf
 from async_orders.models import STARTABLE, Order, OrderStatus
@@ -78,7 +81,7 @@ def reconcile(holder: str | None = None) -> Reconciliation:
         return Reconciliation(leader=False)
     report = Reconciliation()
     _expire_unstarted(report)
-    _republish_waiting(_messages_lost(), report)
+    _republish_lost(report)
     _republish_unsent(report)
     if watched > timedelta(seconds=_grace()):
         _recover_lost(report)
@@ -128,20 +131,44 @@ def _grace() -> float:
     return conf.WORKER_LOST_AFTER + conf.LEASE_MARGIN
 
 
-def _messages_lost() -> bool:
-    """Whether the broker restarted empty, or a worker died with prefetched messages."""
-    lost = broker_lost_messages()
+def _republish_lost(report: Reconciliation) -> None:
+    """Publish again what the broker lost, or what a dead worker took with it."""
+    everything_waiting = Q(published_at__lt=timezone.now())
+    if broker_lost_messages():
+        _republish(everything_waiting, report)
+    elif _workers_died():
+        # What the dead took was delivered before its last renewal, plus at most one
+        # heartbeat: earlier than this, however soon after its death this runs.
+        held = unacked.held_since(conf.WORKER_LOST_AFTER - conf.HEARTBEAT_INTERVAL)
+        if held is None:
+            _republish(everything_waiting, report)
+        else:
+            _restore_waiting(held, report)
+
+
+def _workers_died() -> bool:
+    """Whether a worker's presence lease expired since the last pass (each expiry is
+    counted by one reconciler only)."""
+    died = False
     ttl = conf.WORKER_LOST_AFTER
     for gone in role_leases.expired(role_leases.WORKER_PREFIX, ttl):
         if role_leases.forget(gone, ttl):
-            logger.warning("Worker %s is gone; orders waiting are published again.", gone)
-            lost = True
-    return lost
+            logger.warning("Worker %s is gone; the messages it held are queued again.", gone)
+            died = True
+    return died
 
 
-def _republish_waiting(lost: bool, report: Reconciliation) -> None:
-    if lost:
-        _republish(Q(published_at__lt=timezone.now()), report)
+def _restore_waiting(held: list[unacked.Held], report: Reconciliation) -> None:
+    """Put back the ``held`` messages of orders still waiting. Those of running orders
+    stay: the order's lease decides whether it is recovered."""
+    for start in range(0, len(held), BATCH):
+        batch = held[start : start + BATCH]
+        pks = [message.order_id for message in batch]
+        waiting = Order.objects.filter(pk__in=pks, status__in=STARTABLE, external_id="")
+        still_waiting = set(waiting.values_list("pk", flat=True))
+        restored = [message for message in batch if message.order_id in still_waiting]
+        unacked.restore(message.tag for message in restored)
+        report.republished.extend(message.order_id for message in restored)
 
 
 def _republish_unsent(report: Reconciliation) -> None:
