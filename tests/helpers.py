@@ -4,6 +4,7 @@ condition, the test broker's client, and placing an order. Fixtures stay in
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 from collections.abc import Callable
@@ -19,6 +20,10 @@ from rest_framework.test import APIClient
 from async_orders.models import Order
 
 ROOT = Path(__file__).resolve().parent.parent
+
+#: What a worker logs for a message that starts nothing (its order ran, runs, or is
+#: gone): a duplicate message, counted in the workers' logs.
+STARTED_NOTHING = re.compile(rb"this message does not start it|its message is dropped")
 
 #: Figures the fault tests measured, printed at the end of the run.
 FAULT_FIGURES: list[str] = []

@@ -12,6 +12,7 @@ from django.contrib.auth.models import User
 from async_orders.models import Order, OrderStatus
 from async_orders.worker.execution import run_order
 from tests.factories import make_order
+from tests.helpers import STARTED_NOTHING
 from tests.testapp.models import Item
 
 pytestmark = pytest.mark.django_db
@@ -149,13 +150,18 @@ def test_fail_on_error_fails_with_its_message_and_logs_the_exception(
     assert "10.0.0.7 refused the connection" in caplog.text
 
 
-def test_a_redelivered_message_for_a_completed_order_changes_nothing() -> None:
+def test_a_redelivered_message_for_a_completed_order_changes_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     order = run(make_order())
     before = Order.objects.values().get(pk=order.pk)
 
-    run_order(order.pk)
+    with caplog.at_level(logging.INFO, logger="async_orders"):
+        run_order(order.pk)
 
     assert Order.objects.values().get(pk=order.pk) == before
+    # The line duplicate messages are counted by, in the workers' logs.
+    assert STARTED_NOTHING.search(caplog.text.encode())
 
 
 @pytest.mark.parametrize("status", [OrderStatus.RUNNING, OrderStatus.FAILED, OrderStatus.CANCELED])
