@@ -153,25 +153,29 @@ def log(message: str) -> None:
 
 
 def prepare_database() -> None:
-    """Create the benchmark database if need be, migrate it, and empty its tables."""
+    """Create the benchmark database if need be, migrate it, and empty its tables.
+
+    SQLite starts from a new file: its ``DELETE`` would refuse the orders that an
+    earlier benchmark's attempts still refer to, which PostgreSQL's ``TRUNCATE ...
+    CASCADE`` empties with them."""
     from django.apps import apps
     from django.conf import settings
     from django.core.management import call_command
     from django.db import connection
 
-    if settings.DATABASE == "postgres" and not _postgres_admin(
-        "SELECT 1 FROM pg_database WHERE datname = %s", [settings.DATABASE_NAME]
-    ):
-        _postgres_admin(f'CREATE DATABASE "{settings.DATABASE_NAME}"')
+    if settings.DATABASE == "postgres":
+        if not _postgres_admin(
+            "SELECT 1 FROM pg_database WHERE datname = %s", [settings.DATABASE_NAME]
+        ):
+            _postgres_admin(f'CREATE DATABASE "{settings.DATABASE_NAME}"')
+    else:
+        connection.close()
+        _remove_sqlite_file(settings.SQLITE_FILE)
     call_command("migrate", verbosity=0)
-    with connection.cursor() as cursor:
-        for label in settings.BENCHMARK_MODELS:
-            table = apps.get_model(label)._meta.db_table
-            cursor.execute(
-                f"TRUNCATE {table} CASCADE"
-                if connection.vendor == "postgresql"
-                else f"DELETE FROM {table}"
-            )
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            for label in settings.BENCHMARK_MODELS:
+                cursor.execute(f"TRUNCATE {apps.get_model(label)._meta.db_table} CASCADE")
 
 
 def drop_database() -> None:
@@ -179,8 +183,12 @@ def drop_database() -> None:
     from benchmarks import settings
 
     _postgres_admin(f'DROP DATABASE IF EXISTS "{settings.DATABASE_NAME}" WITH (FORCE)')
+    _remove_sqlite_file(settings.SQLITE_FILE)
+
+
+def _remove_sqlite_file(path: str) -> None:
     for suffix in ("", "-wal", "-shm"):
-        Path(settings.SQLITE_FILE + suffix).unlink(missing_ok=True)
+        Path(path + suffix).unlink(missing_ok=True)
 
 
 def _postgres_admin(sql: str, params: list[str] | None = None) -> list[tuple]:

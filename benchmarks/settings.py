@@ -148,3 +148,8 @@ LOGGING = {
     # The 4xx a benchmark provokes on purpose are not news.
     "loggers": {"django.request": {"level": "ERROR"}},
 }
+
+if os.environ.get("ASYNC_ORDERS_BENCH_UNBOUNDED_PUBLISH") == "1":
+    # The publish inline on the request's thread, as without a deadline: the other
+    # side of an A/B of the bounded publish's threads (docs/performance.md).
+    ASYNC_ORDERS = {**ASYNC_ORDERS, "PUBLISH_TIMEOUT": None}
