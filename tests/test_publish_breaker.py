@@ -5,6 +5,7 @@ committed, noted unpublished for the reconciler."""
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -83,6 +84,37 @@ def test_an_error_within_the_deadline_is_raised_to_the_caller() -> None:
 
     with pytest.raises(ConnectionRefusedError):
         call_within(1, refuse, Breaker())
+
+
+def test_publishing_threads_are_kept_and_a_stuck_one_holds_up_no_other() -> None:
+    ran_on: list[threading.Thread] = []
+    for _ in range(3):
+        call_within(1, lambda: ran_on.append(threading.current_thread()), Breaker())
+    stuck = threading.Event()
+    with pytest.raises(PublishTimedOut):
+        call_within(0.1, stuck.wait, Breaker())
+    call_within(1, lambda: ran_on.append(threading.current_thread()), Breaker())
+    stuck.set()
+
+    assert len(set(ran_on[:3])) == 1  # one thread served the three in turn
+    assert ran_on[3] is not ran_on[0]  # that one is stuck: another served the fourth
+
+
+# Forking a process that runs threads is what a prefork pool and a preloading web
+# server do, and what this test is about; Python 3.12+ warns of it.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_forked_child_publishes_on_threads_of_its_own() -> None:
+    call_within(1, lambda: None, Breaker())  # the parent has an idle publishing thread
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child's coverage is not collected
+        try:
+            call_within(2, lambda: None, Breaker())
+        except PublishTimedOut:
+            os._exit(1)
+        os._exit(0)
+    _, status = os.waitpid(child, 0)
+
+    assert os.waitstatus_to_exitcode(status) == 0
 
 
 @pytest.fixture
