@@ -66,11 +66,12 @@ class Breaker:
 
 class Publishers:
     """Daemon threads that run the bounded publishes, started as needed and kept for
-    the process's life: starting a thread per publish cost a POST about a quarter of
-    its throughput (``benchmarks.http_throughput``, row 1: 183 against 250 req/s
-    with the publish unbounded). Daemons, so that a publish stuck on a cut link never
-    keeps the process from exiting; one more is started whenever none is idle, so a
-    stuck one holds up no other publish (the breaker keeps stuck ones few)."""
+    the process's life: starting a thread per publish cost a POST about a third of
+    its throughput (``benchmarks.http_throughput``, row 1: 183 req/s, against 287-316
+    with kept threads and 293-336 unbounded). Daemons, so that a publish stuck on a
+    cut link never keeps the process from exiting; one more is started whenever none
+    is idle, so a stuck one holds up no other publish (the breaker keeps stuck ones
+    few)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
