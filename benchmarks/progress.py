@@ -49,7 +49,7 @@ def write_seconds(order: object) -> float:
 
 def run(database: str) -> None:
     from async_orders.models import Order, OrderStatus
-    from async_orders.progress import running
+    from async_orders.worker.run import running
 
     order = Order.objects.create(view_name="noop", origin="http://127.0.0.1")
     order.start()
