@@ -18,7 +18,7 @@ from async_orders.views.openapi import (
     PLAIN_OBJECTS,
     TAG,
     OrderSchema,
-    _error,
+    error_response,
 )
 
 
@@ -49,7 +49,7 @@ class BatchSchema(OrderSchema):
 BATCH_ID = OpenApiParameter(
     "id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The batch's id."
 )
-NOT_FOUND = _error("batch_not_found: no such batch, a malformed id, or not yours.")
+NOT_FOUND = error_response("batch_not_found: no such batch, a malformed id, or not yours.")
 
 place_batch_schema = extend_schema(
     operation_id="place_async_batch",
@@ -64,13 +64,13 @@ place_batch_schema = extend_schema(
         202: OpenApiResponse(
             BatchSerializer, description="Placed, with Prefer: respond-async; Location too."
         ),
-        400: _error("invalid_batch (see fields), parse_error"),
-        409: _error("order_conflict: an active order holds a lock key of one of them"),
-        411: _error("length_required: a chunked body this server cannot read"),
-        413: _error("request_too_large"),
-        415: _error("unsupported_media_type: not Content-Type: application/json"),
+        400: error_response("invalid_batch (see fields), parse_error"),
+        409: error_response("order_conflict: an active order holds a lock key of one of them"),
+        411: error_response("length_required: a chunked body this server cannot read"),
+        413: error_response("request_too_large"),
+        415: error_response("unsupported_media_type: not Content-Type: application/json"),
         **AUTH_ERRORS,
-        429: _error("too_many_active_orders: the batch would pass MAX_ACTIVE_ORDERS"),
+        429: error_response("too_many_active_orders: the batch would pass MAX_ACTIVE_ORDERS"),
     },
 )
 
@@ -84,7 +84,7 @@ poll_batch_schema = extend_schema(
         202: OpenApiResponse(BatchSerializer, description="Some orders are unfinished."),
         200: OpenApiResponse(BatchSerializer, description="Every order has finished."),
         304: OpenApiResponse(description="If-None-Match holds the current ETag."),
-        400: _error("invalid_wait"),
+        400: error_response("invalid_wait"),
         404: NOT_FOUND,
         **AUTH_ERRORS,
     },
@@ -109,8 +109,8 @@ cancel_batch_schema = extend_schema(
         200: OpenApiResponse(BatchSerializer, description="Every order is now finished."),
         202: OpenApiResponse(BatchSerializer, description="Running orders were asked to stop."),
         404: NOT_FOUND,
-        409: _error("batch_finished: every order had finished already"),
-        415: _error("unsupported_media_type: a body that is not application/json"),
+        409: error_response("batch_finished: every order had finished already"),
+        415: error_response("unsupported_media_type: a body that is not application/json"),
         **AUTH_ERRORS,
     },
 )

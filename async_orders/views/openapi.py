@@ -55,7 +55,8 @@ class ErrorSerializer(serializers.Serializer):
     )
 
 
-def _error(description: str) -> OpenApiResponse:
+def error_response(description: str) -> OpenApiResponse:
+    """An error answer in the schema: the error body, described."""
     return OpenApiResponse(ErrorSerializer, description=description)
 
 
@@ -82,7 +83,7 @@ def _replayed(status: int | str, description: str) -> dict[tuple[int | str, str]
     }
 
 
-NOT_FOUND = _error("order_not_found: no such order, a malformed id, or not yours.")
+NOT_FOUND = error_response("order_not_found: no such order, a malformed id, or not yours.")
 #: The order id in the path: a UUID (anything else is the same 404 as an unknown one).
 ORDER_ID = OpenApiParameter(
     "id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The order's id."
@@ -96,9 +97,9 @@ LAST_EVENT_ID = OpenApiParameter(
 #: The tag of every order endpoint: a generated client's module (``api.async_orders``).
 TAG = "async-orders"
 AUTH_ERRORS = {
-    401: _error("not_authenticated / authentication_failed"),
-    403: _error("permission_denied (CSRF failures included)"),
-    429: _error("throttled"),
+    401: error_response("not_authenticated / authentication_failed"),
+    403: error_response("permission_denied (CSRF failures included)"),
+    429: error_response("throttled"),
 }
 
 #: What placing an order answers, a view's or a task's.
@@ -107,13 +108,13 @@ PLACED_RESPONSES = {
     202: OpenApiResponse(
         OrderSerializer, description="Placed, with Prefer: respond-async; Location too."
     ),
-    409: _error("order_conflict: an active order holds a lock key; see blocking_order"),
-    411: _error("length_required: a chunked body this server cannot read"),
-    413: _error("request_too_large"),
-    415: _error("unsupported_media_type: not Content-Type: application/json"),
-    422: _error("idempotency_key_reused"),
+    409: error_response("order_conflict: an active order holds a lock key; see blocking_order"),
+    411: error_response("length_required: a chunked body this server cannot read"),
+    413: error_response("request_too_large"),
+    415: error_response("unsupported_media_type: not Content-Type: application/json"),
+    422: error_response("idempotency_key_reused"),
     **AUTH_ERRORS,
-    429: _error("too_many_active_orders (MAX_ACTIVE_ORDERS) or throttled"),
+    429: error_response("too_many_active_orders (MAX_ACTIVE_ORDERS) or throttled"),
 }
 #: The headers of placing an order.
 PLACING_HEADERS = [
@@ -137,11 +138,11 @@ place_order_schema = extend_schema(
     request=EnvelopeSerializer,
     responses={
         **PLACED_RESPONSES,
-        400: _error(
+        400: error_response(
             "invalid_envelope (see fields), parse_error, invalid_idempotency_key, "
             "view_shadowed, or the view's input serializer rejected data/query"
         ),
-        404: _error("unknown_view: no such URL name, or not schedulable"),
+        404: error_response("unknown_view: no such URL name, or not schedulable"),
     },
     parameters=PLACING_HEADERS,
 )
@@ -157,7 +158,7 @@ poll_order_schema = extend_schema(
         201: OpenApiResponse(OrderSerializer, description="completed; Location: resource_url"),
         200: OpenApiResponse(OrderSerializer, description="failed or canceled; see error"),
         304: OpenApiResponse(description="If-None-Match holds the current ETag."),
-        400: _error("invalid_wait"),
+        400: error_response("invalid_wait"),
         404: NOT_FOUND,
         **AUTH_ERRORS,
     },
@@ -207,8 +208,8 @@ cancel_order_schema = extend_schema(
         200: OpenApiResponse(OrderSerializer, description="Canceled at once."),
         202: OpenApiResponse(OrderSerializer, description="Running: asked to stop."),
         404: NOT_FOUND,
-        409: _error("order_finished"),
-        415: _error("unsupported_media_type: a body that is not application/json"),
+        409: error_response("order_finished"),
+        415: error_response("unsupported_media_type: a body that is not application/json"),
         **AUTH_ERRORS,
     },
 )
@@ -225,8 +226,8 @@ order_result_schema = extend_schema(
         **_replayed(201, "The view answered 201."),
         **_replayed("2XX", "The view's own 2xx status."),
         404: NOT_FOUND,
-        409: _error("result_not_ready: the order has not completed"),
-        410: _error("result_not_stored: larger than MAX_RESULT_BYTES"),
+        409: error_response("result_not_ready: the order has not completed"),
+        410: error_response("result_not_stored: larger than MAX_RESULT_BYTES"),
         **AUTH_ERRORS,
     },
 )
@@ -243,10 +244,10 @@ list_orders_schema = extend_schema_view(
         parameters=[ListQuerySerializer],
         responses={
             200: OrderSerializer(many=True),
-            400: _error("invalid_query (see fields)"),
-            404: _error("not_found: no such page"),
+            400: error_response("invalid_query (see fields)"),
+            404: error_response("not_found: no such page"),
             **AUTH_ERRORS,
-            403: _error("permission_denied, or listing_everyone_denied for all=true"),
+            403: error_response("permission_denied, or listing_everyone_denied for all=true"),
         },
     )
 )
@@ -263,8 +264,8 @@ place_task_order_schema = extend_schema(
     request=TaskEnvelopeSerializer,
     responses={
         **PLACED_RESPONSES,
-        400: _error("invalid_envelope (see fields), parse_error, invalid_idempotency_key"),
-        404: _error("unknown_view: no such task, or not schedulable"),
+        400: error_response("invalid_envelope (see fields), parse_error, invalid_idempotency_key"),
+        404: error_response("unknown_view: no such task, or not schedulable"),
     },
     parameters=PLACING_HEADERS,
 )
@@ -515,11 +516,11 @@ rerun_order_schema = extend_schema(
     responses={
         302: OpenApiResponse(OrderSerializer, description="Placed; Location is the new order."),
         202: OpenApiResponse(OrderSerializer, description="Placed, with Prefer: respond-async."),
-        404: _error("order_not_found: no such order, or not yours to re-run"),
-        409: _error("order_not_rerunnable (still active, or completed), or order_conflict"),
-        415: _error("unsupported_media_type: a body that is not application/json"),
-        422: _error("idempotency_key_reused"),
+        404: error_response("order_not_found: no such order, or not yours to re-run"),
+        409: error_response("order_not_rerunnable (still active, or completed), or order_conflict"),
+        415: error_response("unsupported_media_type: a body that is not application/json"),
+        422: error_response("idempotency_key_reused"),
         **AUTH_ERRORS,
-        429: _error("too_many_active_orders (MAX_ACTIVE_ORDERS) or throttled"),
+        429: error_response("too_many_active_orders (MAX_ACTIVE_ORDERS) or throttled"),
     },
 )
