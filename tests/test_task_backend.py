@@ -379,8 +379,12 @@ def test_get_result_knows_only_task_orders() -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_aenqueue_and_aget_result() -> None:
+def test_aenqueue_and_aget_result(published: list[uuid.UUID]) -> None:
+    """Its message is recorded, not sent: the session's live worker, when an earlier
+    test started it, would take the committed order and could still be running it
+    when the result is read here."""
     result = async_to_sync(jobs.add.aenqueue)(4, 5)
+    assert published == [uuid.UUID(result.id)]
     run_order(result.id)
 
     again = async_to_sync(default_task_backend.aget_result)(result.id)
