@@ -3,6 +3,7 @@ those of orders still waiting put back in their queue, once."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -39,9 +40,16 @@ def queue(broker: str) -> Iterator[str]:
     """A queue of this test's own, which no worker of the session consumes."""
     name = f"unacked-{uuid.uuid4().hex}"
     with current_app.connection_for_write() as connection:
-        Queue(name, Exchange(name), name)(connection.default_channel).declare()
+        channel = connection.default_channel
+        Queue(name, Exchange(name), name)(channel).declare()
         yield name
-        connection.default_channel.queue_delete(name)
+        channel.queue_delete(name)
+        # The messages its dead consumers left unacknowledged, which kombu would
+        # otherwise put back into the deleted queue an hour later.
+        for tag, raw in channel.client.hgetall(channel.unacked_key).items():
+            if json.loads(raw)[2] == name:  # [message, exchange, routing key]
+                channel.client.zrem(channel.unacked_index_key, tag)
+                channel.client.hdel(channel.unacked_key, tag)
 
 
 def held_message(order: Order, queue: str, delivered_ago: float = 60) -> unacked.Held:
