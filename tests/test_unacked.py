@@ -9,18 +9,15 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
 
 import pytest
 from celery import current_app
-from django.utils import timezone
 from kombu import Exchange, Queue
 
 from async_orders.broker import publishing, unacked
-from async_orders.conf import conf
-from async_orders.models import Order, ProcessLease
+from async_orders.models import Order
 from async_orders.worker import reconciler
-from tests.factories import make_order
+from tests.factories import dead_worker, make_order
 from tests.helpers import redis_client
 
 pytestmark = pytest.mark.django_db
@@ -70,13 +67,6 @@ def queued(broker: str, queue: str) -> int:
     return redis_client(broker).llen(queue)
 
 
-def a_worker_died() -> None:
-    silent = timezone.now() - timedelta(seconds=conf.WORKER_LOST_AFTER + 1)
-    ProcessLease.objects.create(
-        name=f"worker:celery@gone:{uuid.uuid4().hex}", holder="w", renewed_at=silent, since=silent
-    )
-
-
 def test_only_messages_held_longer_than_asked_are_listed(broker: str, queue: str) -> None:
     order = make_order()
     held = held_message(order, queue, delivered_ago=60)
@@ -102,7 +92,7 @@ def test_a_dead_workers_message_of_a_waiting_order_is_put_back_once(
     running.start()
     not_taken.queue = queue
     publishing.send_order(not_taken)
-    a_worker_died()
+    dead_worker()
 
     # The order whose message is still queued gets no second one.
     assert reconciler.reconcile().republished == [waiting.pk]

@@ -6,18 +6,15 @@ from __future__ import annotations
 import os
 import threading
 import time
-from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
 from django.db import connection
-from django.utils import timezone
 
-from async_orders.conf import conf
 from async_orders.models import ProcessLease
 from async_orders.worker import presence, reconciler
 from tests import services
-from tests.factories import make_order
+from tests.factories import dead_worker, make_order
 from tests.helpers import wait_until
 
 pytestmark = pytest.mark.django_db
@@ -31,14 +28,11 @@ def test_a_worker_whose_presence_expired_gets_waiting_orders_published_again(
     again. (On Redis, only those it took: tests/test_unacked.py.)"""
     monkeypatch.setattr("async_orders.broker.unacked.held_since", lambda seconds: None)
     waiting = make_order()
-    silent = timezone.now() - timedelta(seconds=conf.WORKER_LOST_AFTER + 1)
-    ProcessLease.objects.create(
-        name="worker:celery@gone:1", holder="w", renewed_at=silent, since=silent
-    )
+    gone = dead_worker()
 
     assert reconciler.reconcile().republished == published == [waiting.pk]
     # That presence alone: a live worker of the session may hold one in this database.
-    assert not ProcessLease.objects.filter(name="worker:celery@gone:1").exists()
+    assert not ProcessLease.objects.filter(name=gone).exists()
     assert reconciler.reconcile().republished == []  # once per death
 
 
