@@ -36,6 +36,17 @@ def test_a_worker_whose_presence_expired_gets_waiting_orders_published_again(
     assert reconciler.reconcile().republished == []  # once per death
 
 
+def test_a_death_in_a_pass_that_finds_the_broker_emptied_is_counted_in_that_pass(
+    published, watching, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("async_orders.worker.reconciler.broker_lost_messages", lambda: True)
+    waiting = make_order()
+    gone = dead_worker()
+
+    assert reconciler.reconcile().republished == published == [waiting.pk]
+    assert not ProcessLease.objects.filter(name=gone).exists()
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_that_stops_cleanly_gives_its_presence_up_at_once() -> None:
     presence.start_presence(sender=SimpleNamespace(hostname="celery@stopping"))

@@ -134,9 +134,10 @@ def _grace() -> float:
 def _republish_lost(report: Reconciliation) -> None:
     """Publish again what the broker lost, or what a dead worker took with it."""
     everything_waiting = Q(published_at__lt=timezone.now())
-    if broker_lost_messages():
+    lost, died = broker_lost_messages(), _workers_died()  # each death counted this pass
+    if lost:
         _republish(everything_waiting, report)
-    elif _workers_died():
+    elif died:
         # What the dead took was delivered before its last renewal, plus at most one
         # heartbeat: earlier than this, however soon after its death this runs.
         held = unacked.held_since(conf.WORKER_LOST_AFTER - conf.HEARTBEAT_INTERVAL)
