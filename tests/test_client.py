@@ -98,7 +98,9 @@ def test_canceling_a_running_order_makes_wait_raise_order_canceled(
     orders_client: Client, tmp_path: Path
 ) -> None:
     order = gated(orders_client, tmp_path, 3)
-    wait_until(lambda: orders_client.get(order).status == "running", what="the order to start")
+    # The view's loop has begun (it reported its total), not just the order claimed: a
+    # cancel before the loop's first checkpoint stops it with nothing done.
+    wait_until(lambda: orders_client.get(order).progress["total"] == 3, what="the loop to begin")
 
     asked = orders_client.cancel(order)
     (tmp_path / "0").touch()  # the view ends its step, then notices it should stop
