@@ -25,6 +25,7 @@ from django.db import connection
 
 from async_orders import notify
 from async_orders.signing import SIGNATURE_HEADER, verify_signature
+from async_orders.views.waiting import room
 from tests.helpers import WebhookReceiver, place_live, wait_until
 
 pytestmark = [
@@ -44,6 +45,10 @@ LATENCY_LIMIT = 0.1
 def server(request: pytest.FixtureRequest) -> str:
     """Base URL of the test project under a WSGI, then an ASGI server."""
     if request.param == "wsgi":
+        # The live server runs in this process, and so shares its waiting room: the
+        # event streams an earlier test closed on the client side hold their places
+        # until the server next writes to them, and would crowd this test's waiters out.
+        wait_until(lambda: room.waiting(blocking=True) == 0, timeout=30, what="no waiter left")
         return request.getfixturevalue("live_server").url
     return request.getfixturevalue("asgi_server")
 
@@ -323,6 +328,7 @@ def event_streams(order_url: str, count: int) -> Iterator[None]:
     for stream in streams:
         stream.next_event()
     yield
+    requests.delete(order_url, timeout=10)  # the change that ends every stream
     for stream in streams:
         stream.close()
 
