@@ -154,10 +154,12 @@ def test_consecutive_orders_on_a_hanging_broker_wait_the_timeout_once(
         "PUBLISH_BREAKER_SECONDS": 60,
     }
     first = timed(lambda: make_order("echo"))
-    others = [timed(lambda: make_order("echo")) for _ in range(5)]
+    for _ in range(5):
+        make_order("echo")
 
     assert 0.3 <= first < 1
-    assert max(others) < 0.2  # the breaker is open: no publish tried
+    # The breaker is open: no other publish was tried, so none waited (timing them, a
+    # niced matrix session on a loaded machine took 0.23 s for an order's commit).
     assert len(hanging_broker) == 1
     assert list(Order.objects.values_list("published_at", flat=True)) == [None] * 6
 
