@@ -49,13 +49,18 @@ def queue(broker: str) -> Iterator[str]:
                 channel.client.hdel(channel.unacked_key, tag)
 
 
+def take_and_die(queue: str) -> None:
+    """Run a consumer that takes the next message of ``queue`` and dies holding it."""
+    take = [sys.executable, "-c", TAKE_AND_DIE, current_app.conf.broker_url, queue]
+    subprocess.run(take, check=True, timeout=60)
+
+
 def held_message(order: Order, queue: str, delivered_ago: float = 60) -> unacked.Held:
     """Send ``order``'s message to ``queue`` and have a consumer die holding it,
     delivered ``delivered_ago`` seconds ago."""
     order.queue = queue
     publishing.send_order(order)
-    take = [sys.executable, "-c", TAKE_AND_DIE, current_app.conf.broker_url, queue]
-    subprocess.run(take, check=True, timeout=60)
+    take_and_die(queue)
     [held] = [message for message in unacked.held_since(0) or [] if message.order_id == order.pk]
     with current_app.connection_for_write() as connection:
         channel = connection.default_channel
@@ -105,8 +110,7 @@ def test_a_dead_workers_message_of_a_waiting_order_is_put_back_once(
 def test_messages_of_other_tasks_are_not_taken_for_orders(broker: str, queue: str) -> None:
     order = make_order()
     current_app.send_task("not.an.order", args=[str(order.pk)], queue=queue)
-    take = [sys.executable, "-c", TAKE_AND_DIE, current_app.conf.broker_url, queue]
-    subprocess.run(take, check=True, timeout=60)
+    take_and_die(queue)
 
     assert queued(broker, queue) == 0  # taken, and held
     assert held_orders(order) == []

@@ -74,9 +74,7 @@ class Publishers:
     few)."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._jobs: queue.SimpleQueue[Callable[[], object]] = queue.SimpleQueue()
-        self._idle = 0
+        self._forget_threads()
         os.register_at_fork(after_in_child=self._forget_threads)
 
     def submit(self, job: Callable[[], object]) -> None:
@@ -95,10 +93,10 @@ class Publishers:
                 self._idle += 1
 
     def _forget_threads(self) -> None:
-        """In a forked child (a prefork pool process, a preloading web server's
-        worker) none of the parent's threads run: start afresh."""
+        """No thread yet: at start, and in a forked child (a prefork pool process, a
+        preloading web server's worker), where none of the parent's threads run."""
         self._lock = threading.Lock()
-        self._jobs = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[Callable[[], object]] = queue.SimpleQueue()
         self._idle = 0
 
 

@@ -73,19 +73,19 @@ def _read(channel: Any, delivered_before: float) -> Iterator[Held]:
     pipe = client.pipeline(transaction=False)
     for tag in tags:
         pipe.hget(channel.unacked_key, tag)
+    accept = prepare_accept_content(current_app.conf.accept_content)
     for tag, raw in zip(tags, pipe.execute(), strict=True):
-        order_id = raw and _order_of(channel, raw)
+        order_id = raw and _order_of(channel, raw, accept)
         if order_id:
             yield Held(tag, order_id)
 
 
-def _order_of(channel: Any, raw: bytes) -> uuid.UUID | None:
+def _order_of(channel: Any, raw: bytes, accept: set[str]) -> uuid.UUID | None:
     """The order an unacknowledged message was sent for, or ``None`` for another
-    task's message (or one this process cannot decode, e.g. in a serializer it does
-    not accept)."""
+    task's message (or one this process cannot decode: in a content type not in
+    ``accept``, or otherwise)."""
     try:
         payload, _exchange, _routing_key = json.loads(bytes_to_str(raw))
-        accept = prepare_accept_content(current_app.conf.accept_content)
         message = channel.Message(payload, channel=channel, accept=accept)
         if message.headers.get("task") != ORDER_TASK:  # Celery's message protocol 2
             return None
