@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -106,6 +107,8 @@ def tests(session: nox.Session, django: str) -> None:
     session.run("python", "-m", "django", "--version")
     # SQLite and a private Redis: a session shares nothing with other runs.
     session.env["ASYNC_ORDERS_TEST_SERVICES"] = "embedded"
+    # The schemathesis fuzz in breadth here, in depth in the main run (tests/test_contract.py).
+    session.env["ASYNC_ORDERS_FUZZ_EXAMPLES"] = os.environ.get("ASYNC_ORDERS_FUZZ_EXAMPLES", "20")
     session.run(
         "python", "-m", "pytest", "-q", "-p", "no:cacheprovider",
         "-m", "not integration and not browser and not packaging", *session.posargs,

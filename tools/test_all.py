@@ -6,18 +6,21 @@ can time the installs too:
 1. install: the .venv (``make .venv/.installed``), Chromium for the browser tests
    (``make browser``);
 2. lint, and meanwhile the matrix's virtualenvs (``nox --install-only``, uv);
-3. at once: the main pytest run, then the embedded rerun (each on pytest-xdist
-   workers, whose tests mostly wait: on leases, servers, subprocesses), then the
-   docs; beside them the partitions between hosts (``make test-hosts``), the
-   integration tests once more through PgBouncer (``make test-pgbouncer``, mostly
-   waiting too), then the matrix's sessions (``nox --no-install -s ...``), a few at a
-   time at the lowest CPU priority, so that they use the CPU the others leave.
+3. at once: the main pytest run (on pytest-xdist workers, whose tests mostly wait:
+   on leases, servers, subprocesses), then the docs; beside it the partitions
+   between hosts (``make test-hosts``), then the embedded rerun (on xdist workers
+   too); beside both the integration tests once more through PgBouncer (``make
+   test-pgbouncer``, mostly waiting too), then the matrix's sessions (``nox
+   --no-install -s ...``), a few at a time at the lowest CPU priority, so that they
+   use the CPU the others leave.
 
 Each part writes a log (``.test-logs/<part>.log``), printed whole when the part ends;
 at the end a table gives each part's result, minutes (wall and CPU) and test counts.
 Any part that fails fails the run (exit 1), after every part has finished. The
 concurrency is set with ``make test TEST_JOBS=n`` (pytest-xdist workers of the main
-run, default 4) and ``MATRIX_JOBS=n`` (matrix sessions at once, default 3).
+run, default 4) and ``MATRIX_JOBS=n`` (the PgBouncer rerun and matrix sessions at once,
+default 4: the sessions left when the main run ends then take both cores, where with
+3 the last of them ran alone on one for its last minute).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 LOGS = ROOT / ".test-logs"
 MAKE = os.environ.get("MAKE", "make")
-MATRIX_JOBS = int(os.environ.get("MATRIX_JOBS") or "3")
+MATRIX_JOBS = int(os.environ.get("MATRIX_JOBS") or "4")
 NICE = ["nice", "-n", "19"]
 #: pytest's last line: "833 passed, 2 skipped, 6 subtests passed in 284.12s (0:04:44)".
 SUMMARY = re.compile(r"^=*\s*(\d+ [a-z]+(?:, \d+ [a-z ]+)*) in [\d.]+s", re.MULTILINE)
@@ -205,7 +208,8 @@ def main() -> int:
 
     main_run = Part("pytest", make("test-main"))
     # The partitions between hosts wait out minute-long cuts: begun with the main run,
-    # on a lane of their own, they end within it.
+    # on a lane of their own, they end within it; the embedded rerun follows them there
+    # (after the main run it was the longest lane's last 1.2 minutes).
     hosts = Part("hosts", make("test-hosts"))
     embedded = Part("embedded", make("test-embedded"))
     docs = Part("docs", make("docs"))
@@ -218,8 +222,8 @@ def main() -> int:
         for name in ([] if matrix_install.failed else matrix_sessions())
     ]
     lanes = [
-        in_background([main_run, embedded, docs]),
-        in_background([hosts]),
+        in_background([main_run, docs]),
+        in_background([hosts, embedded]),
         in_background([pgbouncer, *sessions], MATRIX_JOBS),
     ]
     for thread in lanes:
