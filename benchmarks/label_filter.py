@@ -57,14 +57,18 @@ def first_pages(client: object, query: dict[str, str]) -> Callable[[], float]:
 def explain(requester: str, label: str | None) -> None:
     """Log the database's own time for the first page's query, and its plan's top:
     the figure the HTTP medians hold, without the rendering of 50 orders around it."""
+    lines = first_page_plan(requester, label)
+    harness.log(f"{label or 'unfiltered'}: {lines[-1].strip()}; {lines[1].strip()[:90]}")
+
+
+def first_page_plan(requester: str, label: str | None) -> list[str]:
+    """``EXPLAIN ANALYZE`` of the first page's query, line by line."""
     from async_orders.labels import having, parse_filters
     from async_orders.models import Order
 
     wanted, _ = parse_filters([label] if label else [])
     page = having(Order.objects.filter(requester=requester).shown(), wanted)
-    plan = page.order_by("-created_at", "-id")[:51].explain(analyze=True)
-    lines = plan.splitlines()
-    harness.log(f"{label or 'unfiltered'}: {lines[-1].strip()}; {lines[1].strip()[:90]}")
+    return page.order_by("-created_at", "-id")[:51].explain(analyze=True).splitlines()
 
 
 def run(database: str) -> None:
