@@ -149,7 +149,9 @@ def test_a_long_poll_of_an_unchanging_order_answers_the_same_202_after_the_wait(
 
     response = poll(api, order, wait=0.3)
 
-    assert 0.3 <= time.monotonic() - started < 2
+    # It waited its 0.3 s, and ended then rather than at LONG_POLL_MAX_WAIT (30 s): a
+    # matrix session at the lowest priority once took 2.25 s to answer.
+    assert 0.3 <= time.monotonic() - started < 10
     assert response.status_code == 202
     assert response["ETag"] == before["ETag"]
     assert response.json() == before.json()
