@@ -36,7 +36,7 @@ demo: $(DEMO_INSTALLED)
 # tools/test_all.py runs these parts, several at once (the fault tests mostly wait
 # on leases), and ends with a table of each part's result, minutes (wall and CPU)
 # and test counts.
-# About 14 minutes (21.5 CPU-minutes) on 2 idle cores, measured (README.md).
+# About 10 minutes (15-18 CPU-minutes) on 2 idle cores with a warm .venv, measured (README.md).
 test:
 	@MAKE="$(MAKE)" $(PYTHON) tools/test_all.py
 
