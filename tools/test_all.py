@@ -19,9 +19,9 @@ at the end a table gives each part's result, minutes (wall and CPU) and test cou
 Any part that fails fails the run (exit 1), after every part has finished. The
 concurrency is set with ``make test TEST_JOBS=n`` (pytest-xdist workers of the main
 run, default 4) and ``MATRIX_JOBS=n`` (the PgBouncer rerun and matrix sessions at once,
-default 3: with 4, four sessions crawled at the lowest priority beside the main run,
-and that run took 10.3 minutes and 17.5 CPU-minutes, against 9.5 and 14.8 with 3;
-one run each).
+default 3: on 2026-12-07 three runs with 3 took 9.5-11.1 minutes, one with 4 took
+10.3 and one with all seven sessions at once 11.3: the sessions crawled beside the
+main run and slowed it).
 """
 
 from __future__ import annotations
